@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Provision the two real Nix versions the tests run against, without touching the
+# system Nix's store:
+#   - Nix 2.8 from Debian stable (apt package nix-bin, installed system-wide);
+#   - Nix 2.34 from Debian's unstable suite, unpacked into a prefix of its own and
+#     started through the prefix's dynamic loader (see shared harness notes).
+# Idempotent: a second run with everything in place takes about a second.
+# Prints the directory holding the `nix` wrapper for 2.34 on its last line.
+set -euo pipefail
+
+PREFIX_ROOT="${NCA_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nix-cache-action}"
+SID_PREFIX="$PREFIX_ROOT/nix-sid"
+WRAPPER_DIR="$SID_PREFIX/wrapper"
+
+apt_ready=0
+apt_install() {
+  if [ "$apt_ready" = 0 ]; then
+    apt-get update -q >/dev/null
+    apt_ready=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null
+}
+
+# Tools from the system's own suite.
+missing=()
+command -v nix >/dev/null || missing+=(nix-bin)
+command -v jq >/dev/null || missing+=(jq)
+command -v xz >/dev/null || missing+=(xz-utils)
+command -v diffoscope >/dev/null || missing+=(diffoscope-minimal)
+command -v /usr/bin/time >/dev/null || missing+=(time)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "provision: apt-get install ${missing[*]}" >&2
+  apt_install "${missing[@]}"
+fi
+
+# Nix from the unstable suite, into its own prefix.
+if [ ! -x "$WRAPPER_DIR/nix" ] || ! "$WRAPPER_DIR/nix" --version >/dev/null 2>&1; then
+  echo "provision: unpacking Nix from Debian's unstable suite into $SID_PREFIX" >&2
+  rm -rf "$SID_PREFIX"
+  work="$SID_PREFIX/apt"
+  mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$SID_PREFIX/root" "$WRAPPER_DIR"
+  # Same mirror as the system's own apt configuration; only the suite differs.
+  uri=""
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+  fi
+  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+    uri=$(awk '$1 == "deb" {print $2; exit}' /etc/apt/sources.list)
+  fi
+  [ -n "$uri" ] || { echo "provision: no Debian mirror found in the apt configuration" >&2; exit 1; }
+  echo "deb $uri sid main" >"$work/sources.list"
+  opts=(-o "Dir::Etc::SourceList=$work/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache"
+        -o "Dir::State::status=/dev/null" -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+  apt-get "${opts[@]}" update -q >/dev/null
+  # The dependency closure, less the base system (perl, debconf, login tools) that the
+  # nix binary itself does not load.
+  mapfile -t pkgs < <(apt-cache "${opts[@]}" depends --recurse --no-recommends --no-suggests \
+      --no-conflicts --no-breaks --no-replaces --no-enhances --no-pre-depends nix-bin \
+    | grep -v '^[ <]' | sort -u \
+    | grep -Ev '^(perl.*|libperl.*|.*-perl|debconf|cdebconf|libdebconfclient0|libdebian-installer4|base-passwd|passwd|login.defs|debianutils|libpam.*|libnewt.*|libslang2|libtextwrap1|readline-common|dpkg|coreutils|libsemanage.*|libsepol2|libaudit.*|libcap-ng0|libdb5.3t64|libgdbm.*)$')
+  (cd "$work/cache/archives" && apt-get "${opts[@]}" download "${pkgs[@]}" >/dev/null)
+  for deb in "$work"/cache/archives/*.deb; do
+    dpkg -x "$deb" "$SID_PREFIX/root"
+  done
+  rm -rf "$work"
+  root="$SID_PREFIX/root"
+  cat >"$WRAPPER_DIR/nix" <<WRAP
+#!/bin/sh
+# Nix from Debian's unstable suite, run through its own loader and libraries.
+# Started this way it cannot re-exec itself as the build hook: turn the hook off.
+NIX_CONFIG="\${NIX_CONFIG:-}
+build-hook = "
+export NIX_CONFIG
+exec "$root/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" \\
+  --library-path "$root/usr/lib/x86_64-linux-gnu:$root/lib/x86_64-linux-gnu" \\
+  "$root/usr/bin/nix" "\$@"
+WRAP
+  chmod +x "$WRAPPER_DIR/nix"
+  "$WRAPPER_DIR/nix" --version >&2
+fi
+echo "$WRAPPER_DIR"
