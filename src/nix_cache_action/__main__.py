@@ -1,0 +1,5 @@
+import sys
+
+from nix_cache_action.cli import main
+
+sys.exit(main())

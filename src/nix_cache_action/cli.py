@@ -1,0 +1,229 @@
+"""`nix-cache-action build|analyze|merge`: the same job as the action, outside GitHub."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import stat
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from nix_cache_action import __version__
+from nix_cache_action.engine import BuildOptions, Session, run_build
+from nix_cache_action.errors import InputError, NixCacheActionError
+from nix_cache_action.ledger import Ledger
+from nix_cache_action.nix.runner import Interrupted, Nix, sigterm_interrupts
+from nix_cache_action.render.summary import render_summary
+from nix_cache_action.render.terminal import render_terminal
+from nix_cache_action.report import Report, Run, load_report, merge, write_report
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+MODES = ("fail", "warn", "off")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nix-cache-action",
+        description="Build Nix installables, account for every cache hit and miss, "
+        "and check that each build is reproducible.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    build = sub.add_parser("build", help="build installables, rebuild them, report")
+    build.add_argument("installables", nargs="*", default=[".#default"])
+    build.add_argument(
+        "--reproducibility",
+        choices=MODES,
+        default="fail",
+        help="fail (default): a differing rebuild fails the run; warn: report "
+        "it only; off: do not rebuild",
+    )
+    build.add_argument(
+        "--deep", action="store_true", help="also rebuild every derivation this run built locally"
+    )
+    build.add_argument(
+        "--nix",
+        default=os.environ.get("NIX_CACHE_ACTION_NIX", "nix"),
+        help="the nix executable (default: nix on PATH)",
+    )
+    build.add_argument(
+        "-C",
+        "--directory",
+        type=Path,
+        default=None,
+        help="run Nix in this directory (default: the current one)",
+    )
+    build.add_argument(
+        "--log",
+        type=Path,
+        default=Path("nix-cache-action.log"),
+        help="where the raw internal-json log is teed (default: %(default)s)",
+    )
+    _outputs(build)
+
+    analyze = sub.add_parser("analyze", help="turn a recorded internal-json log into a report")
+    analyze.add_argument("log", help="the log file, or - for standard input")
+    analyze.add_argument(
+        "--timing",
+        choices=("auto", "arrival", "none"),
+        default="auto",
+        help="arrival: time lines as they arrive (for a live pipe); none: the "
+        "log has no times; auto (default): arrival for a pipe, none for a file",
+    )
+    analyze.add_argument("--reproducibility", choices=MODES, default="fail")
+    _outputs(analyze)
+
+    merge_cmd = sub.add_parser("merge", help="merge JSON reports of several runs into one")
+    merge_cmd.add_argument("reports", nargs="+", type=Path)
+    _outputs(merge_cmd)
+    return parser
+
+
+def _outputs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--report", type=Path, help="write the JSON report here")
+    parser.add_argument("--summary", type=Path, help="write the markdown summary here")
+    parser.add_argument("--json", action="store_true", help="print the JSON report on stdout")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("NIX_CACHE_ACTION_LOG_LEVEL", "WARNING"), format="%(message)s"
+    )
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "build":
+            return _build(args)
+        if args.command == "analyze":
+            return _analyze(args)
+        return _merge(args)
+    except NixCacheActionError as exc:
+        print(f"nix-cache-action: {exc}", file=sys.stderr)  # noqa: T201
+        return EXIT_USAGE if isinstance(exc, InputError) else EXIT_FAILED
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)  # noqa: T201 - the live account goes to stderr
+
+
+def _build(args: argparse.Namespace) -> int:
+    directory = args.directory
+    if directory is not None and not directory.is_dir():
+        raise InputError("--directory", f"{directory} is not a directory; pass an existing one")
+    options = BuildOptions(
+        installables=tuple(args.installables),
+        reproducibility=args.reproducibility,
+        deep=args.deep,
+    )
+    session = Session(options=options)
+    exit_status = EXIT_FAILED
+    try:
+        with sigterm_interrupts():
+            try:
+                nix = Nix(args.nix, cwd=directory)
+                args.log.parent.mkdir(parents=True, exist_ok=True)
+                with args.log.open("wb") as raw_log:
+                    run_build(nix, session, raw_log=raw_log, say=_say)
+                exit_status = session.report().exit_status()
+            except Interrupted as exc:
+                session.notes.append(f"interrupted by {exc}; the report holds what was known")
+                exit_status = EXIT_INTERRUPTED
+            except NixCacheActionError as exc:
+                session.notes.append(str(exc))
+                _say(f"nix-cache-action: {exc}")
+                exit_status = EXIT_FAILED
+    finally:
+        # Whatever happened above, the report and summary are written with what is known.
+        _emit(session.report(), args)
+    return exit_status
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    ledger = Ledger(run="analyze")
+    if args.log == "-":
+        stream: IO[bytes] = sys.stdin.buffer
+        source = "standard input"
+    else:
+        path = Path(args.log)
+        if not path.is_file():
+            raise InputError("log", f"{path} is not a readable file; pass a log file or -")
+        stream = path.open("rb")
+        source = str(path)
+    timed = args.timing == "arrival" or (args.timing == "auto" and _is_pipe(stream))
+    try:
+        if timed:
+            for line in stream:
+                ledger.feed(line, time.monotonic())
+        else:
+            ledger.consume(stream)
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    notes = []
+    if ledger.plain_lines:
+        notes.append(
+            f"{ledger.plain_lines} lines of {source} were not @nix records "
+            "(kept as text, not counted)"
+        )
+    unfinished = ledger.unfinished_substitutions()
+    if unfinished:
+        notes.append(f"{len(unfinished)} substitutions had not finished when the log ended")
+    phases = ledger.phases()
+    check_phase = ledger.phases(check=True)
+    from dataclasses import replace  # noqa: PLC0415 - local to keep the module's imports lean
+
+    report = Report(
+        substitutions=tuple(ledger.substitutions()),
+        builds=tuple(ledger.builds()),
+        checks=tuple(ledger.checks()),
+        cache_errors=tuple(ledger.cache_errors),
+        runs=(Run(label="analyze", plain_lines=ledger.plain_lines, log_path=source),),
+        phases=replace(phases, check=check_phase.check),
+        reproducibility_mode=args.reproducibility,
+        queried=ledger.queried,
+        errors=tuple(e for e in ledger.errors if "may not be deterministic" not in e),
+        notes=tuple(notes),
+    )
+    _emit(report, args)
+    return report.exit_status()
+
+
+def _merge(args: argparse.Namespace) -> int:
+    reports = []
+    for path in args.reports:
+        try:
+            reports.append(load_report(path))
+        except (OSError, ValueError) as exc:
+            raise InputError("reports", f"{path}: {exc}") from exc
+    merged = merge(reports)
+    _emit(merged, args)
+    return merged.exit_status()
+
+
+def _emit(report: Report, args: argparse.Namespace) -> None:
+    if args.report is not None:
+        write_report(report, args.report)
+    if args.summary is not None:
+        args.summary.parent.mkdir(parents=True, exist_ok=True)
+        args.summary.write_text(render_summary(report), encoding="utf-8")
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))  # noqa: T201
+    else:
+        _say(render_terminal(report))
+
+
+def _is_pipe(stream: IO[bytes]) -> bool:
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(stream.fileno())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,418 @@
+"""The build job: evaluate, build, rebuild to check, and collect everything into a Report.
+
+The Session holds what is known so far, so that an interruption or a failure at any step still
+leaves a report with everything found up to that point.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO
+
+from nix_cache_action.ledger import Ledger
+from nix_cache_action.nix.events import (
+    BuildStarted,
+    Event,
+    Message,
+    SubstituteStarted,
+)
+from nix_cache_action.nix.runner import Nix, Streamed
+from nix_cache_action.report import (
+    Build,
+    Check,
+    FirstCopy,
+    Installable,
+    NixInfo,
+    Phases,
+    Report,
+    Run,
+    substituter_name,
+)
+from nix_cache_action.reproducibility import differing_files, diffoscope_text
+
+LOG_FLAGS = ("--log-format", "internal-json", "-v")
+Say = Callable[[str], None]
+
+_ERROR_LINE = re.compile(r"^error:\s*", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    installables: tuple[str, ...]
+    reproducibility: str = "fail"  # "fail", "warn" or "off"
+    deep: bool = False
+    keep_going: bool = True
+
+
+@dataclass
+class Session:
+    """What is known so far; `report()` is valid at every moment."""
+
+    options: BuildOptions
+    nix: NixInfo = field(default_factory=NixInfo)
+    installables: dict[str, Installable] = field(default_factory=dict)
+    ledgers: list[Ledger] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    evaluation_seconds: float | None = None
+    check_seconds: float | None = None
+    notes: list[str] = field(default_factory=list)
+    outputs_by_drv: dict[str, list[str]] = field(default_factory=dict)
+
+    def report(self) -> Report:
+        builds: list[Build] = []
+        substitutions = []
+        cache_errors = []
+        errors: list[str] = []
+        queried: dict[str, int] = {}
+        phases = Phases(evaluation=self.evaluation_seconds, check=self.check_seconds)
+        for ledger in self.ledgers:
+            builds.extend(ledger.builds(self.outputs_by_drv))
+            substitutions.extend(ledger.substitutions())
+            cache_errors.extend(ledger.cache_errors)
+            errors.extend(e for e in ledger.errors if "may not be deterministic" not in e)
+            for url, count in ledger.queried.items():
+                queried[url] = queried.get(url, 0) + count
+            if ledger.run == "build":
+                own = ledger.phases()
+                phases = replace(
+                    phases,
+                    evaluation=_add(phases.evaluation, own.evaluation),
+                    download=own.download,
+                    build=own.build,
+                )
+        for item in self.installables.values():
+            if item.status == "error" and item.error:
+                errors.append(item.error)
+        return Report(
+            substitutions=tuple(substitutions),
+            builds=tuple(builds),
+            checks=tuple(self.checks),
+            installables=tuple(self.installables.values()),
+            cache_errors=tuple(cache_errors),
+            runs=tuple(self.runs),
+            phases=phases,
+            nix=self.nix,
+            reproducibility_mode=self.options.reproducibility,
+            queried=queried,
+            errors=tuple(dict.fromkeys(errors)),
+            notes=tuple(self.notes),
+        )
+
+
+def run_build(  # noqa: C901, PLR0912 - the job reads best as its steps in order
+    nix: Nix, session: Session, *, raw_log: IO[bytes] | None = None, say: Say = print
+) -> None:
+    """Fill `session` step by step; exceptions leave it holding what was known."""
+    options = session.options
+    session.nix = NixInfo(version=nix.version.label, flavour=nix.version.flavour)
+    say(f"nix-cache-action: {nix.version.text}")
+
+    # 1. Evaluate each installable on its own, so an error names the installable.
+    started = nix.clock()
+    for name in options.installables:
+        done = nix.derivation_of(name)
+        drv = done.stdout.strip().splitlines()[-1] if done.returncode == 0 and done.stdout else ""
+        if drv:
+            session.installables[name] = Installable(name=name, drv=drv)
+        else:
+            message = _nix_error(done.stderr) or f"nix exited with status {done.returncode}"
+            session.installables[name] = Installable(
+                name=name, status="error", error=f"{name}: {message}"
+            )
+            say(f"error: cannot evaluate {name}: {message}")
+    session.evaluation_seconds = nix.clock() - started
+    good = [i.name for i in session.installables.values() if i.status != "error"]
+    if not good:
+        return
+
+    # 2. Build.
+    build_ledger = Ledger(run="build")
+    session.ledgers.append(build_ledger)
+    result = _stream(
+        nix,
+        session,
+        build_ledger,
+        [
+            "build",
+            *LOG_FLAGS,
+            "--no-link",
+            "--json",
+            *(["--keep-going"] if options.keep_going else []),
+            *good,
+        ],
+        "build",
+        raw_log,
+        say,
+    )
+    _record_outputs(nix, session, build_ledger, result, good)
+    if options.reproducibility == "off":
+        session.checks.extend(
+            Check(
+                drv=i.drv or "",
+                output=out,
+                verdict="not-checked",
+                reason="reproducibility is off",
+                installable=i.name,
+                run="build",
+                nar_hash=i.nar_hashes.get(out_name),
+            )
+            for i in session.installables.values()
+            if i.status == "built"
+            for out_name, out in i.outputs.items()
+        )
+        return
+
+    # 3. Rebuild the top-level derivations and compare.
+    built = [i for i in session.installables.values() if i.status == "built"]
+    for item in session.installables.values():
+        if item.status == "failed":
+            session.checks.append(
+                Check(
+                    drv=item.drv or "",
+                    output=None,
+                    verdict="not-checked",
+                    reason="the build failed, so there is nothing to compare",
+                    installable=item.name,
+                    run="check",
+                )
+            )
+    if not built:
+        return
+    check_ledger = Ledger(run="check")
+    session.ledgers.append(check_ledger)
+    check_started = nix.clock()
+    try:
+        _stream(
+            nix,
+            session,
+            check_ledger,
+            [
+                "build",
+                *LOG_FLAGS,
+                "--no-link",
+                "--rebuild",
+                "--keep-failed",
+                "--keep-going",
+                *[i.name for i in built],
+            ],
+            "check",
+            raw_log,
+            say,
+        )
+    finally:
+        session.check_seconds = nix.clock() - check_started
+        session.checks.extend(_top_level_checks(nix, build_ledger, check_ledger, built))
+
+    # 4. Deep: every other derivation this run built here.
+    if options.deep:
+        tops = {i.drv for i in built}
+        locally = sorted({b.drv for b in build_ledger.builds() if b.status == "built"} - tops)
+        if not locally:
+            session.notes.append("deep check: no other derivation was built here")
+            return
+        deep_ledger = Ledger(run="deep-check")
+        session.ledgers.append(deep_ledger)
+        deep_started = nix.clock()
+        try:
+            _stream(
+                nix,
+                session,
+                deep_ledger,
+                [
+                    "build",
+                    *LOG_FLAGS,
+                    "--no-link",
+                    "--rebuild",
+                    "--keep-failed",
+                    "--keep-going",
+                    *[nix.version.all_outputs(d) for d in locally],
+                ],
+                "deep-check",
+                raw_log,
+                say,
+            )
+        finally:
+            session.check_seconds = _add(session.check_seconds, nix.clock() - deep_started)
+            for check in deep_ledger.checks():
+                session.checks.append(_explain(nix, replace(check, deep=True, first_copy="built")))
+
+
+def _stream(  # noqa: PLR0913, PLR0917 - each argument is a separate concern of one call
+    nix: Nix,
+    session: Session,
+    ledger: Ledger,
+    args: list[str],
+    label: str,
+    raw_log: IO[bytes] | None,
+    say: Say,
+) -> Streamed:
+    def on_line(line: bytes, now: float) -> None:
+        event = ledger.feed(line, now)
+        if event is not None:
+            _tell(event, say)
+
+    run = Run(label=label, argv=tuple(nix.argv(*args)))
+    session.runs.append(run)
+    index = len(session.runs) - 1
+    try:
+        result = nix.stream(args, on_line, raw_log)
+    except BaseException:
+        session.runs[index] = replace(run, interrupted=True, plain_lines=ledger.plain_lines)
+        session.notes.append(f"the {label} step was interrupted; Nix was stopped")
+        raise
+    session.runs[index] = replace(
+        run,
+        exit_status=result.returncode,
+        seconds=round(result.seconds, 3),
+        plain_lines=ledger.plain_lines,
+    )
+    return result
+
+
+def _tell(event: Event, say: Say) -> None:
+    """The live account in the terminal: one line per build, download and error."""
+    if isinstance(event, BuildStarted):
+        verb = "checking" if event.is_check else "building"
+        say(f"  {verb} {event.drv.rsplit('/', 1)[-1].removesuffix('.drv')}")
+    elif isinstance(event, SubstituteStarted):
+        name = event.path.rsplit("/", 1)[-1]
+        say(f"  fetching {name} from {substituter_name(event.substituter)}")
+    elif isinstance(event, Message) and event.is_error and event.text.startswith("error:"):
+        say("  " + event.text.splitlines()[0])
+
+
+def _record_outputs(
+    nix: Nix, session: Session, ledger: Ledger, result: Streamed, names: list[str]
+) -> None:
+    by_drv: dict[str, dict[str, str]] = {}
+    if result.returncode == 0 and result.stdout.strip():
+        for entry in json.loads(result.stdout):
+            by_drv[entry["drvPath"]] = dict(entry.get("outputs", {}))
+    failed_drvs = {b.drv for b in ledger.builds() if b.status == "failed"}
+    failed_text = {e.split("\n", 1)[0] for e in ledger.errors}
+    for name in names:
+        item = session.installables[name]
+        outputs = by_drv.get(item.drv or "")
+        if outputs is None:
+            # The build as a whole failed (--keep-going): ask for this installable alone, which
+            # evaluates and checks validity but builds nothing.
+            done = nix.run("path-info", name)
+            paths = done.stdout.split() if done.returncode == 0 else []
+            outputs = {_output_name(item.drv or "", p): p for p in paths}
+        if not outputs:
+            reason = next((t for t in failed_text if (item.drv or "?") in t), None)
+            if item.drv in failed_drvs and reason is None:
+                reason = f"building {item.drv} failed"
+            session.installables[name] = replace(
+                item, status="failed", error=reason or "a dependency failed to build"
+            )
+            continue
+        session.outputs_by_drv[item.drv or ""] = list(outputs.values())
+        session.installables[name] = replace(item, outputs=outputs)
+    paths = [p for i in session.installables.values() for p in i.outputs.values()]
+    infos = nix.path_info(paths)
+    for name, item in list(session.installables.items()):
+        if item.outputs:
+            hashes = {o: infos[p].nar_hash for o, p in item.outputs.items() if p in infos}
+            session.installables[name] = replace(item, nar_hashes=hashes)
+
+
+def _top_level_checks(
+    nix: Nix, first: Ledger, check: Ledger, built: list[Installable]
+) -> list[Check]:
+    """One Check per output of each installable, from the rebuild's log and the first build's."""
+    by_drv: dict[str, list[Check]] = {}
+    for seen in check.checks():
+        by_drv.setdefault(seen.drv, []).append(seen)
+    substituted = {s.path: s.substituter for s in first.substitutions()}
+    built_here = {b.drv for b in first.builds() if b.status == "built"}
+    result = []
+    for item in built:
+        drv = item.drv or ""
+        seen_for_drv = by_drv.get(drv, [])
+        differing = {c.output for c in seen_for_drv if c.verdict == "differs"}
+        for out_name, out in item.outputs.items():
+            nar_hash = item.nar_hashes.get(out_name)
+            first_copy: FirstCopy = (
+                "substituted" if out in substituted else "built" if drv in built_here else "present"
+            )
+            base = Check(
+                drv=drv,
+                output=out,
+                verdict="not-checked",
+                installable=item.name,
+                nar_hash=nar_hash,
+                first_copy=first_copy,
+                substituter=substituted.get(out),
+                run="check",
+            )
+            if out in differing:
+                result.append(_explain(nix, replace(base, verdict="differs")))
+            elif differing:
+                # Nix stops comparing a derivation's outputs at the first that differs.
+                result.append(replace(base, reason="another output of it differed"))
+            elif seen_for_drv and seen_for_drv[0].verdict == "reproducible":
+                # Nix compared the NAR hashes itself and found them equal.
+                result.append(replace(base, verdict="reproducible", check_nar_hash=nar_hash))
+            else:
+                reason = seen_for_drv[0].reason if seen_for_drv else "the rebuild did not run"
+                result.append(replace(base, reason=reason))
+    return result
+
+
+def _explain(nix: Nix, check: Check) -> Check:
+    """For a differing output: the `.check` copy's hash and the files that differ."""
+    if check.verdict != "differs" or not check.output:
+        return check
+    first, rebuild = Path(check.output), Path(check.output + ".check")
+    nar_hash = check.nar_hash
+    if nar_hash is None:
+        info = nix.path_info([check.output]).get(check.output)
+        nar_hash = info.nar_hash if info else None
+    if not rebuild.exists():
+        return replace(
+            check,
+            nar_hash=nar_hash,
+            reason="the rebuilt copy was not kept (is --keep-failed honoured?)",
+        )
+    diffs, truncated = differing_files(first, rebuild)
+    return replace(
+        check,
+        nar_hash=nar_hash,
+        check_nar_hash=nix.hash_path(str(rebuild)),
+        differences=tuple(diffs),
+        differences_truncated=truncated,
+        diffoscope=diffoscope_text(first, rebuild),
+    )
+
+
+def _nix_error(stderr: str) -> str:
+    """The `error: ...` part of Nix's stderr, ANSI-free, without `--show-trace` advice."""
+    from nix_cache_action.nix.events import strip_ansi  # noqa: PLC0415 - keep the import local
+
+    text = strip_ansi(stderr)
+    match = _ERROR_LINE.search(text)
+    body = text[match.end() :] if match else text
+    lines = [ln for ln in body.strip().splitlines() if "--show-trace" not in ln]
+    return " ".join(ln.strip() for ln in lines)[:1000]
+
+
+def _output_name(drv: str, path: str) -> str:
+    drv_name = drv.rsplit("/", 1)[-1].split("-", 1)[-1].removesuffix(".drv")
+    out_name = path.rsplit("/", 1)[-1].split("-", 1)[-1]
+    if out_name.startswith(drv_name + "-"):
+        return out_name[len(drv_name) + 1 :]
+    return "out"
+
+
+def _add(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b

@@ -1,0 +1,419 @@
+"""Nix's `--log-format internal-json` records as typed events.
+
+Each stderr line is either `@nix ` followed by one JSON object, or plain text (wrappers, remote
+builders, Lix and a truncated last line all produce such lines). `parse_line` never raises: what it
+cannot read becomes `PlainText`. Activity and result types this module does not know stay plain
+ints so that a newer Nix never breaks the parser.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, TypeAlias
+
+PREFIX = b"@nix "
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+class ActivityType(IntEnum):
+    UNKNOWN = 0
+    COPY_PATH = 100
+    FILE_TRANSFER = 101
+    REALISE = 102
+    COPY_PATHS = 103
+    BUILDS = 104
+    BUILD = 105
+    OPTIMISE_STORE = 106
+    VERIFY_PATHS = 107
+    SUBSTITUTE = 108
+    QUERY_PATH_INFO = 109
+    POST_BUILD_HOOK = 110
+    BUILD_WAITING = 111
+    FETCH_TREE = 112
+
+
+class ResultType(IntEnum):
+    FILE_LINKED = 100
+    BUILD_LOG_LINE = 101
+    UNTRUSTED_PATH = 102
+    CORRUPTED_PATH = 103
+    SET_PHASE = 104
+    PROGRESS = 105
+    SET_EXPECTED = 106
+    POST_BUILD_LOG_LINE = 107
+    FETCH_STATUS = 108
+    # Determinate Nix 3.x only, and only with a `payload` object instead of `fields`: upstream
+    # master uses 109 for something else, so the payload is what tells them apart.
+    HASH_MISMATCH = 109
+    BUILD_RESULT = 110
+
+
+def _activity_type(value: int) -> ActivityType | int:
+    try:
+        return ActivityType(value)
+    except ValueError:
+        return value
+
+
+# --- activities -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityStarted:
+    """An activity without fields of interest (counters, evaluation, unknown types)."""
+
+    id: int
+    type: ActivityType | int
+    level: int
+    text: str
+    parent: int | None
+    fields: tuple[int | str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CopyPathStarted(ActivityStarted):
+    path: str = ""
+    from_uri: str = ""
+    to_uri: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FileTransferStarted(ActivityStarted):
+    url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BuildStarted(ActivityStarted):
+    drv: str = ""
+    machine: str = ""  # "" means this machine
+    round: int = 1
+    rounds: int = 1
+
+    @property
+    def is_check(self) -> bool:
+        # `nix build --rebuild` reuses the build activity; only its text tells the two apart.
+        return self.text.startswith("checking outputs of")
+
+
+@dataclass(frozen=True, slots=True)
+class SubstituteStarted(ActivityStarted):
+    path: str = ""
+    substituter: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class QueryPathInfoStarted(ActivityStarted):
+    path: str = ""
+    cache: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PostBuildHookStarted(ActivityStarted):
+    drv: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityStopped:
+    id: int
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FileLinked:
+    id: int
+    size: int
+    blocks: int
+
+
+@dataclass(frozen=True, slots=True)
+class BuildLogLine:
+    id: int
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class UntrustedPath:
+    id: int
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class CorruptedPath:
+    id: int
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseSet:
+    id: int
+    phase: str
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    id: int
+    done: int
+    expected: int
+    running: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedSet:
+    id: int
+    activity_type: ActivityType | int
+    expected: int
+
+
+@dataclass(frozen=True, slots=True)
+class PostBuildLogLine:
+    id: int
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class FetchStatus:
+    id: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class HashMismatch:
+    """Determinate Nix: a fixed-output derivation produced another hash than declared."""
+
+    id: int
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    """Determinate Nix: the outcome of one build, as a structured payload."""
+
+    id: int
+    payload: dict[str, Any]
+
+    @property
+    def success(self) -> bool | None:
+        success = self.payload.get("success")
+        if isinstance(success, bool):
+            return success
+        status = self.payload.get("status")
+        if isinstance(status, str):
+            return status in {"Built", "Substituted", "AlreadyValid", "ResolvesToAlreadyValid"}
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class OtherResult:
+    """A result type this module does not know (kept with its number)."""
+
+    id: int
+    type: int
+    fields: tuple[int | str, ...]
+    payload: dict[str, Any] | None
+
+
+# --- messages and text ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    level: int
+    text: str  # ANSI escapes removed
+    raw_msg: str | None = None
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.level == 0
+
+
+@dataclass(frozen=True, slots=True)
+class PlainText:
+    """A line that is not an `@nix` record, or one that could not be read as one."""
+
+    text: str
+
+
+Event: TypeAlias = (
+    ActivityStarted
+    | ActivityStopped
+    | FileLinked
+    | BuildLogLine
+    | UntrustedPath
+    | CorruptedPath
+    | PhaseSet
+    | Progress
+    | ExpectedSet
+    | PostBuildLogLine
+    | FetchStatus
+    | HashMismatch
+    | BuildResult
+    | OtherResult
+    | Message
+    | PlainText
+)
+
+
+# --- parsing ----------------------------------------------------------------------------------
+
+PROGRESS_HEAD = b'@nix {"action":"result"'
+PROGRESS_TAIL = b',"type":105}'
+
+
+def progress_activity_id(line: bytes) -> bytes | None:
+    """The activity id of a progress result, read without a JSON parser, else None.
+
+    Progress results are nearly all of a real log (over 98% of a million-line log), and most
+    matter to nobody, so this check decides cheaply whether a line needs parsing at all. It relies
+    on Nix writing keys in sorted order (nlohmann::json); a line in any other shape returns None
+    and goes through the full parser, so a different key order costs speed, never correctness.
+    """
+    body = line.rstrip(b"\r\n")
+    if not (body.endswith(PROGRESS_TAIL) and body.startswith(PROGRESS_HEAD)):
+        return None
+    start = body.rfind(b'"id":')
+    if start < 0:
+        return None
+    return body[start + 5 : -len(PROGRESS_TAIL)]
+
+
+def _text(line: bytes) -> PlainText:
+    return PlainText(strip_ansi(line.decode("utf-8", "replace").rstrip("\r\n")))
+
+
+def parse_line(line: bytes) -> Event:
+    """One stderr line as an event; never raises."""
+    if not line.startswith(PREFIX):
+        return _text(line)
+    try:
+        record = json.loads(line[len(PREFIX) :])
+    except ValueError:  # includes a truncated last line and invalid UTF-8
+        return _text(line)
+    if not isinstance(record, dict):
+        return _text(line)
+    try:
+        return _event(record)
+    except (KeyError, TypeError, ValueError, IndexError):
+        # A record of a shape we do not know (wrong field types, missing keys) is kept as text
+        # rather than stopping the report.
+        return _text(line)
+
+
+def _fields(record: dict[str, Any]) -> tuple[int | str, ...]:
+    raw = record.get("fields", ())
+    if not isinstance(raw, list):
+        raise TypeError("fields")
+    return tuple(raw)
+
+
+def _int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("int")
+    return value
+
+
+def _str(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError("str")
+    return value
+
+
+def _event(record: dict[str, Any]) -> Event:
+    action = record["action"]
+    if action == "result":
+        return _result(record)
+    if action == "stop":
+        return ActivityStopped(_int(record["id"]))
+    if action == "start":
+        return _start(record)
+    if action == "msg":
+        raw = record.get("raw_msg")
+        return Message(
+            level=_int(record.get("level", 0)),
+            text=strip_ansi(_str(record["msg"])),
+            raw_msg=strip_ansi(raw) if isinstance(raw, str) else None,
+            file=record.get("file") if isinstance(record.get("file"), str) else None,
+            line=record.get("line") if isinstance(record.get("line"), int) else None,
+            column=record.get("column") if isinstance(record.get("column"), int) else None,
+        )
+    raise ValueError(action)
+
+
+def _start(record: dict[str, Any]) -> ActivityStarted:  # noqa: PLR0911 - one per type
+    type_ = _activity_type(_int(record["type"]))
+    fields = _fields(record)
+    parent_raw = record.get("parent")
+    common: dict[str, Any] = {
+        "id": _int(record["id"]),
+        "type": type_,
+        "level": _int(record.get("level", 0)),
+        "text": _str(record.get("text", "")),
+        # `parent` exists from Nix 2.18; 0 means "no parent".
+        "parent": parent_raw if isinstance(parent_raw, int) and parent_raw != 0 else None,
+        "fields": fields,
+    }
+    if type_ == ActivityType.SUBSTITUTE:
+        return SubstituteStarted(**common, path=_str(fields[0]), substituter=_str(fields[1]))
+    if type_ == ActivityType.BUILD:
+        return BuildStarted(
+            **common,
+            drv=_str(fields[0]),
+            machine=_str(fields[1]) if len(fields) > 1 else "",
+            round=_int(fields[2]) if len(fields) > 2 else 1,
+            rounds=_int(fields[3]) if len(fields) > 3 else 1,
+        )
+    if type_ == ActivityType.COPY_PATH:
+        return CopyPathStarted(
+            **common, path=_str(fields[0]), from_uri=_str(fields[1]), to_uri=_str(fields[2])
+        )
+    if type_ == ActivityType.FILE_TRANSFER:
+        return FileTransferStarted(**common, url=_str(fields[0]))
+    if type_ == ActivityType.QUERY_PATH_INFO:
+        return QueryPathInfoStarted(**common, path=_str(fields[0]), cache=_str(fields[1]))
+    if type_ == ActivityType.POST_BUILD_HOOK:
+        return PostBuildHookStarted(**common, drv=_str(fields[0]))
+    return ActivityStarted(**common)
+
+
+def _result(record: dict[str, Any]) -> Event:  # noqa: C901, PLR0911 - one branch per type
+    id_ = _int(record["id"])
+    type_ = _int(record["type"])
+    payload = record.get("payload")
+    if isinstance(payload, dict):
+        if type_ == ResultType.BUILD_RESULT:
+            return BuildResult(id_, payload)
+        if type_ == ResultType.HASH_MISMATCH:
+            return HashMismatch(id_, payload)
+        return OtherResult(id_, type_, (), payload)
+    f = _fields(record)
+    if type_ == ResultType.PROGRESS:
+        return Progress(id_, _int(f[0]), _int(f[1]), _int(f[2]), _int(f[3]))
+    if type_ == ResultType.BUILD_LOG_LINE:
+        return BuildLogLine(id_, strip_ansi(_str(f[0])))
+    if type_ == ResultType.SET_PHASE:
+        return PhaseSet(id_, _str(f[0]))
+    if type_ == ResultType.SET_EXPECTED:
+        return ExpectedSet(id_, _activity_type(_int(f[0])), _int(f[1]))
+    if type_ == ResultType.FILE_LINKED:
+        return FileLinked(id_, _int(f[0]), _int(f[1]))
+    if type_ == ResultType.UNTRUSTED_PATH:
+        return UntrustedPath(id_, _str(f[0]))
+    if type_ == ResultType.CORRUPTED_PATH:
+        return CorruptedPath(id_, _str(f[0]))
+    if type_ == ResultType.POST_BUILD_LOG_LINE:
+        return PostBuildLogLine(id_, strip_ansi(_str(f[0])))
+    if type_ == ResultType.FETCH_STATUS:
+        return FetchStatus(id_, _str(f[0]))
+    return OtherResult(id_, type_, f, None)

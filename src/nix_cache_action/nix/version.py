@@ -1,0 +1,80 @@
+"""Which Nix this is, and the flags that differ between versions (all in one place)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from nix_cache_action.errors import NixError
+
+MINIMUM = (2, 8)
+# Checked by this project's tests against Debian's 2.8 and 2.34; newer versions are attempted.
+TESTED_UP_TO = (2, 35)
+
+NIX_TOO_OLD = (
+    "nix {found} is too old: nix-cache-action needs Nix 2.8 or newer. "
+    "Upgrade Nix (the action's install-nix input installs a current one)."
+)
+NIX_VERSION_UNKNOWN = (
+    "could not read the Nix version from `nix --version` (it printed {text!r}). "
+    "Check that `nix` on PATH is Nix, Determinate Nix or Lix."
+)
+
+_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+@dataclass(frozen=True)
+class NixVersion:
+    flavour: str  # "nix", "determinate" or "lix"
+    version: tuple[int, int, int]  # the Nix language/CLI version the flags follow
+    text: str  # what `nix --version` printed
+
+    @property
+    def label(self) -> str:
+        return ".".join(map(str, self.version))
+
+    def at_least(self, major: int, minor: int) -> bool:
+        return self.version[:2] >= (major, minor)
+
+    # --- per-version differences --------------------------------------------------------------
+
+    def path_info_json_flags(self) -> list[str]:
+        # 2.33 deprecates bare `--json` on path-info; earlier versions reject `--json-format`.
+        # Lix forked from 2.18 and keeps the old flags whatever number it reports.
+        if self.flavour != "lix" and self.at_least(2, 33):
+            return ["--json", "--json-format", "1"]
+        return ["--json"]
+
+    def all_outputs(self, drv: str) -> str:
+        # `drv^*` arrived in 2.13; before it a bare .drv path meant "build its outputs".
+        return f"{drv}^*" if self.flavour == "lix" or self.at_least(2, 13) else drv
+
+    @property
+    def has_parent_ids(self) -> bool:
+        return self.at_least(2, 18)
+
+
+def parse_version(text: str) -> NixVersion:
+    """`nix --version` output -> NixVersion.
+
+    Upstream prints `nix (Nix) 2.34.8`; Determinate Nix `nix (Determinate Nix 3.8.2) 2.30.1`;
+    Lix `nix (Lix, like Nix) 2.91.1`. The last version number on the line is the one the CLI
+    follows for upstream and Determinate; Lix numbers its releases 2.90+ from a 2.18 base.
+    """
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    lowered = line.lower()
+    numbers = _VERSION.findall(line)
+    if not numbers:
+        raise NixError(NIX_VERSION_UNKNOWN.format(text=text.strip()[:200]))
+    major, minor, patch = numbers[-1]
+    version = (int(major), int(minor), int(patch or 0))
+    if "lix" in lowered:
+        flavour = "lix"
+    elif "determinate" in lowered:
+        flavour = "determinate"
+    else:
+        flavour = "nix"
+    result = NixVersion(flavour=flavour, version=version, text=line)
+    if flavour != "lix" and version[:2] < MINIMUM:
+        raise NixError(NIX_TOO_OLD.format(found=result.label))
+    return result

@@ -1,0 +1,375 @@
+"""The Report: everything one or more runs found out, and its versioned JSON form.
+
+The JSON schema is documented in README.md ("The JSON report"). Bump SCHEMA_VERSION when a field
+changes meaning or goes away; adding a field keeps the version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from nix_cache_action import __version__
+
+SCHEMA_VERSION = 1
+
+BuildStatus = Literal["built", "failed", "checked"]
+Verdict = Literal["reproducible", "differs", "not-checked"]
+FirstCopy = Literal["substituted", "built", "present", "unknown"]
+MissReason = Literal["not-in-cache", "cache-error", "check", "dependency-failed"]
+
+# Magic Nix Cache's daemon always listens here (magic-nix-cache-action's default `listen`).
+MAGIC_NIX_CACHE_ADDRESSES = ("127.0.0.1:37515", "localhost:37515", "[::1]:37515")
+
+
+def substituter_name(url: str) -> str:
+    """A short human name for a substituter URL: Magic Nix Cache by its address, else the host."""
+    bare = url.split("?", 1)[0].rstrip("/")
+    host = bare.split("://", 1)[-1].split("/", 1)[0]
+    if host in MAGIC_NIX_CACHE_ADDRESSES:
+        return "Magic Nix Cache"
+    if bare.startswith(("file://", "local")) or "://" not in bare:
+        return bare
+    return host
+
+
+@dataclass(frozen=True)
+class Substitution:
+    path: str
+    substituter: str
+    nar_bytes: int | None = None
+    download_bytes: int | None = None
+    seconds: float | None = None
+    started: float | None = None  # seconds since the run started
+    run: str = ""
+
+
+@dataclass(frozen=True)
+class Build:
+    drv: str
+    status: BuildStatus
+    seconds: float | None = None
+    started: float | None = None
+    reason: MissReason = "not-in-cache"
+    reason_detail: str = ""
+    machine: str = ""
+    error: str | None = None
+    log_tail: tuple[str, ...] = ()
+    run: str = ""
+
+
+@dataclass(frozen=True)
+class FileDifference:
+    path: str  # relative to the output; "" for the output itself
+    kind: Literal["content", "only-in-first", "only-in-rebuild", "type"]
+    size: int | None = None
+    check_size: int | None = None
+    sha256: str | None = None
+    check_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    drv: str
+    output: str | None
+    verdict: Verdict
+    reason: str = ""
+    nar_hash: str | None = None
+    check_nar_hash: str | None = None
+    first_copy: FirstCopy = "unknown"
+    substituter: str | None = None
+    installable: str | None = None
+    deep: bool = False
+    differences: tuple[FileDifference, ...] = ()
+    differences_truncated: bool = False
+    diffoscope: str | None = None
+    run: str = ""
+
+
+@dataclass(frozen=True)
+class CacheError:
+    substituter: str
+    url: str
+    status: int | None
+    message: str
+    retried: bool = False
+
+
+@dataclass(frozen=True)
+class Installable:
+    name: str
+    drv: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    status: Literal["built", "failed", "error"] = "built"
+    error: str | None = None
+    nar_hashes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Run:
+    label: str  # "build", "check", "deep-check", "analyze"
+    argv: tuple[str, ...] = ()
+    exit_status: int | None = None
+    seconds: float | None = None
+    log_path: str | None = None
+    plain_lines: int = 0  # lines that were not `@nix` records
+    interrupted: bool = False
+
+
+@dataclass(frozen=True)
+class Phases:
+    evaluation: float | None = None
+    download: float | None = None
+    build: float | None = None
+    check: float | None = None
+
+
+@dataclass(frozen=True)
+class SubstituterTotals:
+    url: str
+    name: str
+    substituted: int
+    nar_bytes: int
+    download_bytes: int
+    seconds: float | None
+    queried: int
+    errors: int
+    hit_rate: float | None  # paths served / distinct paths asked of it; None if unknown
+
+
+@dataclass(frozen=True)
+class Totals:
+    substituted: int
+    built: int
+    failed: int
+    checked: int
+    reproducible: int
+    differs: int
+    not_checked: int
+    hit_rate: float | None  # substituted / (substituted + built)
+    nar_bytes: int
+    download_bytes: int
+    build_seconds: float | None
+    cache_errors: int
+
+
+@dataclass(frozen=True)
+class NixInfo:
+    version: str | None = None
+    flavour: str | None = None  # "nix", "determinate", "lix"
+
+
+@dataclass(frozen=True)
+class Report:
+    substitutions: tuple[Substitution, ...] = ()
+    builds: tuple[Build, ...] = ()
+    checks: tuple[Check, ...] = ()
+    installables: tuple[Installable, ...] = ()
+    cache_errors: tuple[CacheError, ...] = ()
+    runs: tuple[Run, ...] = ()
+    phases: Phases = field(default_factory=Phases)
+    nix: NixInfo = field(default_factory=NixInfo)
+    reproducibility_mode: str = "fail"
+    # Distinct store paths asked of each substituter (narinfo look-ups), for per-cache hit rates.
+    queried: dict[str, int] = field(default_factory=dict)
+    errors: tuple[str, ...] = ()  # Nix's error messages and ours, ANSI-free, bounded
+    notes: tuple[str, ...] = ()  # what the tool itself noticed (skipped lines, interruptions)
+
+    # --- derived ------------------------------------------------------------------------------
+
+    def totals(self) -> Totals:
+        built = sum(1 for b in self.builds if b.status == "built")
+        substituted = len(self.substitutions)
+        miss_base = substituted + built
+        seconds = [b.seconds for b in self.builds if b.status != "checked"]
+        return Totals(
+            substituted=substituted,
+            built=built,
+            failed=sum(1 for b in self.builds if b.status == "failed"),
+            checked=sum(1 for b in self.builds if b.status == "checked"),
+            reproducible=sum(1 for c in self.checks if c.verdict == "reproducible"),
+            differs=sum(1 for c in self.checks if c.verdict == "differs"),
+            not_checked=sum(1 for c in self.checks if c.verdict == "not-checked"),
+            hit_rate=round(substituted / miss_base, 4) if miss_base else None,
+            nar_bytes=sum(s.nar_bytes or 0 for s in self.substitutions),
+            download_bytes=sum(s.download_bytes or 0 for s in self.substitutions),
+            build_seconds=_sum_known(seconds),
+            cache_errors=len(self.cache_errors),
+        )
+
+    def substituters(self) -> tuple[SubstituterTotals, ...]:
+        by_url: dict[str, list[Substitution]] = {}
+        for sub in self.substitutions:
+            by_url.setdefault(sub.substituter, []).append(sub)
+        errors: dict[str, int] = {}
+        for err in self.cache_errors:
+            errors[err.substituter] = errors.get(err.substituter, 0) + 1
+        asked = self.queried
+        urls = list(dict.fromkeys([*by_url, *errors, *asked]))
+        rows = []
+        for url in urls:
+            subs = by_url.get(url, [])
+            n_asked = asked.get(url, 0)
+            rows.append(
+                SubstituterTotals(
+                    url=url,
+                    name=substituter_name(url),
+                    substituted=len(subs),
+                    nar_bytes=sum(s.nar_bytes or 0 for s in subs),
+                    download_bytes=sum(s.download_bytes or 0 for s in subs),
+                    seconds=_sum_known([s.seconds for s in subs]),
+                    queried=n_asked,
+                    errors=errors.get(url, 0),
+                    hit_rate=round(min(len(subs), n_asked) / n_asked, 4) if n_asked else None,
+                )
+            )
+        return tuple(rows)
+
+    def succeeded(self) -> bool:
+        """Everything built (reproducibility is judged separately, by the mode)."""
+        return (
+            not self.errors
+            and all(i.status == "built" for i in self.installables)
+            and not any(b.status == "failed" for b in self.builds)
+        )
+
+    def verdict(self) -> Literal["ok", "failed", "not-reproducible", "warning"]:
+        if not self.succeeded():
+            return "failed"
+        if any(c.verdict == "differs" for c in self.checks):
+            return "not-reproducible" if self.reproducibility_mode == "fail" else "warning"
+        return "ok"
+
+    def exit_status(self) -> int:
+        return 0 if self.verdict() in {"ok", "warning"} else 1
+
+    # --- JSON ---------------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        body = {
+            "schema_version": SCHEMA_VERSION,
+            "tool": {"name": "nix-cache-action", "version": __version__},
+            "verdict": self.verdict(),
+            "reproducibility_mode": self.reproducibility_mode,
+            "nix": dataclasses.asdict(self.nix),
+            "totals": dataclasses.asdict(self.totals()),
+            "phases": dataclasses.asdict(self.phases),
+            "substituters": [dataclasses.asdict(s) for s in self.substituters()],
+            "installables": [dataclasses.asdict(i) for i in self.installables],
+            "substitutions": [dataclasses.asdict(s) for s in self.substitutions],
+            "builds": [dataclasses.asdict(b) for b in self.builds],
+            "checks": [dataclasses.asdict(c) for c in self.checks],
+            "cache_errors": [dataclasses.asdict(e) for e in self.cache_errors],
+            "runs": [dataclasses.asdict(r) for r in self.runs],
+            "queried": dict(self.queried),
+            "errors": list(self.errors),
+            "notes": list(self.notes),
+        }
+        return _jsonable(body)  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Report:
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(
+                f"report schema_version {version!r} is not {SCHEMA_VERSION}; "
+                "re-create the report with this version of nix-cache-action"
+            )
+
+        def many(kind: type[Any], key: str) -> tuple[Any, ...]:
+            return tuple(_from_dict(kind, item) for item in data.get(key, []))
+
+        return cls(
+            substitutions=many(Substitution, "substitutions"),
+            builds=many(Build, "builds"),
+            checks=many(Check, "checks"),
+            installables=many(Installable, "installables"),
+            cache_errors=many(CacheError, "cache_errors"),
+            runs=many(Run, "runs"),
+            phases=_from_dict(Phases, data.get("phases", {})),
+            nix=_from_dict(NixInfo, data.get("nix", {})),
+            reproducibility_mode=str(data.get("reproducibility_mode", "fail")),
+            queried={str(k): int(v) for k, v in data.get("queried", {}).items()},
+            errors=tuple(data.get("errors", [])),
+            notes=tuple(data.get("notes", [])),
+        )
+
+
+def merge(reports: list[Report]) -> Report:
+    """One report for several runs (a matrix of jobs): lists are joined, totals re-derived."""
+    if not reports:
+        return Report()
+
+    def join(name: str) -> tuple[Any, ...]:
+        return tuple(item for report in reports for item in getattr(report, name))
+
+    phases = Phases(
+        **{
+            f.name: _sum_known([getattr(r.phases, f.name) for r in reports])
+            for f in dataclasses.fields(Phases)
+        }
+    )
+    modes = {r.reproducibility_mode for r in reports}
+    queried: dict[str, int] = {}
+    for report in reports:
+        for url, count in report.queried.items():
+            queried[url] = queried.get(url, 0) + count
+    return Report(
+        substitutions=join("substitutions"),
+        builds=join("builds"),
+        checks=join("checks"),
+        installables=join("installables"),
+        cache_errors=join("cache_errors"),
+        runs=join("runs"),
+        phases=phases,
+        nix=reports[0].nix,
+        # The strictest mode wins: a merged verdict must not hide a failure of one job.
+        reproducibility_mode="fail" if "fail" in modes else min(modes),
+        queried=queried,
+        errors=join("errors"),
+        notes=join("notes"),
+    )
+
+
+def write_report(report: Report, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)  # never leave a half-written report behind
+
+
+def load_report(path: Path) -> Report:
+    return Report.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _sum_known(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(sum(known), 3) if known else None
+
+
+def _jsonable(value: Any) -> Any:  # noqa: ANN401 - walks arbitrary JSON
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _from_dict(kind: type[Any], data: dict[str, Any]) -> Any:  # noqa: ANN401 - any dataclass
+    names = {f.name: f for f in dataclasses.fields(kind)}
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in names:
+            continue  # a newer writer's extra field
+        if key == "differences":
+            values[key] = tuple(_from_dict(FileDifference, d) for d in value)
+        elif isinstance(value, list):
+            values[key] = tuple(value)
+        else:
+            values[key] = value
+    return kind(**values)
