@@ -159,9 +159,7 @@ class Ledger:
             if build is not None:
                 build.phase = event.phase
         elif isinstance(event, BuildResult):
-            build = self._builds.get(event.id)
-            if build is not None:
-                build.success = event.success
+            self._build_result(event)
         elif isinstance(event, Progress):
             # Reached only for progress lines the fast path could not read (another key order).
             key = str(event.id).encode()
@@ -172,6 +170,24 @@ class Ledger:
         elif isinstance(event, PlainText):
             self.plain_lines += 1
 
+    def _build_result(self, event: BuildResult) -> None:
+        """Determinate Nix's structured outcome; it names the drv in its payload, and its id is
+        whatever activity was current, not necessarily the build's."""
+        build = self._builds.get(event.id)
+        path = event.payload.get("path")
+        drv = path.get("drvPath") if isinstance(path, dict) else None
+        if isinstance(drv, str):
+            base = drv.rsplit("/", 1)[-1]
+            build = next(
+                (b for b in self._builds.values() if b.drv.rsplit("/", 1)[-1] == base), build
+            )
+        if build is None:
+            return  # a substitution's result: the substitute activity already says it all
+        build.success = event.success
+        message = event.payload.get("errorMsg")
+        if event.success is False and isinstance(message, str):
+            self._failed.setdefault(build.drv, message)
+
     def _start(self, event: ActivityStarted, now: float | None) -> None:
         if isinstance(event, SubstituteStarted):
             self._subs[event.id] = _Sub(event.path, event.substituter, now)
@@ -180,9 +196,15 @@ class Ledger:
             self._copies[event.id] = event.path
             self._tracked.add(str(event.id).encode())
         elif isinstance(event, FileTransferStarted):
-            # Only Nix 2.18+ says which copy a download belongs to (`parent`).
-            if event.parent is not None and event.parent in self._copies:
-                self._transfers[event.id] = self._copies[event.parent]
+            # Nix 2.18+ says which copy a download belongs to (`parent`). Before that, a NAR
+            # download is attributed only when exactly one copy is open: with parallel copies
+            # the log alone cannot tell, and the bytes stay unknown rather than guessed.
+            owner = event.parent if event.parent in self._copies else None
+            if owner is None and event.parent is None and "/nar/" in event.url:
+                if len(self._copies) == 1:
+                    owner = next(iter(self._copies))
+            if owner is not None:
+                self._transfers[event.id] = self._copies[owner]
                 self._tracked.add(str(event.id).encode())
         elif isinstance(event, BuildStarted):
             self._builds[event.id] = _Build(event.drv, event.is_check, event.machine, now)

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian machine (as root) to run nix-cache-action from this checkout:
+# Nix (Debian's 2.8 as `nix`; Nix 2.34 in a prefix for the tests), diffoscope, jq, and a venv at
+# .venv with the runtime dependencies from the hash-locked requirements.lock, the test tools and
+# the project itself. Idempotent; a second run takes a few seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/provision-nix.sh >/dev/null
+
+# Debian's Nix runs single-user as root here: no build users, no sandbox, flakes enabled.
+# Only settings that are not set already are added, so an existing nix.conf keeps its choices.
+conf=/etc/nix/nix.conf
+if [ -w /etc ] && [ "$(id -u)" = 0 ]; then
+  mkdir -p /etc/nix
+  touch "$conf"
+  # Debian's file has no final newline; appending must not glue two settings together.
+  if [ -s "$conf" ] && [ -n "$(tail -c 1 "$conf")" ]; then echo >>"$conf"; fi
+  add() { grep -q "^[[:space:]]*$1[[:space:]]*=" "$conf" || echo "$1 = $2" >>"$conf"; }
+  add experimental-features "nix-command flakes"
+  getent group nixbld >/dev/null || add build-users-group ""
+  add sandbox false
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+stamp=.venv/.installed
+want=$(cat requirements.lock requirements-dev.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  .venv/bin/pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
+  echo "$want" >"$stamp"
+fi
+echo "setup: ready ($(nix --version), $(.venv/bin/python --version))" >&2

@@ -1,0 +1,295 @@
+"""Action inputs and the GitHub context, read from the environment into frozen records.
+
+The composite action forwards each input through `env:` as `INPUT_<NAME>`, the name @actions/core
+reads: spaces become `_`, letters are uppercased and `-` is kept (`INPUT_DEEP-CHECK`). Values are
+trimmed and an empty value means "not set", exactly as `core.getInput` treats them; the one
+exception is an `installables` value made only of whitespace, which is an error (see below).
+
+Reading `working-directory` looks at the file system (it must be an existing directory); nothing
+else here touches anything but the mapping it is given and, for `commit_sha`, the event payload.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nix_cache_action.errors import InputError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+INPUT_NAMES = (
+    "installables",
+    "reproducibility",
+    "deep-check",
+    "summary",
+    "annotations",
+    "status-checks",
+    "github-token",
+    "working-directory",
+    "install-nix",
+    "magic-nix-cache",
+    "extra-conf",
+)
+
+CONTEXT_VARIABLES = (
+    "GITHUB_ACTIONS",
+    "GITHUB_WORKSPACE",
+    "GITHUB_REPOSITORY",
+    "GITHUB_SHA",
+    "GITHUB_EVENT_NAME",
+    "GITHUB_EVENT_PATH",
+    "GITHUB_API_URL",
+    "GITHUB_SERVER_URL",
+    "GITHUB_RUN_ID",
+    "GITHUB_STEP_SUMMARY",
+    "GITHUB_OUTPUT",
+    "RUNNER_TEMP",
+)
+
+DEFAULT_INSTALLABLES = (".#default",)
+DEFAULT_API_URL = "https://api.github.com"
+# @actions/github falls back to the same two URLs when the runner does not set them.
+DEFAULT_SERVER_URL = "https://github.com"
+
+# getBooleanInput accepts exactly the YAML 1.2 core schema spellings, nothing looser.
+TRUE_VALUES = ("true", "True", "TRUE")
+FALSE_VALUES = ("false", "False", "FALSE")
+
+# On these events GITHUB_SHA is the merge commit GitHub made for the test, which nobody sees on
+# the pull request; statuses must go to the head commit of the pull request instead.
+PULL_REQUEST_EVENTS = frozenset({"pull_request", "pull_request_target"})
+
+BOOLEAN_MESSAGE = "{value!r} is not a boolean; set it to true or false (accepted: {accepted})"
+MODE_MESSAGE = "{value!r} is not one of {modes}; set it to one of those"
+NO_INSTALLABLES_MESSAGE = (
+    "the value holds only whitespace, so there is nothing to build; list flake references such"
+    " as '.#default .#checks', or remove the input to build .#default"
+)
+OPTION_INSTALLABLE_MESSAGE = (
+    "{value!r} looks like a Nix option, not an installable; pass Nix settings through"
+    " extra-conf and list only flake references here"
+)
+OUTSIDE_WORKSPACE_MESSAGE = (
+    "{value!r} resolves to {path}, outside the workspace {workspace}; use a path inside the"
+    " repository checkout, such as '.' or 'subdir'"
+)
+NOT_A_DIRECTORY_MESSAGE = (
+    "{value!r} resolves to {path}, which is not a directory; create it or name an existing"
+    " directory inside the workspace"
+)
+REPOSITORY_MESSAGE = "{value!r} is not of the form owner/name; set it to owner/name or unset it"
+EVENT_PATH_MISSING_MESSAGE = (
+    "is not set although the event is {event}; run on GitHub Actions or set it to the path of"
+    " the event's JSON payload"
+)
+EVENT_UNREADABLE_MESSAGE = (
+    "cannot read the {event} payload at {path}: {reason}; point it at the event's JSON payload"
+)
+EVENT_NO_HEAD_MESSAGE = (
+    "the {event} payload at {path} has no pull_request.head.sha; point it at the payload of a"
+    " pull request event"
+)
+
+
+class ReproducibilityMode(Enum):
+    FAIL = "fail"
+    WARN = "warn"
+    OFF = "off"
+
+
+@dataclass(frozen=True)
+class GitHubContext:
+    """What the runner says about the run; every part is optional so the CLI can reuse it."""
+
+    is_github_actions: bool = False
+    workspace: Path | None = None
+    repository: str | None = None
+    sha: str | None = None
+    event_name: str | None = None
+    event_path: Path | None = None
+    api_url: str = DEFAULT_API_URL
+    server_url: str = DEFAULT_SERVER_URL
+    run_id: str | None = None
+    step_summary: Path | None = None
+    output: Path | None = None
+    runner_temp: Path | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    installables: tuple[str, ...]
+    reproducibility: ReproducibilityMode
+    deep_check: bool
+    summary: bool
+    annotations: bool
+    status_checks: bool
+    github_token: str = field(repr=False)
+    working_directory: Path
+    install_nix: bool
+    magic_nix_cache: bool
+    extra_conf: str
+    github: GitHubContext
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    github = load_context(environ)
+    return Settings(
+        installables=_installables(environ.get(input_variable("installables"), "")),
+        reproducibility=_mode(_input(environ, "reproducibility")),
+        deep_check=_boolean(environ, "deep-check", default=False),
+        summary=_boolean(environ, "summary", default=True),
+        annotations=_boolean(environ, "annotations", default=True),
+        status_checks=_boolean(environ, "status-checks", default=True),
+        github_token=_input(environ, "github-token"),
+        working_directory=_working_directory(
+            _input(environ, "working-directory") or ".",
+            github.workspace or Path.cwd(),
+        ),
+        install_nix=_boolean(environ, "install-nix", default=True),
+        magic_nix_cache=_boolean(environ, "magic-nix-cache", default=True),
+        extra_conf=_input(environ, "extra-conf"),
+        github=github,
+    )
+
+
+def load_context(environ: Mapping[str, str]) -> GitHubContext:
+    repository = _variable(environ, "GITHUB_REPOSITORY")
+    if repository is not None:
+        owner, _, name = repository.partition("/")
+        if not owner or not name or "/" in name:
+            raise InputError("GITHUB_REPOSITORY", REPOSITORY_MESSAGE.format(value=repository))
+    return GitHubContext(
+        is_github_actions=_variable(environ, "GITHUB_ACTIONS") == "true",
+        workspace=_path_variable(environ, "GITHUB_WORKSPACE"),
+        repository=repository,
+        sha=_variable(environ, "GITHUB_SHA"),
+        event_name=_variable(environ, "GITHUB_EVENT_NAME"),
+        event_path=_path_variable(environ, "GITHUB_EVENT_PATH"),
+        api_url=_variable(environ, "GITHUB_API_URL") or DEFAULT_API_URL,
+        server_url=_variable(environ, "GITHUB_SERVER_URL") or DEFAULT_SERVER_URL,
+        run_id=_variable(environ, "GITHUB_RUN_ID"),
+        step_summary=_path_variable(environ, "GITHUB_STEP_SUMMARY"),
+        output=_path_variable(environ, "GITHUB_OUTPUT"),
+        runner_temp=_path_variable(environ, "RUNNER_TEMP"),
+    )
+
+
+def commit_sha(context: GitHubContext) -> str | None:
+    """The commit that statuses and checks belong to, or None when the run names none."""
+    if context.event_name not in PULL_REQUEST_EVENTS:
+        return context.sha
+    event = context.event_name
+    if context.event_path is None:
+        raise InputError("GITHUB_EVENT_PATH", EVENT_PATH_MISSING_MESSAGE.format(event=event))
+    try:
+        payload: object = json.loads(context.event_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(
+            "GITHUB_EVENT_PATH",
+            EVENT_UNREADABLE_MESSAGE.format(event=event, path=context.event_path, reason=error),
+        ) from error
+    sha = _lookup(payload, ("pull_request", "head", "sha"))
+    if not isinstance(sha, str) or not sha:
+        raise InputError(
+            "GITHUB_EVENT_PATH",
+            EVENT_NO_HEAD_MESSAGE.format(event=event, path=context.event_path),
+        )
+    return sha
+
+
+def input_variable(name: str) -> str:
+    """The environment variable @actions/core's getInput reads for an input."""
+    return f"INPUT_{name.replace(' ', '_').upper()}"
+
+
+def _input(environ: Mapping[str, str], name: str) -> str:
+    return environ.get(input_variable(name), "").strip()
+
+
+def _variable(environ: Mapping[str, str], name: str) -> str | None:
+    return environ.get(name, "").strip() or None
+
+
+def _path_variable(environ: Mapping[str, str], name: str) -> Path | None:
+    value = _variable(environ, name)
+    return None if value is None else Path(value)
+
+
+def _boolean(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
+    value = _input(environ, name)
+    if not value:
+        return default
+    if value in TRUE_VALUES:
+        return True
+    if value in FALSE_VALUES:
+        return False
+    accepted = ", ".join(TRUE_VALUES + FALSE_VALUES)
+    raise InputError(name, BOOLEAN_MESSAGE.format(value=value, accepted=accepted))
+
+
+def _mode(value: str) -> ReproducibilityMode:
+    if not value:
+        return ReproducibilityMode.FAIL
+    try:
+        return ReproducibilityMode(value)
+    except ValueError:
+        modes = ", ".join(mode.value for mode in ReproducibilityMode)
+        raise InputError("reproducibility", MODE_MESSAGE.format(value=value, modes=modes)) from None
+
+
+def _installables(raw: str) -> tuple[str, ...]:
+    if not raw:
+        return DEFAULT_INSTALLABLES
+    # Flake references contain no whitespace, so any run of spaces or newlines separates them.
+    found = tuple(dict.fromkeys(raw.split()))
+    if not found:
+        # Something was written, yet nothing is left: most likely an expression such as
+        # `${{ matrix.outputs }}` came out blank. Building .#default instead would hide that.
+        raise InputError("installables", NO_INSTALLABLES_MESSAGE)
+    for installable in found:
+        # These end up as argv of `nix build`; a leading dash would turn a value into an option.
+        if installable.startswith("-"):
+            raise InputError("installables", OPTION_INSTALLABLE_MESSAGE.format(value=installable))
+    return found
+
+
+def _working_directory(value: str, workspace: Path) -> Path:
+    root = workspace.resolve()
+    # resolve() follows symlinks, so a link inside the checkout that points out of it is caught.
+    path = (root / value).resolve()
+    if not path.is_relative_to(root):
+        raise InputError(
+            "working-directory",
+            OUTSIDE_WORKSPACE_MESSAGE.format(value=value, path=path, workspace=root),
+        )
+    if not path.is_dir():
+        raise InputError(
+            "working-directory", NOT_A_DIRECTORY_MESSAGE.format(value=value, path=path)
+        )
+    return path
+
+
+def _lookup(payload: object, keys: tuple[str, ...]) -> object:
+    for key in keys:
+        if not isinstance(payload, dict):
+            return None
+        payload = payload.get(key)
+    return payload
+
+
+__all__ = [
+    "CONTEXT_VARIABLES",
+    "INPUT_NAMES",
+    "GitHubContext",
+    "ReproducibilityMode",
+    "Settings",
+    "commit_sha",
+    "input_variable",
+    "load_context",
+    "load_settings",
+]

@@ -1,0 +1,20 @@
+{
+  outputs = { self }: let
+    system = "x86_64-linux";
+    mk = name: script: deps: derivation {
+      inherit name system;
+      builder = "/bin/sh";
+      args = [ "-c" script ];
+      PATH = "/usr/bin:/bin";
+      inherit deps;
+    };
+    leaf = mk "leaf" "echo leaf > $out" [];
+    mid = mk "mid" "echo mid $deps > $out; echo building mid" [ leaf ];
+  in {
+    packages.${system} = {
+      default = mk "top" "cat $deps > $out" [ mid ];
+      nondet = mk "nondet" "date +%s%N > $out" [ leaf ];
+      fails = mk "fails" "echo oops >&2; exit 3" [ leaf ];
+    };
+  };
+}

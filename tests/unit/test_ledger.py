@@ -1,0 +1,324 @@
+"""The ledger on logs this project recorded from Nix 2.8 and 2.34 (see tests/logs/README.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nix_cache_action.ledger import Ledger, store_name
+from nix_cache_action.report import Report, merge
+
+LOGS = Path(__file__).parent.parent / "logs"
+VERSIONS = ["2.8", "2.34"]
+
+
+def ledger_of(name: str, version: str) -> Ledger:
+    ledger = Ledger(run="test")
+    with (LOGS / f"{name}-{version}.log").open("rb") as handle:
+        ledger.consume(handle)
+    return ledger
+
+
+def report_of(ledger: Ledger) -> Report:
+    return Report(
+        substitutions=tuple(ledger.substitutions()),
+        builds=tuple(ledger.builds()),
+        checks=tuple(ledger.checks()),
+        cache_errors=tuple(ledger.cache_errors),
+        queried=ledger.queried,
+        errors=tuple(ledger.errors),
+    )
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_cold_build(version: str) -> None:
+    report = report_of(ledger_of("build", version))
+    names = sorted(store_name(b.drv) for b in report.builds)
+    assert names == ["leaf", "mid", "nondet", "top"]
+    assert {b.status for b in report.builds} == {"built"}
+    assert {b.reason for b in report.builds} == {"not-in-cache"}
+    totals = report.totals()
+    assert (totals.substituted, totals.built, totals.failed, totals.hit_rate) == (0, 4, 0, 0.0)
+    assert report.checks == ()
+    assert report.errors == ()
+    # A recorded log has no times: durations are unknown, not zero.
+    assert all(b.seconds is None for b in report.builds)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_rebuild_gives_verdicts_from_the_log_alone(version: str) -> None:
+    report = report_of(ledger_of("rebuild", version))
+    verdicts = {store_name(c.drv): c.verdict for c in report.checks}
+    assert verdicts == {"nondet": "differs", "top": "reproducible"}
+    differs = next(c for c in report.checks if c.verdict == "differs")
+    assert differs.output is not None
+    assert differs.output.endswith("-nondet")
+    assert {b.status for b in report.builds} == {"checked"}
+    assert report.totals().built == 0  # check rebuilds are not cache misses
+    assert report.totals().hit_rate is None
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_failed_build_keeps_its_log_tail(version: str) -> None:
+    report = report_of(ledger_of("fail", version))
+    (build,) = report.builds
+    assert store_name(build.drv) == "fails"
+    assert build.status == "failed"
+    assert build.log_tail == ("oops",)
+    assert build.error is not None
+    assert "exit code 3" in build.error
+    assert report.totals().failed == 1
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_substitution_from_magic_nix_cache(version: str) -> None:
+    report = report_of(ledger_of("substitute", version))
+    assert sorted(store_name(s.path) for s in report.substitutions) == ["leaf", "top"]
+    (row,) = report.substituters()
+    assert row.name == "Magic Nix Cache"
+    assert row.url == "http://127.0.0.1:37515"
+    assert (row.substituted, row.queried, row.errors, row.hit_rate) == (2, 2, 0, 1.0)
+    # The NAR downloads are 128 and 184 bytes (xz); both versions see them.
+    assert sorted(s.download_bytes or 0 for s in report.substitutions) == [128, 184]
+    if version == "2.34":
+        # Only Nix with progress on the copy activity reports the unpacked NAR size.
+        assert sorted(s.nar_bytes or 0 for s in report.substitutions) == [120, 176]
+    assert report.totals().hit_rate == 1.0
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_cache_answering_418(version: str) -> None:
+    report = report_of(ledger_of("cache418", version))
+    (error,) = report.cache_errors
+    assert error.status == 418
+    assert error.substituter == "http://127.0.0.1:37516"
+    assert error.url.endswith(".narinfo")
+    assert not error.retried
+    (row,) = report.substituters()
+    assert (row.errors, row.substituted) == (1, 0)
+    assert any("HTTP error 418" in e for e in report.errors)
+
+
+def test_feed_and_consume_agree() -> None:
+    for log in sorted(LOGS.glob("*.log")):
+        fed, consumed = Ledger(), Ledger()
+        for raw in log.read_bytes().splitlines(keepends=True):
+            fed.feed(raw)
+        consumed.consume(log.open("rb"))
+        assert report_of(fed).to_json() == report_of(consumed).to_json(), log.name
+
+
+def lines(*records: dict[str, object]) -> list[bytes]:
+    return [b"@nix " + json.dumps(r).encode() + b"\n" for r in records]
+
+
+def test_times_phases_and_parallel_union() -> None:
+    ledger = Ledger()
+    events = lines(
+        {"action": "start", "id": 1, "level": 0, "text": "", "type": 102},
+        {
+            "action": "start",
+            "id": 2,
+            "level": 3,
+            "text": "building",
+            "type": 105,
+            "fields": ["/s/aaa-a.drv", "", 1, 1],
+        },
+        {
+            "action": "start",
+            "id": 3,
+            "level": 3,
+            "text": "building",
+            "type": 105,
+            "fields": ["/s/bbb-b.drv", "", 1, 1],
+        },
+        {"action": "stop", "id": 2},
+        {"action": "stop", "id": 3},
+    )
+    for now, raw in zip([10.0, 11.0, 12.0, 14.0, 15.0], events, strict=True):
+        ledger.feed(raw, now)
+    builds = {store_name(b.drv): b for b in ledger.builds()}
+    assert builds["a"].seconds == 3.0
+    assert builds["b"].seconds == 3.0
+    assert builds["b"].started == 2.0
+    phases = ledger.phases()
+    assert phases.evaluation == 0.0
+    assert phases.build == 4.0  # 11..15 overlapping, counted once
+
+
+def test_interrupted_build_is_failed_and_unfinished_substitution_not_counted() -> None:
+    ledger = Ledger()
+    ledger.consume(
+        lines(
+            {
+                "action": "start",
+                "id": 2,
+                "level": 3,
+                "text": "building",
+                "type": 105,
+                "fields": ["/s/aaa-a.drv", "", 1, 1],
+            },
+            {
+                "action": "start",
+                "id": 4,
+                "level": 0,
+                "text": "",
+                "type": 108,
+                "fields": ["/s/ccc-c", "http://c"],
+            },
+        )
+    )
+    (build,) = ledger.builds()
+    assert build.status == "failed"
+    assert build.error == "interrupted before the build finished"
+    assert ledger.substitutions() == []
+    assert ledger.unfinished_substitutions() == ["/s/ccc-c"]
+
+
+def test_determinate_build_result_names_its_drv() -> None:
+    ledger = Ledger()
+    ledger.consume(
+        lines(
+            {
+                "action": "start",
+                "id": 2,
+                "level": 3,
+                "text": "building",
+                "type": 105,
+                "fields": ["/nix/store/aaa-a.drv", "", 1, 1],
+            },
+            {"action": "stop", "id": 2},
+            # Sent on another activity (the current one), naming the drv by base name.
+            {
+                "action": "result",
+                "id": 0,
+                "type": 110,
+                "sid": "s",
+                "payload": {
+                    "path": {"drvPath": "aaa-a.drv", "outputs": ["*"]},
+                    "success": False,
+                    "status": "PermanentFailure",
+                    "errorMsg": "Cannot build 'aaa-a.drv'.",
+                },
+            },
+        )
+    )
+    (build,) = ledger.builds()
+    assert build.status == "failed"
+    assert build.error == "Cannot build 'aaa-a.drv'."
+
+
+def test_cache_error_explains_the_miss_by_name() -> None:
+    ledger = Ledger()
+    ledger.consume(
+        lines(
+            {
+                "action": "start",
+                "id": 1,
+                "level": 4,
+                "text": "",
+                "type": 109,
+                "fields": ["/s/hhhh-tool-1.0", "http://127.0.0.1:37515"],
+            },
+            {
+                "action": "msg",
+                "level": 1,
+                "msg": "warning: unable to download "
+                "'http://127.0.0.1:37515/hhhh.narinfo': HTTP error 418; retrying in 300 ms",
+            },
+            {
+                "action": "start",
+                "id": 2,
+                "level": 3,
+                "text": "building",
+                "type": 105,
+                "fields": ["/s/dddd-tool-1.0.drv", "", 1, 1],
+            },
+            {"action": "stop", "id": 2},
+            {
+                "action": "start",
+                "id": 3,
+                "level": 3,
+                "text": "building",
+                "type": 105,
+                "fields": ["/s/eeee-other.drv", "", 1, 1],
+            },
+            {"action": "stop", "id": 3},
+        )
+    )
+    reasons = {store_name(b.drv): (b.reason, b.reason_detail) for b in ledger.builds()}
+    assert reasons["tool-1.0"] == ("cache-error", "http://127.0.0.1:37515 answered HTTP 418")
+    assert reasons["other"] == ("not-in-cache", "no configured cache had it")
+    (error,) = ledger.cache_errors
+    assert error.retried
+
+
+def test_parallel_nar_downloads_without_parents_stay_unknown() -> None:
+    # Nix before 2.18 does not say which copy a download belongs to; with two copies open
+    # the bytes cannot be attributed and must not be guessed.
+    ledger = Ledger()
+    ledger.consume(
+        lines(
+            {
+                "action": "start",
+                "id": 1,
+                "level": 0,
+                "text": "",
+                "type": 108,
+                "fields": ["/s/a-a", "c"],
+            },
+            {
+                "action": "start",
+                "id": 2,
+                "level": 3,
+                "text": "",
+                "type": 100,
+                "fields": ["/s/a-a", "c", "local"],
+            },
+            {
+                "action": "start",
+                "id": 3,
+                "level": 0,
+                "text": "",
+                "type": 108,
+                "fields": ["/s/b-b", "c"],
+            },
+            {
+                "action": "start",
+                "id": 4,
+                "level": 3,
+                "text": "",
+                "type": 100,
+                "fields": ["/s/b-b", "c", "local"],
+            },
+            {
+                "action": "start",
+                "id": 5,
+                "level": 4,
+                "text": "",
+                "type": 101,
+                "fields": ["c/nar/x.nar.xz"],
+            },
+            {"action": "result", "fields": [99, 99, 0, 0], "id": 5, "type": 105},
+            {"action": "stop", "id": 5},
+            {"action": "stop", "id": 2},
+            {"action": "stop", "id": 1},
+            {"action": "stop", "id": 4},
+            {"action": "stop", "id": 3},
+        )
+    )
+    assert [s.download_bytes for s in ledger.substitutions()] == [None, None]
+
+
+def test_merge_rederives_totals() -> None:
+    one = report_of(ledger_of("substitute", "2.34"))
+    two = report_of(ledger_of("build", "2.34"))
+    merged = merge([one, two])
+    totals = merged.totals()
+    assert (totals.substituted, totals.built) == (2, 4)
+    assert totals.hit_rate == round(2 / 6, 4)
+    assert merged.queried == {"http://127.0.0.1:37515": 2}
+    again = Report.from_json(merged.to_json())
+    assert again.to_json() == merged.to_json()
