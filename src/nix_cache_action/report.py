@@ -352,7 +352,7 @@ def _sum_known(values: list[float | None]) -> float | None:
 
 def _jsonable(value: Any) -> Any:  # noqa: ANN401 - walks arbitrary JSON
     if isinstance(value, float):
-        return round(value, 3)
+        return round(value, 4)
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

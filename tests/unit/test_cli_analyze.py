@@ -1,0 +1,93 @@
+"""`analyze` on broken input: the report is still written, with what could be read."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nix_cache_action.cli import main
+
+LOGS = Path(__file__).parent.parent / "logs"
+
+
+def test_garbage_lines_and_a_truncated_last_line(tmp_path: Path) -> None:
+    good = (LOGS / "rebuild-2.34.log").read_bytes()
+    broken = tmp_path / "broken.log"
+    broken.write_bytes(
+        b"some wrapper said hello\n"
+        + good
+        + b"@nix {not json}\n"
+        + b"\x00\x01 binary junk\n"
+        + b'@nix {"action":"start","id":99,"level":3,"te'  # cut mid-record, no newline
+    )
+    report_path, summary = tmp_path / "r.json", tmp_path / "s.md"
+    status = main(["analyze", str(broken), "--report", str(report_path), "--summary", str(summary)])
+    report = json.loads(report_path.read_text())
+    assert status == 1  # the log holds a differing check, and the mode is fail
+    assert report["totals"]["differs"] == 1
+    assert report["totals"]["reproducible"] == 1
+    assert report["runs"][0]["plain_lines"] == 4
+    assert any("4 lines" in note for note in report["notes"])
+    assert summary.read_text().strip()
+
+
+def test_warn_mode_exits_zero(tmp_path: Path) -> None:
+    status = main(
+        [
+            "analyze",
+            str(LOGS / "rebuild-2.8.log"),
+            "--reproducibility",
+            "warn",
+            "--report",
+            str(tmp_path / "r.json"),
+        ]
+    )
+    assert status == 0
+    assert json.loads((tmp_path / "r.json").read_text())["verdict"] == "warning"
+
+
+def test_json_on_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(LOGS / "substitute-2.8.log"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["schema_version"] == 1
+    assert report["totals"]["substituted"] == 2
+    assert report["substituters"][0]["name"] == "Magic Nix Cache"
+
+
+def test_missing_log_names_the_argument(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", "/nonexistent/build.log"]) == 2
+    err = capsys.readouterr().err
+    assert "log: /nonexistent/build.log is not a readable file" in err
+
+
+def test_merge_of_two_reports(tmp_path: Path) -> None:
+    one, two, out = tmp_path / "1.json", tmp_path / "2.json", tmp_path / "m.json"
+    main(["analyze", str(LOGS / "substitute-2.34.log"), "--report", str(one)])
+    main(["analyze", str(LOGS / "build-2.34.log"), "--report", str(two)])
+    assert main(["merge", str(one), str(two), "--report", str(out)]) == 0
+    merged = json.loads(out.read_text())
+    assert merged["totals"]["substituted"] == 2
+    assert merged["totals"]["built"] == 4
+    assert merged["totals"]["hit_rate"] == round(2 / 6, 4)
+
+
+def test_merge_rejects_another_schema(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"schema_version": 99}))
+    assert main(["merge", str(bad)]) == 2
+    assert "schema_version 99" in capsys.readouterr().err
+
+
+def test_runs_as_a_module() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "nix_cache_action", "analyze", str(LOGS / "fail-2.8.log"), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["totals"]["failed"] == 1
