@@ -1,30 +1,750 @@
-"""Report -> the markdown of the job summary (a first plain version)."""
+"""Report -> the markdown of the GitHub job summary, written once at the end of a step.
+
+Pure functions that return markdown. GitHub drops a step's whole summary when it is over
+1024 KiB, so `render_summary` shrinks it (diffoscope texts go first, then log tails, then long
+lists) until it fits, and says so. Everything it leaves out is in the JSON report.
+"""
 
 from __future__ import annotations
 
+import html
+import re
+import shlex
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from nix_cache_action import __version__
+from nix_cache_action.ledger import store_name
+from nix_cache_action.render.mermaid import (
+    MAX_TIMELINE_TASKS,
+    Gantt,
+    render_gantt,
+    timeline_markdown,
+    timeline_tasks,
+)
 from nix_cache_action.render.terminal import human_bytes, percent, seconds
-from nix_cache_action.report import Report
+from nix_cache_action.report import (
+    Build,
+    CacheError,
+    Check,
+    FileDifference,
+    Installable,
+    Report,
+    SubstituterTotals,
+    Totals,
+    substituter_name,
+)
+
+# GitHub aborts the upload of a step's summary over 1024 KiB; the margin leaves room for what
+# the entrypoint may append after us (an error it caught) and for the file's own newline.
+GITHUB_SUMMARY_LIMIT = 1024 * 1024
+SUMMARY_LIMIT = GITHUB_SUMMARY_LIMIT - 16 * 1024
+
+# Per-item bounds that hold at every size: one pathological log line or diffoscope report must
+# not crowd out everything else.
+MAX_LOG_TAIL_LINES = 100
+MAX_LOG_LINE_CHARS = 2_000
+MAX_DIFFOSCOPE_CHARS = 60_000
+MAX_ERRORS_SHOWN = 10
+SLOWEST_BUILDS = 10
+
+ICONS = {"ok": "✅", "failed": "❌", "not-reproducible": "❌", "warning": "⚠️"}
+NOT_CHECKED = "⚪"
+
+_REASONS = {
+    "cache-error": "Cache error",
+    "not-in-cache": "Not in any cache",
+    "dependency-failed": "A dependency failed",
+    "check": "Rebuilt to check reproducibility",
+}
+_KINDS = {
+    "content": "content differs",
+    "only-in-first": "only in the first copy",
+    "only-in-rebuild": "only in the rebuild",
+    "type": "file type differs",
+}
 
 
-def render_summary(report: Report) -> str:
+# --- escaping -----------------------------------------------------------------------------------
+
+# Characters that start emphasis, code, links, strikethrough or end a table cell in GFM. `<`, `>`
+# and `&` become entities instead, so a log line like `<script>` stays text.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+_BACKTICKS = re.compile(r"`+")
+
+
+def escape_text(text: str) -> str:
+    """Plain text for inline markdown (a paragraph, a list item or a table cell): one line."""
+    flat = " ".join(text.split())
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", flat)
+    return escaped.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def code(text: str, *, in_table: bool = False) -> str:
+    """An inline code span that holds any text: a fence longer than any backtick run in it."""
+    flat = " ".join(text.splitlines()) or " "
+    if in_table:
+        # GFM splits table cells on `|` before it parses code spans; `\|` is a literal pipe.
+        flat = flat.replace("|", "\\|")
+    fence = "`" * (_longest_backtick_run(flat) + 1)
+    # A space pads content that starts or ends with a backtick; GFM strips one on each side.
+    pad = " " if flat[0] == "`" or flat[-1] == "`" or (flat[0] == flat[-1] == " ") else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
+
+
+def fenced(text: str, lang: str = "") -> str:
+    """A fenced code block that no line of `text` can close early."""
+    fence = "`" * max(3, _longest_backtick_run(text) + 1)
+    body = text.replace("\r", "")
+    return f"{fence}{lang}\n{body}{'' if body.endswith(chr(10)) else chr(10)}{fence}\n"
+
+
+def details(summary: str, body: str, *, open_: bool = False) -> str:
+    """A folded block: `summary` is text (HTML-escaped), `body` is markdown."""
+    attribute = " open" if open_ else ""
+    return (
+        f"<details{attribute}><summary>{html.escape(' '.join(summary.split()))}</summary>\n\n"
+        f"{body.rstrip()}\n\n</details>\n"
+    )
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]], align: str = "") -> str:
+    """A GFM table; cells are markdown already escaped with `escape_text` / `code`."""
+    aligns = align or "l" * len(header)
+    rule = ["---:" if a == "r" else "---" for a in aligns]
+    lines = [_row(header), _row(rule)]
+    lines.extend(_row(row) for row in rows)
+    return "\n".join(lines) + "\n"
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _longest_backtick_run(text: str) -> int:
+    return max((len(run) for run in _BACKTICKS.findall(text)), default=0)
+
+
+def _clip(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"… ({len(text) - limit} more characters)"
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def _n(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count} {word if count == 1 else plural or word + 's'}"
+
+
+def _bounded(items: Sequence[str], limit: int, what: str = "more") -> list[str]:
+    """At most `limit` items, then one that says how many were left out."""
+    if len(items) <= limit:
+        return list(items)
+    return [*items[:limit], f"and {len(items) - limit} {what}"]
+
+
+# --- how much to show -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Detail:
+    diffoscope_chars: int = MAX_DIFFOSCOPE_CHARS  # 0: no diffoscope reports
+    log_lines: int = MAX_LOG_TAIL_LINES  # 0: no log tails
+    log_line_chars: int = MAX_LOG_LINE_CHARS
+    list_items: int = 25
+    table_rows: int = 100
+    text_chars: int = 2_000
+    timeline: bool = True
+    minimal: bool = False  # the verdict and the totals only
+
+
+_FULL = _Detail()
+_NO_DIFFOSCOPE = replace(_FULL, diffoscope_chars=0)
+_SHORT_LISTS = replace(_NO_DIFFOSCOPE, log_lines=0, list_items=5, table_rows=15)
+# Each level drops a little more, in the order of what readers miss least: diffoscope reports
+# (the differing-files table stays), then log tails (`nix log` gives the whole log), then lists.
+_LEVELS = (
+    _FULL,
+    replace(_FULL, diffoscope_chars=5_000),
+    _NO_DIFFOSCOPE,
+    replace(_NO_DIFFOSCOPE, log_lines=20, log_line_chars=300),
+    replace(_NO_DIFFOSCOPE, log_lines=0),
+    replace(_SHORT_LISTS, text_chars=300),
+    replace(_SHORT_LISTS, text_chars=300, timeline=False),
+    replace(_SHORT_LISTS, text_chars=200, timeline=False, minimal=True),
+)
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What every level needs, derived once (a report may hold 100,000 substitutions)."""
+
+    report: Report
+    totals: Totals
+    substituters: tuple[SubstituterTotals, ...]
+    gantt: Gantt | None
+
+
+# --- the summary --------------------------------------------------------------------------------
+
+
+def render_summary(report: Report, *, limit: int = SUMMARY_LIMIT) -> str:
+    """The job summary: at most `limit` bytes of UTF-8, cut down (and saying so) when needed."""
+    facts = _Facts(
+        report=report,
+        totals=report.totals(),
+        substituters=report.substituters(),
+        gantt=render_gantt(timeline_tasks(report), max_tasks=MAX_TIMELINE_TASKS),
+    )
+    text = ""
+    for level in _LEVELS:
+        text = _render(facts, level, limit)
+        if _size(text) <= limit:
+            return text
+    # Even the verdict alone is too big for `limit` (a tiny limit, or a huge error message):
+    # cut bytes, keeping a whole character, and end with the note.
+    note = f"\n\n{_cut_note([], limit)}"
+    room = max(0, limit - _size(note))
+    head = text.encode("utf-8")[:room].decode("utf-8", errors="ignore")
+    return (head + note).encode("utf-8")[:limit].decode("utf-8", errors="ignore")
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def _render(facts: _Facts, detail: _Detail, limit: int) -> str:
+    report = facts.report
+    cut = _what_was_cut(facts, detail)
+    parts = [_verdict_section(facts)]
+    if cut:
+        parts.append(_cut_note(cut, limit))
+    if detail.minimal:
+        parts.append(_totals_line(facts))
+        parts.append(_footer(report))
+        return "\n".join(part.rstrip("\n") + "\n" for part in parts)
+    sections: list[Callable[[_Facts, _Detail], str]] = [
+        _errors_section,
+        _failed_section,
+        _not_reproducible_section,
+        _cache_errors_section,
+        _outputs_section,
+        _caches_section,
+        _misses_section,
+        _slowest_section,
+        _timeline_section,
+        _notes_section,
+    ]
+    parts.extend(section(facts, detail) for section in sections)
+    parts.append(_footer(report))
+    # A blank line between sections, so none runs on into the list or table before it.
+    return "\n".join(part.rstrip("\n") + "\n" for part in parts if part)
+
+
+def _what_was_cut(facts: _Facts, detail: _Detail) -> list[str]:
+    report = facts.report
+    cut = []
+    if detail.minimal:
+        return ["everything but the verdict and the totals"]
+    chars = detail.diffoscope_chars
+    if any(len(c.diffoscope or "") > chars for c in report.checks):
+        cut.append("diffoscope reports" + (" (shortened)" if chars else ""))
+    lines, line_chars = detail.log_lines, detail.log_line_chars
+    if any(
+        len(b.log_tail) > lines or any(len(line) > line_chars for line in b.log_tail)
+        for b in report.builds
+    ):
+        cut.append("build log tails" + (" (shortened)" if lines else ""))
+    if detail.list_items < _FULL.list_items:
+        cut.append("long lists and tables (shortened)")
+    if not detail.timeline and facts.gantt is not None:
+        cut.append("the timeline")
+    return cut
+
+
+def _cut_note(cut: list[str], limit: int) -> str:
+    left_out = f" Shortened or left out: {', '.join(cut)}." if cut else ""
+    return (
+        f"> **This summary was cut** to stay under {limit:,} bytes (GitHub drops a step's "
+        f"whole job summary over {GITHUB_SUMMARY_LIMIT // 1024} KiB).{left_out} "
+        "The whole report is in the JSON report.\n"
+    )
+
+
+def headline(report: Report) -> str:
+    """One sentence for the verdict, e.g. `2 outputs built, 1 not reproducible`."""
     totals = report.totals()
-    out = [f"## nix-cache-action: {report.verdict()}", ""]
-    out.append(
-        f"Substituted {totals.substituted}, built {totals.built}, failed "
-        f"{totals.failed}; hit rate {percent(totals.hit_rate)}."
+    parts = [*_build_counts(report, totals), *_check_counts(report, totals)]
+    if not parts and report.errors:
+        parts.append(_n(len(report.errors), "error"))
+    if totals.cache_errors:
+        parts.append(_n(totals.cache_errors, "cache error"))
+    return ", ".join(parts) or "nothing to build"
+
+
+def _build_counts(report: Report, totals: Totals) -> list[str]:
+    parts = []
+    outputs = sum(len(i.outputs) for i in report.installables if i.status == "built")
+    failed_installables = sum(1 for i in report.installables if i.status != "built")
+    if outputs:
+        parts.append(f"{_n(outputs, 'output')} built")
+    elif not report.installables and totals.built:
+        parts.append(f"{_n(totals.built, 'derivation')} built")
+    if failed_installables:
+        parts.append(f"{_n(failed_installables, 'installable')} failed")
+    elif totals.failed:
+        parts.append(f"{_n(totals.failed, 'build')} failed")
+    return parts
+
+
+def _check_counts(report: Report, totals: Totals) -> list[str]:
+    parts = []
+    checks = len(report.checks)
+    if totals.differs:
+        parts.append(f"{totals.differs} not reproducible")
+    if checks and totals.reproducible == checks:
+        parts.append("all reproducible")
+    elif totals.reproducible:
+        parts.append(f"{totals.reproducible} reproducible")
+    if totals.not_checked and totals.not_checked < checks:
+        parts.append(f"{totals.not_checked} not checked")
+    return parts
+
+
+def _verdict_section(facts: _Facts) -> str:
+    report = facts.report
+    verdict = report.verdict()
+    lines = [f"## {ICONS[verdict]} nix-cache-action: {escape_text(headline(report))}", ""]
+    mode = report.reproducibility_mode
+    if verdict == "failed":
+        lines.append("Not everything was built: the failures come first below.")
+    elif verdict == "not-reproducible":
+        lines.append(
+            f"A rebuild gave different bytes, and the reproducibility mode is `{mode}`: "
+            "this step fails."
+        )
+    elif verdict == "warning":
+        lines.append(
+            f"A rebuild gave different bytes; the reproducibility mode is `{mode}`, "
+            "so this step passes with a warning."
+        )
+    else:
+        lines.append("Everything was built" + (" and checked." if report.checks else "."))
+    return "\n".join(lines) + "\n"
+
+
+# --- failures -----------------------------------------------------------------------------------
+
+
+def _errors_section(facts: _Facts, detail: _Detail) -> str:
+    report = facts.report
+    # Errors that name a failed build or a differing output are shown there, with their fix.
+    shown_elsewhere = {b.drv for b in report.builds if b.status == "failed"}
+    shown_elsewhere |= {c.drv for c in report.checks if c.verdict == "differs"}
+    errors = [e for e in report.errors if not any(drv in e for drv in shown_elsewhere)]
+    if not errors:
+        return ""
+    limit = min(MAX_ERRORS_SHOWN, detail.list_items)
+    out = [f"### ❌ {_n(len(errors), 'error')}", ""]
+    out.append(fenced(_clip(errors[0], detail.text_chars)))
+    rest = errors[1:limit]
+    if rest:
+        body = "\n".join(fenced(_clip(e, detail.text_chars)) for e in rest)
+        out.append(details(f"{_n(len(rest), 'more error')}", body))
+    if len(errors) > limit:
+        out.append(f"And {len(errors) - limit} more in the JSON report.\n")
+    return "\n".join(out)
+
+
+def _failed_section(facts: _Facts, detail: _Detail) -> str:
+    report = facts.report
+    installables = [i for i in report.installables if i.status != "built"]
+    builds = [b for b in report.builds if b.status == "failed"]
+    if not installables and not builds:
+        return ""
+    out = ["### ❌ Failed", ""]
+    if installables:
+        items = [_failed_installable(i, detail) for i in installables]
+        out.extend(f"- {item}" for item in _bounded(items, detail.list_items, "more installables"))
+        out.append("")
+    shown = builds[: detail.list_items]
+    for build in shown:
+        out.append(_failed_build(build, detail))
+    if len(builds) > len(shown):
+        rest = builds[len(shown) :]
+        names = [code(store_name(b.drv)) for b in rest[: 2 * detail.list_items]]
+        etc = ", …" if len(rest) > len(names) else ""
+        out.append(f"And {_n(len(rest), 'more failed build')}: {', '.join(names)}{etc}.\n")
+    return "\n".join(out)
+
+
+def _failed_installable(item: Installable, detail: _Detail) -> str:
+    why = escape_text(_clip(_first_line(item.error or "failed"), detail.text_chars))
+    return f"{code(item.name)}: {why}"
+
+
+def _failed_build(build: Build, detail: _Detail) -> str:
+    name = store_name(build.drv)
+    took = f" after {seconds(build.seconds)}" if build.seconds is not None else ""
+    where = f" on {code(build.machine)}" if build.machine else ""
+    why = _first_line(build.error or "")
+    out = [
+        f"#### ❌ {code(name)}",
+        "",
+        f"{code(build.drv)} failed{took}{where}"
+        + (f": {escape_text(_clip(why, detail.text_chars))}" if why else "."),
+        "",
+        "Read its whole log:",
+        "",
+        fenced(f"nix log {shlex.quote(build.drv)}", "sh"),
+    ]
+    if build.log_tail and detail.log_lines:
+        lines = build.log_tail[-detail.log_lines :]
+        text = "\n".join(_clip(line.rstrip("\r\n"), detail.log_line_chars) for line in lines)
+        out.append(details(f"Last {_n(len(lines), 'line')} of the log of {name}", fenced(text)))
+    return "\n".join(out)
+
+
+def _not_reproducible_section(facts: _Facts, detail: _Detail) -> str:
+    report = facts.report
+    differing = [c for c in report.checks if c.verdict == "differs"]
+    if not differing:
+        return ""
+    icon = ICONS[report.verdict()] if report.verdict() != "failed" else ICONS["not-reproducible"]
+    out = [f"### {icon} Not reproducible", ""]
+    shown = differing[: detail.list_items]
+    out.extend(_differing_check(check, detail) for check in shown)
+    if len(differing) > len(shown):
+        more = len(differing) - len(shown)
+        out.append(f"And {_n(more, 'more output')} that differed, in the JSON report.\n")
+    return "\n".join(out)
+
+
+def _differing_check(check: Check, detail: _Detail) -> str:
+    output = check.output or check.drv
+    target = check.installable or f"{check.drv}^*"
+    title = check.installable or store_name(output)
+    first = check.nar_hash or "?"
+    rebuild = check.check_nar_hash or "?"
+    out = [
+        f"#### {code(title)}"
+        + (" (a dependency, rebuilt by the deep check)" if check.deep else ""),
+        "",
+        f"{code(output)} {_comparison(check)}.",
+        "",
+        f"- first copy: narHash {code(first)}",
+        f"- rebuild: narHash {code(rebuild)}",
+        "",
+        "Reproduce it locally, then compare the two copies:",
+        "",
+        fenced(
+            f"nix build {shlex.quote(target)} --rebuild --keep-failed\n"
+            f"diffoscope {shlex.quote(output)} {shlex.quote(output + '.check')}",
+            "sh",
+        ),
+    ]
+    if check.differences:
+        out.append(
+            _differences_table(check.differences, detail, truncated=check.differences_truncated)
+        )
+    if check.diffoscope and detail.diffoscope_chars:
+        text = _clip(check.diffoscope, detail.diffoscope_chars)
+        out.append(details(f"diffoscope: {store_name(output)}", fenced(text)))
+    return "\n".join(out)
+
+
+def _comparison(check: Check) -> str:
+    if check.first_copy == "substituted":
+        where = substituter_name(check.substituter) if check.substituter else "a cache"
+        return f"compared with {escape_text(where)}'s copy (cross-machine)"
+    if check.first_copy == "built":
+        return "compared with a copy built here"
+    if check.first_copy == "present":
+        return "compared with the copy that was already in the store"
+    return "compared with the first copy"
+
+
+def _differences_table(
+    differences: Sequence[FileDifference], detail: _Detail, *, truncated: bool
+) -> str:
+    rows = [
+        [
+            code(d.path, in_table=True) if d.path else "(the output itself)",
+            _KINDS.get(d.kind, escape_text(d.kind)),
+            human_bytes(d.size) if d.size is not None else "-",
+            human_bytes(d.check_size) if d.check_size is not None else "-",
+            code(d.sha256[:12], in_table=True) if d.sha256 else "-",
+            code(d.check_sha256[:12], in_table=True) if d.check_sha256 else "-",
+        ]
+        for d in differences[: detail.table_rows]
+    ]
+    header = ["File", "Change", "Size", "Size (rebuild)", "sha256", "sha256 (rebuild)"]
+    text = table(header, rows, "llrrll")
+    more = len(differences) - len(rows)
+    if more or truncated:
+        text += f"\nAnd {'more' if truncated else more} files differ (see the JSON report).\n"
+    return text
+
+
+def explain_cache_error(name: str, status: int | None) -> tuple[str, str]:
+    """What an HTTP status from a cache means, and what to do about it."""
+    magic = name == "Magic Nix Cache"
+    if status == 418 and magic:
+        return (
+            (
+                "GitHub throttled Magic Nix Cache's use of its cache API; the daemon answers 418 "
+                "for the rest of the run"
+            ),
+            (
+                "Nothing is lost: Nix built what it could not fetch. Re-run later; if it keeps "
+                "happening, fewer or smaller closures per run, or a binary cache of your own, "
+                "stay under GitHub's rate"
+            ),
+        )
+    if status is None:
+        return (
+            "no HTTP answer (connection refused, time-out or DNS)",
+            "Check that the cache is reachable from the runner and its URL is right",
+        )
+    if status in {401, 403}:
+        return (
+            "the cache refused access",
+            "Check the credentials (netrc-file, access-tokens) and the cache's permissions",
+        )
+    if status == 429:
+        return ("the cache rate-limited this runner", "Re-run later, or ask less of it per run")
+    if status >= 500:
+        what = "Magic Nix Cache's daemon or GitHub's cache service" if magic else "the cache"
+        return (
+            f"{what} is down or failing (server error)",
+            "Nix built what it could not fetch; re-run when the cache is back, or check its status",
+        )
+    return ("the cache answered with an error", "See the message; the JSON report has each URL")
+
+
+def _cache_errors_section(facts: _Facts, detail: _Detail) -> str:
+    errors = facts.report.cache_errors
+    if not errors:
+        return ""
+    groups: dict[tuple[str, int | None], list[CacheError]] = {}
+    for error in errors:
+        groups.setdefault((error.substituter, error.status), []).append(error)
+    rows = []
+    for (url, status), items in list(groups.items())[: detail.table_rows]:
+        name = substituter_name(url)
+        meaning, fix = explain_cache_error(name, status)
+        example = escape_text(_clip(items[0].message, min(detail.text_chars, 200)))
+        rows.append(
+            [
+                escape_text(name),
+                str(status) if status is not None else "-",
+                str(len(items)),
+                escape_text(meaning),
+                escape_text(fix),
+                example,
+            ]
+        )
+    header = ["Cache", "HTTP status", "Errors", "What it means", "What to do", "First message"]
+    out = [f"### ⚠️ {_n(len(errors), 'cache error')}", "", table(header, rows, "lrrlll")]
+    if len(groups) > len(rows):
+        out.append(f"And {len(groups) - len(rows)} more kinds of error in the JSON report.\n")
+    return "\n".join(out)
+
+
+# --- what was built, and from where ---------------------------------------------------------
+
+
+def _outputs_section(facts: _Facts, detail: _Detail) -> str:
+    report = facts.report
+    rows: list[tuple[int, list[str]]] = []
+    by_output = {c.output: c for c in report.checks if c.output}
+    seen: set[str] = set()
+    for item in report.installables:
+        if item.status != "built" and not item.outputs:
+            why = escape_text(_clip(_first_line(item.error or item.status), 200))
+            rows.append((0, [code(item.name, in_table=True), "-", "-", "-", f"❌ {why}"]))
+            continue
+        for out_name, path in item.outputs.items():
+            check = by_output.get(path)
+            seen.add(path)
+            nar_hash = item.nar_hashes.get(out_name) or (check.nar_hash if check else None)
+            rows.append(
+                (
+                    _severity(check),
+                    [
+                        code(item.name, in_table=True),
+                        escape_text(out_name),
+                        code(path, in_table=True),
+                        code(nar_hash, in_table=True) if nar_hash else "?",
+                        _check_cell(check, report),
+                    ],
+                )
+            )
+    for check in report.checks:
+        if check.output in seen:
+            continue
+        name = check.installable or ("dependency" if check.deep else store_name(check.drv))
+        rows.append(
+            (
+                _severity(check),
+                [
+                    code(name, in_table=True),
+                    "-",
+                    code(check.output or check.drv, in_table=True),
+                    code(check.nar_hash, in_table=True) if check.nar_hash else "?",
+                    _check_cell(check, report),
+                ],
+            )
+        )
+    if not rows:
+        return ""
+    rows.sort(key=lambda row: row[0])  # stable: failures first, otherwise as built
+    shown = [cells for _, cells in rows[: detail.table_rows]]
+    header = ["Installable", "Output", "Store path", "narHash", "Reproducibility"]
+    out = ["### Outputs", "", table(header, shown)]
+    if len(rows) > len(shown):
+        out.append(f"And {_n(len(rows) - len(shown), 'more output')} in the JSON report.\n")
+    return "\n".join(out)
+
+
+def _severity(check: Check | None) -> int:
+    if check is None:
+        return 2
+    return {"differs": 1, "not-checked": 2}.get(check.verdict, 3)
+
+
+def _check_cell(check: Check | None, report: Report) -> str:
+    if check is None:
+        return f"{NOT_CHECKED} not checked"
+    if check.verdict == "differs":
+        # Only the `fail` mode fails the step on a difference; the others only warn.
+        icon = ICONS["not-reproducible" if report.reproducibility_mode == "fail" else "warning"]
+        return f"{icon} differs; {_comparison(check)}"
+    if check.verdict == "reproducible":
+        return f"✅ reproducible; {_comparison(check)}"
+    why = f": {escape_text(_clip(check.reason, 200))}" if check.reason else ""
+    return f"{NOT_CHECKED} not checked{why}"
+
+
+def _caches_section(facts: _Facts, _: _Detail) -> str:
+    rows = [
+        [
+            escape_text(s.name)
+            + ("" if s.name == s.url else f" ({code(s.url.split('?', 1)[0], in_table=True)})"),
+            str(s.substituted),
+            human_bytes(s.nar_bytes),
+            human_bytes(s.download_bytes),
+            seconds(s.seconds),
+            str(s.errors),
+            percent(s.hit_rate),
+        ]
+        for s in facts.substituters
+    ]
+    out = ["### Caches", ""]
+    if rows:
+        header = ["Cache", "Paths", "Unpacked", "Downloaded", "Seconds", "Errors", "Hit rate"]
+        out.append(table(header, rows, "lrrrrrr"))
+        out.append("A cache's hit rate: paths it served ÷ paths asked of it.\n")
+    out.append(_totals_line(facts))
+    return "\n".join(out)
+
+
+def _totals_line(facts: _Facts) -> str:
+    totals = facts.totals
+    phases = facts.report.phases
+    line = (
+        f"**All caches:** {_n(totals.substituted, 'path')} substituted, {totals.built} built, "
+        f"hit rate {percent(totals.hit_rate)} (substituted ÷ (substituted + built)); "
+        f"{human_bytes(totals.nar_bytes)} unpacked, {human_bytes(totals.download_bytes)} "
+        f"downloaded; {_n(totals.cache_errors, 'cache error')}."
     )
+    timed = [
+        f"{label} {seconds(value)}"
+        for label, value in (
+            ("evaluation", phases.evaluation),
+            ("download", phases.download),
+            ("build", phases.build),
+            ("check", phases.check),
+        )
+        if value is not None
+    ]
+    if timed:
+        line += f" Time: {', '.join(timed)}."
+    return line + "\n"
+
+
+def _misses_section(facts: _Facts, detail: _Detail) -> str:
+    builds = facts.report.builds
+    if not builds:
+        return ""
+    groups: dict[tuple[str, str], list[Build]] = {}
+    for build in builds:
+        groups.setdefault((build.reason, build.reason_detail), []).append(build)
+    order = list(_REASONS)
+    keys = sorted(groups, key=lambda k: order.index(k[0]) if k[0] in order else len(order))
+    out = [f"### Why {_n(len(builds), 'derivation was', 'derivations were')} built", ""]
+    folded = []
+    for reason, given in keys:
+        members = groups[(reason, given)]
+        label = _REASONS.get(reason, reason)
+        # The ledger's detail for check rebuilds only repeats the label.
+        why = "" if given.lower() == label.lower() else given
+        because = f" ({escape_text(_clip(why, 300))})" if why else ""
+        out.append(f"- **{escape_text(label)}**{because}: {len(members)}")
+        items = [
+            code(store_name(b.drv))
+            + (f" ({seconds(b.seconds)})" if b.seconds is not None else "")
+            + (" ❌ failed" if b.status == "failed" else "")
+            for b in members
+        ]
+        shown = _bounded(items, detail.list_items, "more (all of them are in the JSON report)")
+        summary = f"{label}" + (f": {_clip(why, 120)}" if why else "") + f" ({len(members)})"
+        folded.append(details(summary, "\n".join(f"- {item}" for item in shown)))
     out.append("")
-    out.append("| cache | paths | bytes | seconds | errors |")
-    out.append("|---|---:|---:|---:|---:|")
-    out.extend(
-        f"| {s.name} | {s.substituted} | {human_bytes(s.nar_bytes)} | "
-        f"{seconds(s.seconds)} | {s.errors} |"
-        for s in report.substituters()
+    out.extend(folded)
+    return "\n".join(out)
+
+
+def _slowest_section(facts: _Facts, detail: _Detail) -> str:
+    timed = [b for b in facts.report.builds if b.seconds is not None]
+    if not timed:
+        return ""
+    timed.sort(key=lambda b: -(b.seconds or 0.0))
+    rows = [
+        [
+            code(store_name(b.drv), in_table=True),
+            escape_text(b.status),
+            seconds(b.seconds),
+            escape_text(_REASONS.get(b.reason, b.reason)),
+        ]
+        for b in timed[: min(SLOWEST_BUILDS, detail.table_rows)]
+    ]
+    header = ["Derivation", "Status", "Seconds", "Why it was built"]
+    return "\n".join([f"### Slowest {_n(len(rows), 'build')}", "", table(header, rows, "llrl")])
+
+
+def _timeline_section(facts: _Facts, detail: _Detail) -> str:
+    if facts.gantt is None or not detail.timeline:
+        return ""
+    return "### Timeline\n\n" + timeline_markdown(facts.gantt)
+
+
+def _notes_section(facts: _Facts, detail: _Detail) -> str:
+    notes = facts.report.notes
+    if not notes:
+        return ""
+    items = [escape_text(_clip(note, detail.text_chars)) for note in notes]
+    return "\n".join(["### Notes", "", *(f"- {n}" for n in _bounded(items, detail.list_items))])
+
+
+def _footer(report: Report) -> str:
+    nix = report.nix
+    version = " ".join(v for v in (nix.version, f"({nix.flavour})" if nix.flavour else None) if v)
+    on = f" · Nix {escape_text(version)}" if version else ""
+    return (
+        f"<sub>nix-cache-action {escape_text(__version__)}{on} · reproducibility mode "
+        f"{escape_text(report.reproducibility_mode)}</sub>\n"
     )
-    out.append("")
-    out.append("| output | verdict | narHash |")
-    out.append("|---|---|---|")
-    out.extend(
-        f"| {c.installable or c.drv} | {c.verdict} | `{c.nar_hash or ''}` |" for c in report.checks
-    )
-    return "\n".join(out) + "\n"

@@ -1,0 +1,221 @@
+"""Report -> a Mermaid Gantt chart of builds and downloads, sized to Mermaid's limits.
+
+GitHub renders ```mermaid blocks with Mermaid, which refuses a diagram longer than its
+`maxTextSize` (50,000 characters) and shows an error instead: the chart is pruned to fit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from nix_cache_action.ledger import store_name
+from nix_cache_action.report import Report
+
+# Mermaid's default `maxTextSize`; GitHub does not raise it.
+MERMAID_MAX_CHARS = 50_000
+# Room left under that limit, in case the renderer adds to the text (a directive, a newline).
+MERMAID_MARGIN_CHARS = 500
+# More bars than this make a chart taller than anyone scrolls; the longest ones tell the story.
+MAX_TIMELINE_TASKS = 100
+# Longer names overflow their bars and push the chart wider than the summary's column.
+MAX_NAME_CHARS = 60
+
+# Store path names only use these characters; anything else (from a hand-written report) goes.
+# Mermaid's Gantt lexer ends a task name at `:`, a statement at `;`, reads `#` as the start of an
+# entity and `%` as a comment: none of them is in this set.
+_UNSAFE = re.compile(r"[^A-Za-z0-9+._?=-]+")
+# Names the Gantt lexer reads as a keyword or a date (Mermaid 11: `gantt\b`, `topAxis\b`,
+# `inclusiveEndDates\b`, `\d\d\d\d-\d\d-\d\d\b`, ...) and so drops or misparses.
+_KEYWORD = re.compile(
+    r"(?:gantt|dateformat|inclusiveenddates|topaxis|axisformat|tickinterval|includes|excludes"
+    r"|todaymarker|weekday|weekend|title|acctitle|accdescr|section|click|call|href)"
+    r"(?![A-Za-z0-9])|\d{4}-\d\d-\d\d",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class GanttTask:
+    section: str
+    name: str
+    start: float  # seconds since the chart's origin
+    seconds: float
+    critical: bool = False  # drawn in red: a failed build
+
+
+@dataclass(frozen=True)
+class Gantt:
+    source: str  # the diagram, without the ``` fence
+    shown: int
+    pruned: int  # shorter tasks left out to stay under the limits
+    # What stopped the chart growing: Mermaid's size limit ("chars"), the task cap ("tasks").
+    cut_by: Literal["chars", "tasks"] | None = None
+
+
+def task_name(text: str) -> str:
+    """A name the Gantt lexer reads as plain text: safe characters only, never a keyword."""
+    name = _UNSAFE.sub("_", text).strip("_") or "unnamed"
+    if _KEYWORD.match(name):
+        name = "_" + name
+    if len(name) > MAX_NAME_CHARS:
+        name = name[: MAX_NAME_CHARS - 2] + ".."
+    return name
+
+
+def _section_name(text: str) -> str:
+    # `section` takes the rest of the line; only a line break could end it early.
+    return " ".join(text.split()) or "-"
+
+
+def timeline_tasks(report: Report) -> list[GanttTask]:
+    """Every timed build and download; entries whose start or length is unknown are left out.
+
+    Each run's times count from that run's own start, and the runs of one job follow each other
+    (build, then check, then deep-check): each run is shifted to start where the previous one
+    ended, so a check's rebuild does not sit on top of the first build.
+    """
+    per_run: dict[str, list[GanttTask]] = {}
+    order = [run.label for run in report.runs]
+    for sub in report.substitutions:
+        if sub.started is None or sub.seconds is None:
+            continue
+        per_run.setdefault(sub.run, []).append(
+            GanttTask("Downloads", store_name(sub.path), sub.started, sub.seconds)
+        )
+    for build in report.builds:
+        if build.started is None or build.seconds is None:
+            continue
+        section = "Rebuilds (reproducibility check)" if build.status == "checked" else "Builds"
+        per_run.setdefault(build.run, []).append(
+            GanttTask(
+                section,
+                store_name(build.drv),
+                build.started,
+                build.seconds,
+                critical=build.status == "failed",
+            )
+        )
+    run_seconds: dict[str, float] = {}
+    for run in report.runs:
+        if run.seconds is not None:
+            run_seconds[run.label] = max(run_seconds.get(run.label, 0.0), run.seconds)
+    labels = list(dict.fromkeys([*order, *per_run]))
+    several = len([label for label in labels if per_run.get(label)]) > 1
+    tasks: list[GanttTask] = []
+    offset = 0.0
+    for label in labels:
+        entries = per_run.get(label, [])
+        if not entries:
+            continue
+        for task in entries:
+            section = f"{label}: {task.section}" if several and label else task.section
+            tasks.append(
+                GanttTask(section, task.name, task.start + offset, task.seconds, task.critical)
+            )
+        ended = max(task.start + task.seconds for task in entries)
+        offset += max(ended, run_seconds.get(label, 0.0))
+    return tasks
+
+
+def _task_line(task: GanttTask) -> str:
+    # `dateFormat x` reads Unix milliseconds; counting from 0 puts the run's start at 00:00 on
+    # the `%M:%S` axis (in viewers whose time zone is a whole number of hours from UTC).
+    start = round(task.start * 1000)
+    end = max(start, round((task.start + task.seconds) * 1000))
+    tag = "crit, " if task.critical else ""
+    return f"    {task_name(task.name)} :{tag}{start}, {end}\n"
+
+
+def render_gantt(
+    tasks: Iterable[GanttTask],
+    *,
+    title: str = "Builds and downloads",
+    max_chars: int = MERMAID_MAX_CHARS - MERMAID_MARGIN_CHARS,
+    max_tasks: int | None = None,
+) -> Gantt | None:
+    """The Gantt source, its longest tasks kept until `max_chars` or `max_tasks` is reached.
+
+    None when there is nothing timed to draw.
+    """
+    items = [(task, _task_line(task)) for task in tasks]
+    if not items:
+        return None
+    header = (
+        "gantt\n"
+        f"    title {_section_name(title)}\n"
+        "    dateFormat x\n"
+        "    axisFormat %M:%S\n"
+        # The chart sits at 1970-01-01: a line for today would be drawn far past its right edge.
+        "    todayMarker off\n"
+    )
+    sections = list(dict.fromkeys(task.section for task, _ in items))
+    section_lines = {name: f"    section {_section_name(name)}\n" for name in sections}
+    # Budget for every section header, whether or not pruning empties it: simpler and safe.
+    budget = max_chars - len(header) - sum(len(line) for line in section_lines.values())
+    # The shortest entries go first; among equals the later ones, so the kept set is stable.
+    by_length = sorted(
+        range(len(items)), key=lambda i: (-items[i][0].seconds, items[i][0].start, i)
+    )
+    kept: set[int] = set()
+    used = 0
+    cut_by: Literal["chars", "tasks"] | None = None
+    for index in by_length:
+        if max_tasks is not None and len(kept) >= max_tasks:
+            cut_by = "tasks"
+            break
+        cost = len(items[index][1])
+        if used + cost > budget:
+            cut_by = "chars"
+            break  # everything after this one is shorter: prune it all, never skip ahead
+        kept.add(index)
+        used += cost
+    if not kept:
+        return Gantt(source="", shown=0, pruned=len(items), cut_by=cut_by)
+    by_section: dict[str, list[tuple[GanttTask, str]]] = {}
+    for index in sorted(kept, key=lambda i: (items[i][0].start, i)):
+        task, line = items[index]
+        by_section.setdefault(task.section, []).append((task, line))
+    body = [header]
+    for name in sections:
+        if name in by_section:
+            body.append(section_lines[name])
+            body.extend(line for _, line in by_section[name])
+    return Gantt(
+        source="".join(body), shown=len(kept), pruned=len(items) - len(kept), cut_by=cut_by
+    )
+
+
+def timeline_markdown(gantt: Gantt) -> str:
+    """The chart as a ```mermaid block, and a note on what pruning left out."""
+    out = []
+    if gantt.shown:
+        # Task names are sanitised to characters without backticks: a plain fence is safe.
+        out.append(f"```mermaid\n{gantt.source}```\n")
+    if gantt.pruned:
+        why = (
+            f"under Mermaid's {MERMAID_MAX_CHARS:,}-character limit"
+            if gantt.cut_by == "chars"
+            else f"the chart to its {gantt.shown} longest entries"
+        )
+        entries = ("shorter " if gantt.shown else "") + (
+            "entry" if gantt.pruned == 1 else "entries"
+        )
+        out.append(
+            f"{gantt.pruned} {entries} left out to keep {why}; "
+            "all of them are in the JSON report.\n"
+        )
+    return "\n".join(out)
+
+
+def render_timeline(
+    report: Report,
+    *,
+    max_tasks: int | None = MAX_TIMELINE_TASKS,
+    max_chars: int = MERMAID_MAX_CHARS - MERMAID_MARGIN_CHARS,
+) -> str:
+    """The report's builds and downloads as a Gantt chart in markdown; "" when nothing is timed."""
+    gantt = render_gantt(timeline_tasks(report), max_tasks=max_tasks, max_chars=max_chars)
+    return "" if gantt is None else timeline_markdown(gantt)
