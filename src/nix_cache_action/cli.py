@@ -134,7 +134,7 @@ def _build(args: argparse.Namespace) -> int:
                 session.notes.append(f"interrupted by {exc}; the report holds what was known")
                 exit_status = EXIT_INTERRUPTED
             except NixCacheActionError as exc:
-                session.notes.append(str(exc))
+                session.errors.append(str(exc))
                 _say(f"nix-cache-action: {exc}")
                 exit_status = EXIT_FAILED
     finally:

@@ -38,6 +38,21 @@ LOG_FLAGS = ("--log-format", "internal-json", "-v")
 Say = Callable[[str], None]
 
 _ERROR_LINE = re.compile(r"^error:\s*", re.MULTILINE)
+# Nix's evaluation errors name the problem but not the fix; these add it for the common ones.
+EVAL_FIXES = (
+    (
+        "does not provide attribute",
+        "Check the attribute's name: `nix flake show` lists what the flake provides.",
+    ),
+    (
+        "could not find a flake.nix file",
+        (
+            "Run in the directory that holds flake.nix, or name the flake's directory in the "
+            "installable (path/to/flake#package)."
+        ),
+    ),
+)
+NOT_BUILT = "not built: the run stopped before this installable was built"
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,8 @@ class Session:
     evaluation_seconds: float | None = None
     check_seconds: float | None = None
     notes: list[str] = field(default_factory=list)
+    # Errors that stopped the whole run (no usable Nix, ...): they fail the verdict.
+    errors: list[str] = field(default_factory=list)
     outputs_by_drv: dict[str, list[str]] = field(default_factory=dict)
 
     def report(self) -> Report:
@@ -85,14 +102,22 @@ class Session:
                     download=own.download,
                     build=own.build,
                 )
-        for item in self.installables.values():
+        installables = [
+            # Still "built" without outputs: the build step never finished (interrupted).
+            replace(item, status="failed", error=item.error or NOT_BUILT)
+            if item.status == "built" and not item.outputs
+            else item
+            for item in self.installables.values()
+        ]
+        for item in installables:
             if item.status == "error" and item.error:
                 errors.append(item.error)
+        errors.extend(self.errors)
         return Report(
             substitutions=tuple(substitutions),
             builds=tuple(builds),
             checks=tuple(self.checks),
-            installables=tuple(self.installables.values()),
+            installables=tuple(installables),
             cache_errors=tuple(cache_errors),
             runs=tuple(self.runs),
             phases=phases,
@@ -120,7 +145,9 @@ def run_build(  # noqa: C901, PLR0912 - the job reads best as its steps in order
         if drv:
             session.installables[name] = Installable(name=name, drv=drv)
         else:
-            message = _nix_error(done.stderr) or f"nix exited with status {done.returncode}"
+            message = _with_fix(
+                _nix_error(done.stderr) or f"nix exited with status {done.returncode}"
+            )
             session.installables[name] = Installable(
                 name=name, status="error", error=f"{name}: {message}"
             )
@@ -308,6 +335,10 @@ def _record_outputs(
             reason = next((t for t in failed_text if (item.drv or "?") in t), None)
             if item.drv in failed_drvs and reason is None:
                 reason = f"building {item.drv} failed"
+            if reason is None and not failed_drvs and ledger.errors:
+                # Nothing failed to build: Nix stopped on another error (a cache answering
+                # HTTP 418, say), which is the reason, not a dependency.
+                reason = ledger.errors[0].split("\n", 1)[0]
             session.installables[name] = replace(
                 item, status="failed", error=reason or "a dependency failed to build"
             )
@@ -400,6 +431,11 @@ def _nix_error(stderr: str) -> str:
     body = text[match.end() :] if match else text
     lines = [ln for ln in body.strip().splitlines() if "--show-trace" not in ln]
     return " ".join(ln.strip() for ln in lines)[:1000]
+
+
+def _with_fix(message: str) -> str:
+    fix = next((fix for text, fix in EVAL_FIXES if text in message), None)
+    return message if fix is None else f"{message.rstrip('.')}. {fix}"
 
 
 def _output_name(drv: str, path: str) -> str:

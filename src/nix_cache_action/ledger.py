@@ -200,9 +200,13 @@ class Ledger:
             # download is attributed only when exactly one copy is open: with parallel copies
             # the log alone cannot tell, and the bytes stay unknown rather than guessed.
             owner = event.parent if event.parent in self._copies else None
-            if owner is None and event.parent is None and "/nar/" in event.url:
-                if len(self._copies) == 1:
-                    owner = next(iter(self._copies))
+            if (
+                owner is None
+                and event.parent is None
+                and "/nar/" in event.url
+                and len(self._copies) == 1
+            ):
+                owner = next(iter(self._copies))
             if owner is not None:
                 self._transfers[event.id] = self._copies[owner]
                 self._tracked.add(str(event.id).encode())

@@ -312,7 +312,7 @@ def parse_line(line: bytes) -> Event:
 
 
 def _fields(record: dict[str, Any]) -> tuple[int | str, ...]:
-    raw = record.get("fields", ())
+    raw = record.get("fields", [])  # omitted when empty
     if not isinstance(raw, list):
         raise TypeError("fields")
     return tuple(raw)

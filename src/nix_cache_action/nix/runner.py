@@ -26,6 +26,10 @@ NIX_NOT_FOUND = (
     "`{exe}` was not found on PATH. Install Nix (on GitHub, leave the action's install-nix "
     "input at true; elsewhere see https://nixos.org/download) or put it on PATH."
 )
+NIX_PATH_UNUSABLE = (
+    "`{exe}` does not exist or cannot be run. Pass the path of a nix executable, or leave it "
+    "unset to use nix from PATH."
+)
 STOP_GRACE_SECONDS = 10.0
 
 # `nix path-info --json` is a list of objects with `path` up to 2.18 and an object keyed by path
@@ -92,8 +96,10 @@ class Nix:
                 cwd=self.cwd,
                 timeout=60,
             )
-        except FileNotFoundError as exc:
-            raise NixError(NIX_NOT_FOUND.format(exe=self.executable)) from exc
+        except (FileNotFoundError, PermissionError) as exc:
+            # A bare name was looked up on PATH; a path was given by the user and is wrong.
+            template = NIX_PATH_UNUSABLE if os.sep in self.executable else NIX_NOT_FOUND
+            raise NixError(template.format(exe=self.executable)) from exc
         return parse_version(done.stdout or done.stderr)
 
     def argv(self, *args: str) -> list[str]:
@@ -152,6 +158,9 @@ class Nix:
             for line in proc.stderr:
                 if raw_log is not None:
                     raw_log.write(line)
+                    # Live, like tee: someone may be following it, and a killed run keeps its
+                    # log. About 1.5 us a line, nothing next to Nix's own work.
+                    raw_log.flush()
                 on_line(line, self.clock())
             returncode: int | None = proc.wait()
         except Interrupted:

@@ -1,0 +1,254 @@
+"""`nix-cache-action build` against real Nix, no caches: counts, verdicts, hashes, failures.
+
+The numbers come from the fixture flakes' construction (tests/fixtures/flakes/*/flake.nix):
+the dag has 30 nodes and a top, each built once; `nondet` differs in exactly one file.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from nix_cache_action.ledger import store_name
+
+if TYPE_CHECKING:
+    from tests.nix.conftest import NixEnv
+
+pytestmark = pytest.mark.nix
+
+DAG_NODES = [f"node-{layer}-{k}" for layer in range(5) for k in range(6)]
+DAG_NAMES = sorted([*DAG_NODES, "dag-top"])  # 31 derivations
+FAILS_LINES = ["fails: step one", "fails: step two", "fails: giving up"]
+
+
+def names(builds: list[dict[str, Any]], status: str, run: str | None = None) -> list[str]:
+    return sorted(
+        store_name(b["drv"])
+        for b in builds
+        if b["status"] == status and (run is None or b["run"] == run)
+    )
+
+
+def only(items: list[dict[str, Any]], **match: object) -> dict[str, Any]:
+    found = [i for i in items if all(i.get(k) == v for k, v in match.items())]
+    assert len(found) == 1, f"expected one item with {match}, found {found}"
+    return found[0]
+
+
+def test_cold_build_of_the_dag_builds_every_derivation_once(nix_env: NixEnv) -> None:
+    flake = nix_env.flake("dag")
+    run = nix_env.cli("build", ".#default", cwd=flake)
+    assert run.returncode == 0, run.stderr
+    report = run.report
+
+    totals = report["totals"]
+    assert totals["built"] == 31
+    assert totals["substituted"] == 0
+    assert totals["failed"] == 0
+    assert totals["checked"] == 1
+    assert (totals["reproducible"], totals["differs"], totals["not_checked"]) == (1, 0, 0)
+    assert totals["hit_rate"] == 0.0
+    assert report["verdict"] == "ok"
+    assert report["schema_version"] == 1
+    assert report["substituters"] == []
+    assert report["substitutions"] == []
+    assert report["errors"] == []
+
+    assert names(report["builds"], "built") == DAG_NAMES
+    built = [b for b in report["builds"] if b["status"] == "built"]
+    assert {b["reason"] for b in built} == {"not-in-cache"}
+    assert names(report["builds"], "checked") == ["dag-top"]
+
+    [(out, info)] = nix_env.path_info(".#default", flake).items()
+    assert info["narHash"].startswith("sha256-")
+    [installable] = report["installables"]
+    assert installable["name"] == ".#default"
+    assert installable["status"] == "built"
+    assert installable["outputs"] == {"out": out}
+    assert installable["nar_hashes"] == {"out": info["narHash"]}
+
+    [check] = report["checks"]
+    assert check["verdict"] == "reproducible"
+    assert check["output"] == out
+    assert check["first_copy"] == "built"
+    assert check["substituter"] is None
+    assert check["nar_hash"] == info["narHash"]
+    assert check["check_nar_hash"] == info["narHash"]
+
+    # Both Nix runs, each a clean internal-json stream (every line an @nix record).
+    assert [(r["label"], r["exit_status"], r["plain_lines"]) for r in report["runs"]] == [
+        ("build", 0, 0),
+        ("check", 0, 0),
+    ]
+    log = run.log_path.read_text(encoding="utf-8")
+    assert log.count("building '") >= 31
+    assert "checking outputs of '" in log
+    assert run.summary_path.read_text(encoding="utf-8").strip()
+
+
+def test_deep_rebuilds_every_intermediate_derivation(nix_env: NixEnv) -> None:
+    flake = nix_env.flake("dag")
+    run = nix_env.cli("build", ".#default", "--deep", cwd=flake)
+    assert run.returncode == 0, run.stderr
+    report = run.report
+
+    assert report["totals"]["built"] == 31
+    assert report["totals"]["checked"] == 31
+    assert report["totals"]["reproducible"] == 31
+    assert names(report["builds"], "checked", run="check") == ["dag-top"]
+    assert names(report["builds"], "checked", run="deep-check") == sorted(DAG_NODES)
+    deep = [c for c in report["checks"] if c["deep"]]
+    assert sorted(store_name(c["drv"]) for c in deep) == sorted(DAG_NODES)
+    assert {(c["verdict"], c["first_copy"]) for c in deep} == {("reproducible", "built")}
+    assert [r["label"] for r in report["runs"]] == ["build", "check", "deep-check"]
+
+
+def test_fixed_output_and_two_output_derivations_check_reproducible(nix_env: NixEnv) -> None:
+    flake = nix_env.flake("outcomes")
+    run = nix_env.cli("build", ".#fixed", ".#split", cwd=flake)
+    assert run.returncode == 0, run.stderr
+    report = run.report
+    assert names(report["builds"], "built") == ["fixed", "split"]
+    assert names(report["builds"], "checked") == ["fixed", "split"]
+
+    [(fixed_out, fixed_info)] = nix_env.path_info(".#fixed", flake).items()
+    assert Path(fixed_out).read_text(encoding="utf-8") == "hello"
+    fixed = only(report["checks"], installable=".#fixed")
+    assert fixed["verdict"] == "reproducible"
+    assert fixed["output"] == fixed_out
+    assert fixed["nar_hash"] == fixed["check_nar_hash"] == fixed_info["narHash"]
+
+    split = only(report["installables"], name=".#split")
+    split_checks = {c["output"]: c for c in report["checks"] if c["installable"] == ".#split"}
+    if nix_env.exe.version == "2.8":
+        # Nix 2.8 builds only `out` of a flake package; meta.outputsToInstall is ignored.
+        assert sorted(split["outputs"]) == ["out"]
+    else:
+        assert sorted(split["outputs"]) == ["dev", "out"]
+        assert Path(split["outputs"]["dev"]).read_text(encoding="utf-8") == "headers\n"
+    assert sorted(split_checks) == sorted(split["outputs"].values())
+    assert {c["verdict"] for c in split_checks.values()} == {"reproducible"}
+    assert report["totals"]["reproducible"] == 1 + len(split["outputs"])
+
+
+def test_nondeterministic_output_differs_and_fails_the_run(nix_env: NixEnv) -> None:
+    flake = nix_env.flake("outcomes")
+    run = nix_env.cli("build", ".#nondet", cwd=flake)
+    assert run.returncode == 1, run.stderr
+    report = run.report
+    assert report["verdict"] == "not-reproducible"
+    assert report["totals"]["differs"] == 1
+    assert report["totals"]["reproducible"] == 0
+
+    [(out, info)] = nix_env.path_info(".#nondet", flake).items()
+    [check] = report["checks"]
+    assert check["verdict"] == "differs"
+    assert check["output"] == out
+    assert check["first_copy"] == "built"
+    assert check["nar_hash"] == info["narHash"]
+    assert check["check_nar_hash"].startswith("sha256-")
+    assert check["nar_hash"] != check["check_nar_hash"]
+    # --keep-failed kept the rebuilt copy next to the output; its hash is what the report says.
+    rehash = nix_env.nix("hash", "path", f"{out}.check").stdout.strip()
+    assert check["check_nar_hash"] == rehash
+    # Only the timestamp differs: `date +%s%N` and a newline are 20 bytes on both sides.
+    assert [(d["path"], d["kind"], d["size"], d["check_size"]) for d in check["differences"]] == [
+        ("stamp", "content", 20, 20)
+    ]
+    assert check["differences"][0]["sha256"] != check["differences"][0]["check_sha256"]
+    assert check["differences_truncated"] is False
+    # Nix's own "may not be deterministic" error is the verdict, not a run error.
+    assert report["errors"] == []
+
+
+def test_nondeterministic_output_only_warns_in_warn_mode(nix_env: NixEnv) -> None:
+    flake = nix_env.flake("outcomes")
+    run = nix_env.cli("build", ".#nondet", "--reproducibility", "warn", cwd=flake)
+    assert run.returncode == 0, run.stderr
+    report = run.report
+    assert report["verdict"] == "warning"
+    assert report["reproducibility_mode"] == "warn"
+    [check] = report["checks"]
+    assert check["verdict"] == "differs"
+    assert [d["path"] for d in check["differences"]] == ["stamp"]
+
+
+def test_reproducibility_off_rebuilds_nothing(nix_env: NixEnv) -> None:
+    flake = nix_env.flake("outcomes")
+    run = nix_env.cli("build", ".#nondet", "--reproducibility", "off", cwd=flake)
+    assert run.returncode == 0, run.stderr
+    report = run.report
+    assert report["verdict"] == "ok"
+    assert [r["label"] for r in report["runs"]] == ["build"]
+    assert names(report["builds"], "checked") == []
+    assert report["totals"]["checked"] == 0
+    [check] = report["checks"]
+    assert check["verdict"] == "not-checked"
+    assert check["reason"] == "reproducibility is off"
+    assert "checking outputs of" not in run.log_path.read_text(encoding="utf-8")
+
+
+def test_failing_build_is_reported_and_keep_going_builds_the_rest(nix_env: NixEnv) -> None:
+    flake = nix_env.flake("outcomes")
+    run = nix_env.cli("build", ".#fails", ".#good", cwd=flake)
+    assert run.returncode == 1, run.stderr
+    report = run.report  # written even though the run failed
+    assert report["verdict"] == "failed"
+
+    fails_drv = only(report["installables"], name=".#fails")["drv"]
+    failed = only(report["builds"], drv=fails_drv)
+    assert failed["status"] == "failed"
+    assert failed["log_tail"] == FAILS_LINES
+    assert fails_drv in failed["error"]
+    assert "exit code 3" in " ".join(report["errors"])
+
+    fails = only(report["installables"], name=".#fails")
+    assert fails["status"] == "failed"
+    assert fails["outputs"] == {}
+    assert fails_drv in fails["error"]
+    assert only(report["checks"], installable=".#fails")["verdict"] == "not-checked"
+
+    # --keep-going: the other installable of the same run was still built, then checked.
+    good = only(report["installables"], name=".#good")
+    assert good["status"] == "built"
+    assert only(report["checks"], installable=".#good")["verdict"] == "reproducible"
+    assert names(report["builds"], "built") == ["good", "leaf"]
+    assert names(report["builds"], "failed") == ["fails"]
+    assert names(report["builds"], "checked") == ["good"]
+    totals = report["totals"]
+    assert (totals["built"], totals["failed"], totals["checked"]) == (2, 1, 1)
+
+
+def test_analyze_reads_the_verdicts_from_the_build_log_alone(nix_env: NixEnv) -> None:
+    flake = nix_env.flake("outcomes")
+    build = nix_env.cli("build", ".#good", ".#nondet", cwd=flake)
+    assert build.returncode == 1, build.stderr
+    installables = {i["name"]: i for i in build.report["installables"]}
+
+    done = subprocess.run(
+        [sys.executable, "-m", "nix_cache_action", "analyze", str(build.log_path), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=flake,
+        env=nix_env.environ(),
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr  # one output differs, mode fail
+    report = json.loads(done.stdout)
+    verdicts = {c["drv"]: c["verdict"] for c in report["checks"]}
+    assert verdicts == {
+        installables[".#good"]["drv"]: "reproducible",
+        installables[".#nondet"]["drv"]: "differs",
+    }
+    differs = only(report["checks"], verdict="differs")
+    assert differs["output"] == installables[".#nondet"]["outputs"]["out"]
+    assert names(report["builds"], "built") == ["good", "leaf", "nondet"]
+    assert names(report["builds"], "checked") == ["good", "nondet"]
+    assert report["runs"][0]["plain_lines"] == 0
+    assert report["notes"] == []

@@ -1,0 +1,246 @@
+"""Substitution from two real HTTP binary caches, and caches that answer with errors.
+
+The caches (conftest `caches`) hold known closures of the dag fixture: Magic Nix Cache's
+address holds node-2-0's closure (6 paths) and outcomes' nondet; the other cache holds
+node-2-3's closure (6 paths, disjoint). Everything else must be built.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from nix_cache_action.ledger import store_name
+
+if TYPE_CHECKING:
+    from tests.nix.conftest import Caches, FaultServers, NixEnv, NixExe
+
+pytestmark = pytest.mark.nix
+
+DAG_NAMES = {f"node-{layer}-{k}" for layer in range(5) for k in range(6)} | {"dag-top"}
+
+
+def closure_names(layer: int, k: int) -> set[str]:
+    """A dag node and everything it references (node (l, k) uses (l-1, k) and (l-1, k+1))."""
+    found = {f"node-{layer}-{k % 6}"}
+    if layer > 0:
+        found |= closure_names(layer - 1, k % 6) | closure_names(layer - 1, (k + 1) % 6)
+    return found
+
+
+def only(items: list[dict[str, Any]], **match: object) -> dict[str, Any]:
+    found = [i for i in items if all(i.get(k) == v for k, v in match.items())]
+    assert len(found) == 1, f"expected one item with {match}, found {found}"
+    return found[0]
+
+
+def test_substitutes_from_two_caches_and_builds_the_rest(
+    caches: Caches, nix_exe: NixExe, tmp_path: Path
+) -> None:
+    env = caches.env(nix_exe, tmp_path, caches.magic, caches.other)
+    flake = env.flake("dag")
+    run = env.cli("build", ".#default", ".#node-2-0", cwd=flake)
+    assert run.returncode == 0, run.stderr
+    report = run.report
+
+    from_magic, from_other = closure_names(2, 0), closure_names(2, 3)
+    assert len(from_magic) == len(from_other) == 6
+    assert not from_magic & from_other
+    subs = report["substitutions"]
+    assert {s["path"] for s in subs if s["substituter"] == caches.magic.url} == {
+        p for p in caches.magic.paths if store_name(p) in from_magic
+    }
+    assert {s["path"] for s in subs if s["substituter"] == caches.other.url} == set(
+        caches.other.paths
+    )
+    assert len(subs) == 12
+
+    built = [b for b in report["builds"] if b["status"] == "built"]
+    assert sorted(store_name(b["drv"]) for b in built) == sorted(
+        DAG_NAMES - from_magic - from_other
+    )
+    assert {b["reason"] for b in built} == {"not-in-cache"}
+    totals = report["totals"]
+    assert (totals["substituted"], totals["built"], totals["failed"]) == (12, 19, 0)
+    # substituted / (substituted + built), rounded for the JSON.
+    assert totals["hit_rate"] == pytest.approx(12 / (12 + 19), abs=1e-3)
+    assert totals["cache_errors"] == 0
+
+    rows = {row["name"]: row for row in report["substituters"]}
+    assert sorted(rows) == sorted(["Magic Nix Cache", caches.other.name])
+    magic, other = rows["Magic Nix Cache"], rows[caches.other.name]
+    assert magic["url"] == "http://127.0.0.1:37515"
+    assert other["url"] == caches.other.url
+    assert (magic["substituted"], other["substituted"]) == (6, 6)
+    # Nix asks the caches in order and stops at the first that has a path: all 31 outputs are
+    # asked of the first cache, the 25 it lacks of the second.
+    assert (magic["queried"], other["queried"]) == (31, 25)
+    # Sizes: the NAR's (NarSize) and the compressed file's (FileSize), as the narinfo says.
+    for sub in subs:
+        cache = caches.magic if sub["substituter"] == caches.magic.url else caches.other
+        narinfo = cache.narinfo(sub["path"])
+        sizes = (int(narinfo["NarSize"]), int(narinfo["FileSize"]))
+        if nix_exe.version == "2.8":
+            # Nix 2.8 sends no progress for these copies and no parent ids, so a download is
+            # tied to its copy only when one copy is open at a time; otherwise size unknown.
+            assert sub["nar_bytes"] is None
+            assert sub["download_bytes"] in {None, sizes[1]}
+        else:
+            assert (sub["nar_bytes"], sub["download_bytes"]) == sizes
+    for row in (magic, other):
+        mine = [s for s in subs if s["substituter"] == row["url"]]
+        assert row["nar_bytes"] == sum(s["nar_bytes"] or 0 for s in mine)
+        assert row["download_bytes"] == sum(s["download_bytes"] or 0 for s in mine)
+
+    # The top-level served by a cache is rebuilt here and compared with the cache's copy.
+    node = only(report["checks"], installable=".#node-2-0")
+    [(node_out, node_info)] = env.path_info(".#node-2-0", flake).items()
+    assert node["verdict"] == "reproducible"
+    assert node["first_copy"] == "substituted"
+    assert node["substituter"] == caches.magic.url
+    assert node["nar_hash"] == node["check_nar_hash"] == node_info["narHash"]
+    assert node["output"] == node_out
+    top = only(report["checks"], installable=".#default")
+    assert (top["verdict"], top["first_copy"], top["substituter"]) == (
+        "reproducible",
+        "built",
+        None,
+    )
+
+
+def test_cross_machine_check_of_a_substituted_output_that_differs(
+    caches: Caches, nix_exe: NixExe, tmp_path: Path
+) -> None:
+    env = caches.env(nix_exe, tmp_path, caches.magic)
+    flake = env.flake("outcomes")
+    run = env.cli("build", ".#nondet", cwd=flake)
+    assert run.returncode == 1, run.stderr
+    report = run.report
+    assert (report["totals"]["substituted"], report["totals"]["built"]) == (1, 0)
+    [sub] = report["substitutions"]
+    assert sub["substituter"] == caches.magic.url
+    assert sub["path"] in caches.magic.paths
+
+    [check] = report["checks"]
+    [(out, info)] = env.path_info(".#nondet", flake).items()
+    assert check["output"] == out == sub["path"]
+    assert check["verdict"] == "differs"
+    assert check["first_copy"] == "substituted"
+    assert check["substituter"] == caches.magic.url
+    # The first copy is the cache's (the producer's build, earlier): its hash is the narinfo's.
+    assert check["nar_hash"] == info["narHash"]
+    assert check["check_nar_hash"].startswith("sha256-")
+    assert check["nar_hash"] != check["check_nar_hash"]
+    assert [d["path"] for d in check["differences"]] == ["stamp"]
+
+
+# --- caches that answer with errors ------------------------------------------------------------
+
+
+def test_cache_answering_418_stops_the_build(faults: FaultServers, nix_env: NixEnv) -> None:
+    env = nix_env
+    teapot = faults.start(env.store, 418)
+    env.substituters = [teapot.url]
+    flake = env.flake("outcomes")
+    run = env.cli("build", ".#good", cwd=flake)
+    assert run.returncode == 1, run.stderr
+    report = run.report
+
+    [error] = report["cache_errors"]
+    assert error["status"] == 418
+    assert error["substituter"] == teapot.url
+    assert error["retried"] is False
+    assert error["url"].startswith(f"{teapot.url}/")
+    assert error["url"].endswith(".narinfo")
+    # Only the top-level output was asked about (again by the tool's follow-up `nix path-info`,
+    # which asks the caches what is missing): Nix stopped at the first answer.
+    assert teapot.requests[0] == "/nix-cache-info"
+    assert set(teapot.requests[1:]) == {error["url"].removeprefix(teapot.url)}
+    # Nix gives up on the whole build at the first such answer: nothing is built or fetched.
+    assert report["builds"] == []
+    assert report["substitutions"] == []
+    [message] = report["errors"]
+    assert "HTTP error 418" in message
+    assert error["url"] in message
+    good = only(report["installables"], name=".#good")
+    assert good["status"] == "failed"
+    assert "HTTP error 418" in good["error"]
+    row = only(report["substituters"], url=teapot.url)
+    assert (row["name"], row["errors"], row["queried"], row["substituted"]) == (
+        teapot.name,
+        1,
+        1,
+        0,
+    )
+    assert report["verdict"] == "failed"
+
+
+def test_cache_answering_500_is_retried_then_stops_the_build(
+    faults: FaultServers, nix_env: NixEnv
+) -> None:
+    env = nix_env
+    broken = faults.start(env.store, 500)
+    env.substituters = [broken.url]
+    # Nix's default is 5 attempts with growing pauses (~8 s here); 3 keep the test short.
+    env.extra_config = ["download-attempts = 3"]
+    flake = env.flake("outcomes")
+    run = env.cli("build", ".#good", cwd=flake)
+    assert run.returncode == 1, run.stderr
+    report = run.report
+
+    errors = report["cache_errors"]
+    assert [(e["status"], e["retried"]) for e in errors] == [(500, True), (500, True), (500, False)]
+    assert len({e["url"] for e in errors}) == 1
+    narinfo = errors[0]["url"].removeprefix(broken.url)
+    assert broken.requests[:4] == ["/nix-cache-info", narinfo, narinfo, narinfo]
+    assert set(broken.requests[4:]) <= {narinfo}
+    assert errors[0]["message"].startswith("warning:")
+    assert errors[-1]["message"].startswith("error:")
+    assert report["builds"] == []
+    assert any("HTTP error 500" in e for e in report["errors"])
+    assert "HTTP error 500" in only(report["installables"], name=".#good")["error"]
+    assert only(report["substituters"], url=broken.url)["errors"] == 3
+
+
+def test_cache_answering_418_fails_the_build_even_next_to_a_good_cache(
+    caches: Caches, faults: FaultServers, nix_exe: NixExe, tmp_path: Path
+) -> None:
+    env = caches.env(nix_exe, tmp_path, caches.magic)
+    teapot = faults.start(env.store, 418)
+    env.substituters = [caches.magic.url, teapot.url]
+    flake = env.flake("dag")
+    run = env.cli("build", ".#default", cwd=flake)
+    assert run.returncode == 1, run.stderr
+    report = run.report
+    # The top-level output is asked of both caches first; the teapot's answer ends the run
+    # before anything is fetched from the good cache or built.
+    assert report["queried"] == {caches.magic.url: 1, teapot.url: 1}
+    assert [(e["substituter"], e["status"]) for e in report["cache_errors"]] == [(teapot.url, 418)]
+    assert report["substitutions"] == []
+    assert report["builds"] == []
+    assert "HTTP error 418" in only(report["installables"], name=".#default")["error"]
+
+
+def test_cache_whose_nix_cache_info_fails_is_never_asked(
+    caches: Caches, faults: FaultServers, nix_exe: NixExe, tmp_path: Path
+) -> None:
+    env = caches.env(nix_exe, tmp_path, caches.magic)
+    dead = faults.start(env.store, 418, fail_cache_info=True)
+    env.substituters = [dead.url, caches.magic.url]
+    flake = env.flake("dag")
+    run = env.cli("build", ".#default", cwd=flake)
+    assert run.returncode == 0, run.stderr
+    report = run.report
+    # Nix warns about nix-cache-info, drops that cache for the run, and carries on.
+    assert dead.requests == ["/nix-cache-info"]
+    [error] = report["cache_errors"]
+    assert (error["url"], error["status"]) == (f"{dead.url}/nix-cache-info", 418)
+    assert error["message"].startswith("warning:")
+    assert report["queried"] == {caches.magic.url: 31}
+    assert (report["totals"]["substituted"], report["totals"]["built"]) == (6, 25)
+    assert only(report["substituters"], url=dead.url)["queried"] == 0
+    assert only(report["substituters"], name="Magic Nix Cache")["substituted"] == 6
+    assert report["verdict"] == "ok"
+    assert report["errors"] == []
