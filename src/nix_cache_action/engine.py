@@ -129,7 +129,7 @@ class Session:
         )
 
 
-def run_build(  # noqa: C901, PLR0912 - the job reads best as its steps in order
+def run_build(
     nix: Nix, session: Session, *, raw_log: IO[bytes] | None = None, say: Say = print
 ) -> None:
     """Fill `session` step by step; exceptions leave it holding what was known."""
@@ -265,8 +265,7 @@ def run_build(  # noqa: C901, PLR0912 - the job reads best as its steps in order
             )
         finally:
             session.check_seconds = _add(session.check_seconds, nix.clock() - deep_started)
-            for check in deep_ledger.checks():
-                session.checks.append(_explain(nix, replace(check, deep=True, first_copy="built")))
+            session.checks.extend(_deep_checks(nix, deep_ledger))
 
 
 def _stream(  # noqa: PLR0913, PLR0917 - each argument is a separate concern of one call
@@ -393,6 +392,30 @@ def _top_level_checks(
             else:
                 reason = seen_for_drv[0].reason if seen_for_drv else "the rebuild did not run"
                 result.append(replace(base, reason=reason))
+    return result
+
+
+def _deep_checks(nix: Nix, ledger: Ledger) -> list[Check]:
+    """Per-output checks of the deep rebuild; the log names only outputs that differ."""
+    found = ledger.checks()
+    outputs = nix.derivation_outputs(sorted({c.drv for c in found}))
+    infos = nix.path_info([p for outs in outputs.values() for p in outs.values()])
+    result = []
+    for check in found:
+        base = replace(check, deep=True, first_copy="built")
+        if check.verdict == "differs" or not outputs.get(check.drv):
+            info = infos.get(check.output or "")
+            result.append(_explain(nix, replace(base, nar_hash=info.nar_hash if info else None)))
+            continue
+        for path in outputs[check.drv].values():
+            info = infos.get(path)
+            nar_hash = info.nar_hash if info else None
+            same = check.verdict == "reproducible"
+            result.append(
+                replace(
+                    base, output=path, nar_hash=nar_hash, check_nar_hash=nar_hash if same else None
+                )
+            )
     return result
 
 

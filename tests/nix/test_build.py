@@ -105,6 +105,11 @@ def test_deep_rebuilds_every_intermediate_derivation(nix_env: NixEnv) -> None:
     deep = [c for c in report["checks"] if c["deep"]]
     assert sorted(store_name(c["drv"]) for c in deep) == sorted(DAG_NODES)
     assert {(c["verdict"], c["first_copy"]) for c in deep} == {("reproducible", "built")}
+    # Each deep check names its output and carries its NAR hash, as top-level ones do.
+    for check in deep:
+        assert store_name(check["output"]) == store_name(check["drv"])
+        assert check["nar_hash"].startswith("sha256-")
+        assert check["check_nar_hash"] == check["nar_hash"]
     assert [r["label"] for r in report["runs"]] == ["build", "check", "deep-check"]
 
 

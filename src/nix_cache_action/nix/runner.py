@@ -41,6 +41,14 @@ _PATH_INFO = jq.compile(
 )
 
 
+# `nix show-derivation` (to 2.14) and `nix derivation show` print {drv: {outputs: {name: {path}}}};
+# from 2.33 it is wrapped in {"derivations": ...} and paths are base names.
+_DRV_OUTPUTS = jq.compile(
+    '(if has("derivations") then .derivations else . end)'
+    " | map_values(.outputs | map_values(.path) | with_entries(select(.value != null)))"
+)
+
+
 class Interrupted(Exception):  # noqa: N818 - it is a signal, not a failure of ours
     """Raised from the SIGTERM/SIGINT handler so that every `finally` runs."""
 
@@ -188,6 +196,26 @@ class Nix:
     def derivation_of(self, installable: str) -> Completed:
         """The .drv behind an installable (evaluation only); the caller reads the error."""
         return self.run("path-info", "--derivation", installable)
+
+    def derivation_outputs(self, drvs: Sequence[str]) -> dict[str, dict[str, str]]:
+        """{drv path: {output name: store path}} for derivations already in the store."""
+        if not drvs:
+            return {}
+        command = ["derivation", "show"] if self.version.at_least(2, 15) else ["show-derivation"]
+        done = self.run(*command, *drvs)
+        if done.returncode != 0 or not done.stdout.strip():
+            return {}
+        raw: dict[str, dict[str, str]] = _DRV_OUTPUTS.input_text(done.stdout).first()
+        by_base = {drv.rsplit("/", 1)[-1]: drv for drv in drvs}
+        result: dict[str, dict[str, str]] = {}
+        for key, outputs in raw.items():
+            drv = by_base.get(key.rsplit("/", 1)[-1], key)
+            store = drv.rsplit("/", 1)[0]
+            result[drv] = {
+                name: path if path.startswith("/") else f"{store}/{path}"
+                for name, path in outputs.items()
+            }
+        return result
 
     def path_info(self, paths: Sequence[str]) -> dict[str, PathInfo]:
         if not paths:
