@@ -109,9 +109,10 @@ class Session:
             else item
             for item in self.installables.values()
         ]
-        for item in installables:
-            if item.status == "error" and item.error:
-                errors.append(item.error)
+        evaluation_errors = [i.error for i in installables if i.status == "error" and i.error]
+        # The build of a single installable reports its evaluation error too; say it once.
+        errors = [e for e in errors if not any(_first_line(e) in x for x in evaluation_errors)]
+        errors.extend(evaluation_errors)
         errors.extend(self.errors)
         return Report(
             substitutions=tuple(substitutions),
@@ -137,22 +138,17 @@ def run_build(
     session.nix = NixInfo(version=nix.version.label, flavour=nix.version.flavour)
     say(f"nix-cache-action: {nix.version.text}")
 
-    # 1. Evaluate each installable on its own, so an error names the installable.
+    # 1. Evaluate each installable on its own, so an error names the installable and does not
+    # stop the others. A single installable needs no separate evaluation: the build evaluates
+    # it anyway, and a second evaluation is measurable overhead (benchmarks/overhead.py); only
+    # a failed build asks for it (in _record_outputs).
     started = nix.clock()
-    for name in options.installables:
-        done = nix.derivation_of(name)
-        drv = done.stdout.strip().splitlines()[-1] if done.returncode == 0 and done.stdout else ""
-        if drv:
-            session.installables[name] = Installable(name=name, drv=drv)
-        else:
-            message = _with_fix(
-                _nix_error(done.stderr) or f"nix exited with status {done.returncode}"
-            )
-            session.installables[name] = Installable(
-                name=name, status="error", error=f"{name}: {message}"
-            )
-            say(f"error: cannot evaluate {name}: {message}")
-    session.evaluation_seconds = nix.clock() - started
+    if len(options.installables) == 1:
+        session.installables[options.installables[0]] = Installable(name=options.installables[0])
+    else:
+        for name in options.installables:
+            session.installables[name] = _evaluate(nix, name, say)
+        session.evaluation_seconds = nix.clock() - started
     good = [i.name for i in session.installables.values() if i.status != "error"]
     if not good:
         return
@@ -176,7 +172,7 @@ def run_build(
         raw_log,
         say,
     )
-    _record_outputs(nix, session, build_ledger, result, good)
+    _record_outputs(nix, session, build_ledger, result, good, say)
     if options.reproducibility == "off":
         session.checks.extend(
             Check(
@@ -225,7 +221,7 @@ def run_build(
                 "--rebuild",
                 "--keep-failed",
                 "--keep-going",
-                *[i.name for i in built],
+                *[_rebuild_target(nix, i) for i in built],
             ],
             "check",
             raw_log,
@@ -266,6 +262,37 @@ def run_build(
         finally:
             session.check_seconds = _add(session.check_seconds, nix.clock() - deep_started)
             session.checks.extend(_deep_checks(nix, deep_ledger))
+
+
+def _rebuild_target(nix: Nix, item: Installable) -> str:
+    """What to pass to `--rebuild`: the drv with exactly the outputs built, when Nix can say so.
+
+    Naming the derivation skips a third evaluation of the installable (the bare shell sequence
+    pays it; this tool need not). `drv^out,dev` exists from 2.13; before it only the
+    installable itself selects the same outputs.
+    """
+    if item.drv and item.outputs and nix.version.at_least(2, 13):
+        return f"{item.drv}^{','.join(sorted(item.outputs))}"
+    return item.name
+
+
+def _identify(
+    nix: Nix, item: Installable, by_drv: dict[str, dict[str, str]], say: Say
+) -> Installable:
+    """The drv of an installable built without a separate evaluation (a single one)."""
+    if len(by_drv) == 1:
+        return replace(item, drv=next(iter(by_drv)))
+    return _evaluate(nix, item.name, say)
+
+
+def _evaluate(nix: Nix, name: str, say: Say) -> Installable:
+    done = nix.derivation_of(name)
+    drv = done.stdout.strip().splitlines()[-1] if done.returncode == 0 and done.stdout else ""
+    if drv:
+        return Installable(name=name, drv=drv)
+    message = _with_fix(_nix_error(done.stderr) or f"nix exited with status {done.returncode}")
+    say(f"error: cannot evaluate {name}: {message}")
+    return Installable(name=name, status="error", error=f"{name}: {message}")
 
 
 def _stream(  # noqa: PLR0913, PLR0917 - each argument is a separate concern of one call
@@ -312,17 +339,19 @@ def _tell(event: Event, say: Say) -> None:
         say("  " + event.text.splitlines()[0])
 
 
-def _record_outputs(
-    nix: Nix, session: Session, ledger: Ledger, result: Streamed, names: list[str]
+def _record_outputs(  # noqa: PLR0913, PLR0917 - the build step's whole context
+    nix: Nix, session: Session, ledger: Ledger, result: Streamed, names: list[str], say: Say
 ) -> None:
     by_drv: dict[str, dict[str, str]] = {}
     if result.returncode == 0 and result.stdout.strip():
         for entry in json.loads(result.stdout):
             by_drv[entry["drvPath"]] = dict(entry.get("outputs", {}))
-    failed_drvs = {b.drv for b in ledger.builds() if b.status == "failed"}
-    failed_text = {e.split("\n", 1)[0] for e in ledger.errors}
     for name in names:
         item = session.installables[name]
+        if item.drv is None:
+            item = session.installables[name] = _identify(nix, item, by_drv, say)
+            if item.status == "error":
+                continue
         outputs = by_drv.get(item.drv or "")
         if outputs is None:
             # The build as a whole failed (--keep-going): ask for this installable alone, which
@@ -331,15 +360,8 @@ def _record_outputs(
             paths = done.stdout.split() if done.returncode == 0 else []
             outputs = {_output_name(item.drv or "", p): p for p in paths}
         if not outputs:
-            reason = next((t for t in failed_text if (item.drv or "?") in t), None)
-            if item.drv in failed_drvs and reason is None:
-                reason = f"building {item.drv} failed"
-            if reason is None and not failed_drvs and ledger.errors:
-                # Nothing failed to build: Nix stopped on another error (a cache answering
-                # HTTP 418, say), which is the reason, not a dependency.
-                reason = ledger.errors[0].split("\n", 1)[0]
             session.installables[name] = replace(
-                item, status="failed", error=reason or "a dependency failed to build"
+                item, status="failed", error=_failure_reason(item, ledger)
             )
             continue
         session.outputs_by_drv[item.drv or ""] = list(outputs.values())
@@ -350,6 +372,19 @@ def _record_outputs(
         if item.outputs:
             hashes = {o: infos[p].nar_hash for o, p in item.outputs.items() if p in infos}
             session.installables[name] = replace(item, nar_hashes=hashes)
+
+
+def _failure_reason(item: Installable, ledger: Ledger) -> str:
+    failed_drvs = {b.drv for b in ledger.builds() if b.status == "failed"}
+    first_lines = [e.split("\n", 1)[0] for e in ledger.errors]
+    reason = next((t for t in first_lines if (item.drv or "?") in t), None)
+    if reason is None and item.drv in failed_drvs:
+        reason = f"building {item.drv} failed"
+    if reason is None and not failed_drvs and first_lines:
+        # Nothing failed to build: Nix stopped on another error (a cache answering HTTP 418,
+        # say), which is the reason, not a dependency.
+        reason = first_lines[0]
+    return reason or "a dependency failed to build"
 
 
 def _top_level_checks(
@@ -454,6 +489,10 @@ def _nix_error(stderr: str) -> str:
     body = text[match.end() :] if match else text
     lines = [ln for ln in body.strip().splitlines() if "--show-trace" not in ln]
     return " ".join(ln.strip() for ln in lines)[:1000]
+
+
+def _first_line(error: str) -> str:
+    return error.removeprefix("error:").strip().split("\n", 1)[0]
 
 
 def _with_fix(message: str) -> str:

@@ -64,8 +64,10 @@ def test_directory_without_a_flake_is_named_with_the_fix(nix_env: NixEnv) -> Non
         "Run in the directory that holds flake.nix, or name the flake's directory in the "
         "installable (path/to/flake#package)."
     )
-    assert report["errors"] == [item["error"]]
-    assert report["runs"] == []  # nothing was built
+    assert report["errors"] == [item["error"]]  # said once, with the fix
+    # A single installable is evaluated by the build itself, which stops there.
+    assert [(r["label"], r["exit_status"]) for r in report["runs"]] == [("build", 1)]
+    assert report["builds"] == []
     assert report["verdict"] == "failed"
 
 
