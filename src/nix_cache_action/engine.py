@@ -34,7 +34,10 @@ from nix_cache_action.report import (
 )
 from nix_cache_action.reproducibility import differing_files, diffoscope_text
 
-LOG_FLAGS = ("--log-format", "internal-json", "-v")
+# No -v: the JSON logger sends every activity and result whatever the verbosity, and -v only
+# adds talkative messages ("evaluating file ...", thousands of lines on nixpkgs) that nothing
+# here reads but that Nix must format and this process must parse.
+LOG_FLAGS = ("--log-format", "internal-json")
 Say = Callable[[str], None]
 
 _ERROR_LINE = re.compile(r"^error:\s*", re.MULTILINE)
