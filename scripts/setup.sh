@@ -34,4 +34,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
   echo "$want" >"$stamp"
 fi
+# An editable install leaves the project's own modules uncompiled; where the environment says
+# PYTHONDONTWRITEBYTECODE, every start would compile them again (measurable in
+# benchmarks/overhead.py). Compiling once here costs well under a second.
+.venv/bin/python -m compileall -q src >/dev/null
 echo "setup: ready ($(nix --version), $(.venv/bin/python --version))" >&2

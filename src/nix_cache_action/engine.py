@@ -178,35 +178,20 @@ def run_build(
     _record_outputs(nix, session, build_ledger, result, good, say)
     if options.reproducibility == "off":
         session.checks.extend(
-            Check(
-                drv=i.drv or "",
-                output=out,
-                verdict="not-checked",
-                reason="reproducibility is off",
-                installable=i.name,
-                run="build",
-                nar_hash=i.nar_hashes.get(out_name),
-            )
+            _not_checked(i, "reproducibility is off", out, i.nar_hashes.get(name), "build")
             for i in session.installables.values()
             if i.status == "built"
-            for out_name, out in i.outputs.items()
+            for name, out in i.outputs.items()
         )
         return
 
     # 3. Rebuild the top-level derivations and compare.
     built = [i for i in session.installables.values() if i.status == "built"]
-    for item in session.installables.values():
-        if item.status == "failed":
-            session.checks.append(
-                Check(
-                    drv=item.drv or "",
-                    output=None,
-                    verdict="not-checked",
-                    reason="the build failed, so there is nothing to compare",
-                    installable=item.name,
-                    run="check",
-                )
-            )
+    session.checks.extend(
+        _not_checked(i, "the build failed, so there is nothing to compare")
+        for i in session.installables.values()
+        if i.status == "failed"
+    )
     if not built:
         return
     check_ledger = Ledger(run="check")
@@ -265,6 +250,24 @@ def run_build(
         finally:
             session.check_seconds = _add(session.check_seconds, nix.clock() - deep_started)
             session.checks.extend(_deep_checks(nix, deep_ledger))
+
+
+def _not_checked(
+    item: Installable,
+    reason: str,
+    output: str | None = None,
+    nar_hash: str | None = None,
+    run: str = "check",
+) -> Check:
+    return Check(
+        drv=item.drv or "",
+        output=output,
+        verdict="not-checked",
+        reason=reason,
+        installable=item.name,
+        nar_hash=nar_hash,
+        run=run,
+    )
 
 
 def _rebuild_target(nix: Nix, item: Installable) -> str:
