@@ -132,7 +132,8 @@ class Settings:
     working_directory: Path
     install_nix: bool
     magic_nix_cache: bool
-    extra_conf: str
+    # nix.conf lines may carry secrets (`access-tokens = ...`): kept out of the repr too.
+    extra_conf: str = field(repr=False)
     github: GitHubContext
 
 

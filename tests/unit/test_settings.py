@@ -248,6 +248,12 @@ def test_extra_conf_is_kept_as_written_inside(tmp_path: Path) -> None:
     assert settings.extra_conf == conf
 
 
+def test_extra_conf_is_not_shown(tmp_path: Path) -> None:
+    # nix.conf lines can hold `access-tokens`; a repr in a log must not reveal them.
+    settings = load(tmp_path, **{"extra-conf": "access-tokens = github.com=ghp_secret123"})
+    assert "ghp_secret123" not in repr(settings)
+
+
 # --- working-directory ----------------------------------------------------------------------
 
 
