@@ -229,12 +229,18 @@ class Report:
         return tuple(rows)
 
     def succeeded(self) -> bool:
-        """Everything built (reproducibility is judged separately, by the mode)."""
-        return (
-            not self.errors
-            and all(i.status == "built" for i in self.installables)
-            and not any(b.status == "failed" for b in self.builds)
-        )
+        """Everything built (reproducibility is judged separately, by the mode).
+
+        With installables (a `build` run) their outcome decides: Nix also prints errors it
+        recovers from (a cache answering 418 under `fallback = true`), which must not fail a run
+        that built everything. A report from a log alone has no installables, and then any error
+        Nix printed counts, as does a run that never got to its installables (no usable Nix).
+        """
+        if any(b.status == "failed" for b in self.builds):
+            return False
+        if self.installables:
+            return all(i.status == "built" for i in self.installables)
+        return not self.errors
 
     def verdict(self) -> Literal["ok", "failed", "not-reproducible", "warning"]:
         if not self.succeeded():
