@@ -6,6 +6,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A bare Debian (a CI container) may lack these; a full machine has them already.
+base=()
+command -v git >/dev/null || base+=(git)
+command -v python3 >/dev/null || base+=(python3)
+python3 -c 'import ensurepip, venv' 2>/dev/null || base+=(python3-venv)
+if [ "${#base[@]}" -gt 0 ]; then
+  echo "setup: apt-get install ${base[*]}" >&2
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${base[@]}" ca-certificates >/dev/null
+fi
+
 bash scripts/provision-nix.sh >/dev/null
 
 # Debian's Nix runs single-user as root here: no build users, no sandbox, flakes enabled.
