@@ -315,7 +315,12 @@ def _stream(  # noqa: PLR0913, PLR0917 - each argument is a separate concern of 
         if event is not None:
             _tell(event, say)
 
-    run = Run(label=label, argv=tuple(nix.argv(*args)))
+    log_name = getattr(raw_log, "name", None)
+    run = Run(
+        label=label,
+        argv=tuple(nix.argv(*args)),
+        log_path=str(Path(log_name).resolve()) if isinstance(log_name, str) else None,
+    )
     session.runs.append(run)
     index = len(session.runs) - 1
     try:

@@ -85,6 +85,7 @@ def test_cold_build_of_the_dag_builds_every_derivation_once(nix_env: NixEnv) -> 
         ("build", 0, 0),
         ("check", 0, 0),
     ]
+    assert {r["log_path"] for r in report["runs"]} == {str(run.log_path.resolve())}
     log = run.log_path.read_text(encoding="utf-8")
     assert log.count("building '") >= 31
     assert "checking outputs of '" in log
