@@ -38,6 +38,10 @@ from nix_cache_action.report import Build, CacheError, Check, MissReason, Phases
 _PROGRESS_HEAD = PROGRESS_HEAD
 _PROGRESS_TAIL_NL = PROGRESS_TAIL + b"\n"
 LOG_TAIL_LINES = 40
+# Nix names a failed build in an error message right after its activity stops, so only the
+# tails of the last few stopped builds can still be needed; older ones are dropped, which keeps
+# memory bounded on runs of thousands of builds.
+RECENT_TAILS = 64
 MAX_ERRORS = 50
 MAX_ERROR_CHARS = 4000
 
@@ -110,6 +114,7 @@ class Ledger:
     _uncheckable: dict[str, str] = field(default_factory=dict)
     _errors: list[str] = field(default_factory=list)
     _errors_dropped: int = 0
+    _recent: deque[int] = field(default_factory=deque)  # stopped builds whose tails are kept
 
     # --- input --------------------------------------------------------------------------------
 
@@ -242,6 +247,14 @@ class Ledger:
         build = self._builds.get(activity)
         if build is not None:
             build.stopped = now if now is not None else -1.0
+            self._forget_old_tails(activity)
+
+    def _forget_old_tails(self, stopped: int) -> None:
+        self._recent.append(stopped)
+        if len(self._recent) > RECENT_TAILS:
+            old = self._builds[self._recent.popleft()]
+            if old.success is not False and old.drv not in self._failed and not old.check:
+                old.tail.clear()
 
     def _open_sub(self, path: str) -> _Sub | None:
         sub_id = self._subs_by_path.get(path)

@@ -322,3 +322,35 @@ def test_merge_rederives_totals() -> None:
     assert merged.queried == {"http://127.0.0.1:37515": 2}
     again = Report.from_json(merged.to_json())
     assert again.to_json() == merged.to_json()
+
+
+def test_tails_of_old_successful_builds_are_dropped_but_failures_keep_theirs() -> None:
+    records: list[dict[str, object]] = []
+    for n in range(200):
+        drv = f"/s/{n:04d}-b{n}.drv"
+        records += [
+            {
+                "action": "start",
+                "id": n,
+                "level": 3,
+                "text": "building",
+                "type": 105,
+                "fields": [drv, "", 1, 1],
+            },
+            {"action": "result", "id": n, "type": 101, "fields": [f"line of {n}"]},
+            {"action": "stop", "id": n},
+        ]
+        if n == 3:
+            records.append(
+                {
+                    "action": "msg",
+                    "level": 0,
+                    "msg": f"error: builder for '{drv}' failed with exit code 1",
+                }
+            )
+    ledger = Ledger()
+    ledger.consume(lines(*records))
+    kept = [state.tail for state in ledger._builds.values() if state.tail]
+    assert len(kept) == 64 + 1  # the last 64 stopped, and the failure
+    failed = [b for b in ledger.builds() if b.status == "failed"]
+    assert [b.log_tail for b in failed] == [("line of 3",)]
