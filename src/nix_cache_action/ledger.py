@@ -141,10 +141,11 @@ class Ledger:
         nearly every line of a real log and a function call per line would double the cost.
         """
         tracked, last = self._tracked, self._last_progress
-        head, tail, cut = _PROGRESS_HEAD, _PROGRESS_TAIL_NL, -len(_PROGRESS_TAIL_NL)
+        head, tail = _PROGRESS_HEAD, _PROGRESS_TAIL_NL
         for line in lines:
             if line.endswith(tail) and line.startswith(head):
-                key = line[line.rfind(b'"id":') + 5 : cut]
+                # As progress_activity_id: the id ends at the next comma (`type`, or `sid`).
+                key = line.rpartition(b'"id":')[2].partition(b",")[0]
                 if key in tracked:
                     last[key] = line
                 continue
@@ -178,14 +179,17 @@ class Ledger:
     def _build_result(self, event: BuildResult) -> None:
         """Determinate Nix's structured outcome; it names the drv in its payload, and its id is
         whatever activity was current, not necessarily the build's."""
-        build = self._builds.get(event.id)
         path = event.payload.get("path")
         drv = path.get("drvPath") if isinstance(path, dict) else None
         if isinstance(drv, str):
+            # The payload names its drv: trust that, never the id (a drv not built here, or
+            # one whose activity we missed, must not be pinned on another build).
             base = drv.rsplit("/", 1)[-1]
             build = next(
-                (b for b in self._builds.values() if b.drv.rsplit("/", 1)[-1] == base), build
+                (b for b in self._builds.values() if b.drv.rsplit("/", 1)[-1] == base), None
             )
+        else:
+            build = self._builds.get(event.id)
         if build is None:
             return  # a substitution's result: the substitute activity already says it all
         build.success = event.success

@@ -249,3 +249,13 @@ def test_build_start_with_type_105_is_not_progress() -> None:
     raw = start(105, ["/s/d.drv", "", 1, 1])
     assert raw.rstrip(b"\n").endswith(b',"type":105}')
     assert progress_activity_id(raw) is None
+
+
+def test_absurd_nesting_is_text_not_a_crash() -> None:
+    raw = b"@nix " + b"[" * 100_000 + b"]" * 100_000 + b"\n"
+    assert isinstance(parse_line(raw), PlainText)
+
+
+def test_progress_id_with_sid() -> None:
+    raw = b'@nix {"action":"result","fields":[1,2,0,0],"id":77,"sid":"s-1","type":105}\n'
+    assert progress_activity_id(raw) == b"77"

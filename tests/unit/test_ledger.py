@@ -354,3 +354,46 @@ def test_tails_of_old_successful_builds_are_dropped_but_failures_keep_theirs() -
     assert len(kept) == 64 + 1  # the last 64 stopped, and the failure
     failed = [b for b in ledger.builds() if b.status == "failed"]
     assert [b.log_tail for b in failed] == [("line of 3",)]
+
+
+def test_determinate_sid_on_every_line_keeps_the_byte_counts() -> None:
+    # Determinate Nix 3.20+ adds "sid" to every record; keys are sorted, so it sits between
+    # "id" and "type" and the progress fast path must still read the id.
+    def rec(**fields: object) -> dict[str, object]:
+        return {**fields, "sid": "31d57f8c-5de0-46ca-8684-81f1e61999aa"}
+
+    records = [
+        rec(action="start", id=1, level=0, text="", type=108, fields=["/s/a-a", "http://c"]),
+        rec(
+            action="start",
+            id=2,
+            level=3,
+            text="",
+            type=100,
+            parent=1,
+            fields=["/s/a-a", "http://c", "local"],
+        ),
+        rec(
+            action="start",
+            id=3,
+            level=4,
+            text="",
+            type=101,
+            parent=2,
+            fields=["http://c/nar/x.nar.xz"],
+        ),
+        rec(action="result", id=3, type=105, fields=[40, 40, 0, 0]),
+        rec(action="result", id=2, type=105, fields=[96, 96, 0, 0]),
+        rec(action="stop", id=3),
+        rec(action="stop", id=2),
+        rec(action="stop", id=1),
+    ]
+    raw = [
+        b"@nix " + json.dumps(r, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+        for r in records
+    ]
+    assert b'"id":3,"sid":' in raw[3]
+    ledger = Ledger()
+    ledger.consume(raw)
+    [sub] = ledger.substitutions()
+    assert (sub.nar_bytes, sub.download_bytes) == (96, 40)

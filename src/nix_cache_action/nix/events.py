@@ -283,10 +283,11 @@ def progress_activity_id(line: bytes) -> bytes | None:
     body = line.rstrip(b"\r\n")
     if not (body.endswith(PROGRESS_TAIL) and body.startswith(PROGRESS_HEAD)):
         return None
-    start = body.rfind(b'"id":')
-    if start < 0:
+    _, found, after = body.rpartition(b'"id":')
+    if not found:
         return None
-    return body[start + 5 : -len(PROGRESS_TAIL)]
+    # The id ends at the next comma: `type` follows it, or Determinate Nix 3.20+'s `sid`.
+    return after.partition(b",")[0]
 
 
 def _text(line: bytes) -> PlainText:
@@ -299,7 +300,7 @@ def parse_line(line: bytes) -> Event:
         return _text(line)
     try:
         record = json.loads(line[len(PREFIX) :])
-    except ValueError:  # includes a truncated last line and invalid UTF-8
+    except (ValueError, RecursionError):  # a truncated line, bad UTF-8, absurd nesting
         return _text(line)
     if not isinstance(record, dict):
         return _text(line)
