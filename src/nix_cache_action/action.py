@@ -33,7 +33,8 @@ from nix_cache_action.github.workflow_commands import (
     write_outputs,
     write_summary,
 )
-from nix_cache_action.nix.runner import Interrupted, Nix, sigterm_interrupts
+from nix_cache_action.ledger import store_name
+from nix_cache_action.nix.runner import Interrupted, Nix, sigterm_interrupts, without_inputs
 from nix_cache_action.render.summary import render_summary
 from nix_cache_action.report import Check, Installable, Report, substituter_name, write_report
 from nix_cache_action.settings import (
@@ -170,18 +171,20 @@ def main(
     try:
         with sigterm_interrupts():
             try:
-                _build(settings, session, paths, stdout)
+                _build(settings, session, paths, stdout, without_inputs(environ))
             except Interrupted as stop:
                 fatal = INTERRUPTED_MESSAGE.format(signal=stop)
                 exit_status = EXIT_INTERRUPTED
+                # A cancelled job has seconds left: the report first, no commit statuses.
+                settings = dataclasses.replace(settings, status_checks=False)
             except NixCacheActionError as error:
                 fatal = str(error)
                 exit_status = EXIT_FAILED
     finally:
         # Whatever happened above (an unexpected exception too), GitHub gets what is known.
+        session.stopped = fatal
         report = session.report()
         if fatal is not None:
-            # Among the errors, so the verdict says that the run did not complete.
             report = dataclasses.replace(report, errors=(*report.errors, fatal))
         buffer = AnnotationBuffer()
         if fatal is not None:
@@ -198,7 +201,9 @@ def main(
     return report.exit_status() if exit_status is None else exit_status
 
 
-def _build(settings: Settings, session: Session, paths: Paths, stdout: TextIO) -> None:
+def _build(
+    settings: Settings, session: Session, paths: Paths, stdout: TextIO, env: dict[str, str]
+) -> None:
     def say(text: str) -> None:
         stdout.write(text + "\n")
         stdout.flush()
@@ -210,7 +215,9 @@ def _build(settings: Settings, session: Session, paths: Paths, stdout: TextIO) -
     resume = f"nix-cache-action-{secrets.token_hex(16)}"
     stdout.write(f"::stop-commands::{resume}\n")
     try:
-        nix = Nix(NIX_EXECUTABLE, cwd=settings.working_directory)
+        # The inputs (the GitHub token among them) are no business of Nix, its builders and
+        # hooks, or diffoscope: Nix gets the environment without them.
+        nix = Nix(NIX_EXECUTABLE, cwd=settings.working_directory, env=env)
         with paths.log.open("wb") as raw_log:
             run_build(nix, session, raw_log=raw_log, say=say)
     finally:
@@ -331,7 +338,7 @@ def annotations_for(report: Report) -> list[Annotation]:
         Annotation(
             AnnotationLevel.ERROR,
             _build_message(build.error, build.log_tail),
-            title=_name(build.drv),
+            title=store_name(build.drv),
         )
         for build in report.builds
         if build.status == "failed" and build.drv not in own and build.drv not in named
@@ -362,11 +369,11 @@ def figures(report: Report) -> str:
 def _check_title(check: Check) -> str:
     if check.installable:
         return check.installable
-    return f"{_name(check.drv)} (deep check)"
+    return f"{store_name(check.drv)} (deep check)"
 
 
 def _difference_message(check: Check) -> str:
-    output = check.output or _name(check.drv)
+    output = check.output or store_name(check.drv)
     if check.first_copy == "substituted" and check.substituter:
         against = f"the copy from {substituter_name(check.substituter)}"
     elif check.first_copy == "built":
@@ -405,11 +412,6 @@ def _build_message(message: str | None, log_tail: tuple[str, ...]) -> str:
     if tail:
         text += "\nLast lines of the build log:\n" + "\n".join(tail)
     return text
-
-
-def _name(drv: str) -> str:
-    """`/nix/store/<hash>-name.drv` -> `name`."""
-    return drv.rsplit("/", 1)[-1].split("-", 1)[-1].removesuffix(".drv")
 
 
 # --- commit statuses ----------------------------------------------------------------------
@@ -481,9 +483,8 @@ def _installable_verdict(report: Report, name: str) -> str:
 
 
 def _wall_seconds(report: Report) -> float | None:
+    # The Nix runs only: phases.evaluation overlaps the build run's own seconds.
     known = [r.seconds for r in report.runs if r.seconds is not None]
-    if report.phases.evaluation is not None:
-        known.append(report.phases.evaluation)
     return sum(known) if known else None
 
 

@@ -104,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _merge(args)
     except NixCacheActionError as exc:
         print(f"nix-cache-action: {exc}", file=sys.stderr)  # noqa: T201
+        # Even a bad argument leaves a report saying so where one was asked for.
+        _emit(Report(errors=(str(exc),), stopped=str(exc)), args, quiet=True)
         return EXIT_USAGE if isinstance(exc, InputError) else EXIT_FAILED
 
 
@@ -132,9 +134,11 @@ def _build(args: argparse.Namespace) -> int:
                 exit_status = session.report().exit_status()
             except Interrupted as exc:
                 session.notes.append(f"interrupted by {exc}; the report holds what was known")
+                session.stopped = f"interrupted by {exc}"
                 exit_status = EXIT_INTERRUPTED
             except NixCacheActionError as exc:
                 session.errors.append(str(exc))
+                session.stopped = str(exc)
                 _say(f"nix-cache-action: {exc}")
                 exit_status = EXIT_FAILED
     finally:
@@ -205,7 +209,7 @@ def _merge(args: argparse.Namespace) -> int:
     return merged.exit_status()
 
 
-def _emit(report: Report, args: argparse.Namespace) -> None:
+def _emit(report: Report, args: argparse.Namespace, *, quiet: bool = False) -> None:
     if args.report is not None:
         write_report(report, args.report)
     if args.summary is not None:
@@ -213,7 +217,7 @@ def _emit(report: Report, args: argparse.Namespace) -> None:
         args.summary.write_text(render_summary(report), encoding="utf-8")
     if args.json:
         print(json.dumps(report.to_json(), indent=2))  # noqa: T201
-    else:
+    elif not quiet:
         _say(render_terminal(report))
 
 

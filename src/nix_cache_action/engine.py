@@ -20,7 +20,7 @@ from nix_cache_action.nix.events import (
     Message,
     SubstituteStarted,
 )
-from nix_cache_action.nix.runner import Nix, Streamed
+from nix_cache_action.nix.runner import Interrupted, Nix, Streamed
 from nix_cache_action.report import (
     Build,
     Check,
@@ -81,6 +81,7 @@ class Session:
     notes: list[str] = field(default_factory=list)
     # Errors that stopped the whole run (no usable Nix, ...): they fail the verdict.
     errors: list[str] = field(default_factory=list)
+    stopped: str | None = None  # why the run ended early (interrupted, no usable Nix)
     outputs_by_drv: dict[str, list[str]] = field(default_factory=dict)
 
     def report(self) -> Report:
@@ -88,15 +89,16 @@ class Session:
         substitutions = []
         cache_errors = []
         errors: list[str] = []
-        queried: dict[str, int] = {}
+        queried: dict[str, set[str]] = {}
         phases = Phases(evaluation=self.evaluation_seconds, check=self.check_seconds)
         for ledger in self.ledgers:
             builds.extend(ledger.builds(self.outputs_by_drv))
             substitutions.extend(ledger.substitutions())
             cache_errors.extend(ledger.cache_errors)
             errors.extend(e for e in ledger.errors if "may not be deterministic" not in e)
-            for url, count in ledger.queried.items():
-                queried[url] = queried.get(url, 0) + count
+            # Distinct paths over all runs: the check run asks again about the same ones.
+            for url, paths in ledger.queried_paths.items():
+                queried.setdefault(url, set()).update(paths)
             if ledger.run == "build":
                 own = ledger.phases()
                 phases = replace(
@@ -127,8 +129,9 @@ class Session:
             phases=phases,
             nix=self.nix,
             reproducibility_mode=self.options.reproducibility,
-            queried=queried,
+            queried={url: len(paths) for url, paths in queried.items()},
             errors=tuple(dict.fromkeys(errors)),
+            stopped=self.stopped,
             notes=tuple(self.notes),
         )
 
@@ -195,29 +198,16 @@ def run_build(
     if not built:
         return
     check_ledger = Ledger(run="check")
-    session.ledgers.append(check_ledger)
-    check_started = nix.clock()
+    targets = [_rebuild_target(nix, i) for i in built]
     try:
-        _stream(
-            nix,
-            session,
-            check_ledger,
-            [
-                "build",
-                *LOG_FLAGS,
-                "--no-link",
-                "--rebuild",
-                "--keep-failed",
-                "--keep-going",
-                *[_rebuild_target(nix, i) for i in built],
-            ],
-            "check",
-            raw_log,
-            say,
+        _rebuild(nix, session, check_ledger, targets, raw_log, say)
+    except Interrupted:
+        # Stopping comes first: what the rebuild showed is kept, nothing more is asked of Nix.
+        session.checks.extend(
+            _top_level_checks(nix, build_ledger, check_ledger, built, explain=False)
         )
-    finally:
-        session.check_seconds = nix.clock() - check_started
-        session.checks.extend(_top_level_checks(nix, build_ledger, check_ledger, built))
+        raise
+    session.checks.extend(_top_level_checks(nix, build_ledger, check_ledger, built, explain=True))
 
     # 4. Deep: every other derivation this run built here.
     if options.deep:
@@ -227,29 +217,43 @@ def run_build(
             session.notes.append("deep check: no other derivation was built here")
             return
         deep_ledger = Ledger(run="deep-check")
-        session.ledgers.append(deep_ledger)
-        deep_started = nix.clock()
-        try:
-            _stream(
-                nix,
-                session,
-                deep_ledger,
-                [
-                    "build",
-                    *LOG_FLAGS,
-                    "--no-link",
-                    "--rebuild",
-                    "--keep-failed",
-                    "--keep-going",
-                    *[nix.version.all_outputs(d) for d in locally],
-                ],
-                "deep-check",
-                raw_log,
-                say,
-            )
-        finally:
-            session.check_seconds = _add(session.check_seconds, nix.clock() - deep_started)
-            session.checks.extend(_deep_checks(nix, deep_ledger))
+        _rebuild(
+            nix, session, deep_ledger, [nix.version.all_outputs(d) for d in locally], raw_log, say
+        )
+        session.checks.extend(_deep_checks(nix, deep_ledger))
+
+
+def _rebuild(  # noqa: PLR0913, PLR0917 - each argument is a separate concern of one call
+    nix: Nix,
+    session: Session,
+    ledger: Ledger,
+    targets: list[str],
+    raw_log: IO[bytes] | None,
+    say: Say,
+) -> None:
+    """Build `targets` again and let Nix compare (`--rebuild`); `--keep-failed` keeps `.check`."""
+    session.ledgers.append(ledger)
+    started = nix.clock()
+    try:
+        _stream(
+            nix,
+            session,
+            ledger,
+            [
+                "build",
+                *LOG_FLAGS,
+                "--no-link",
+                "--rebuild",
+                "--keep-failed",
+                "--keep-going",
+                *targets,
+            ],
+            ledger.run,
+            raw_log,
+            say,
+        )
+    finally:
+        session.check_seconds = _add(session.check_seconds, nix.clock() - started)
 
 
 def _not_checked(
@@ -353,10 +357,7 @@ def _tell(event: Event, say: Say) -> None:
 def _record_outputs(  # noqa: PLR0913, PLR0917 - the build step's whole context
     nix: Nix, session: Session, ledger: Ledger, result: Streamed, names: list[str], say: Say
 ) -> None:
-    by_drv: dict[str, dict[str, str]] = {}
-    if result.returncode == 0 and result.stdout.strip():
-        for entry in json.loads(result.stdout):
-            by_drv[entry["drvPath"]] = dict(entry.get("outputs", {}))
+    by_drv = _built_outputs(result)
     for name in names:
         item = session.installables[name]
         if item.drv is None:
@@ -385,6 +386,22 @@ def _record_outputs(  # noqa: PLR0913, PLR0917 - the build step's whole context
             session.installables[name] = replace(item, nar_hashes=hashes)
 
 
+def _built_outputs(result: Streamed) -> dict[str, dict[str, str]]:
+    """{drv: {output: path}} from `nix build --json` on stdout; {} when there is none."""
+    if result.returncode != 0 or not result.stdout.strip():
+        return {}
+    try:
+        entries = json.loads(result.stdout)
+    except ValueError:
+        return {}  # then each installable is asked for on its own
+    return {
+        entry["drvPath"]: dict(entry.get("outputs") or {})
+        for entry in (entries if isinstance(entries, list) else [])
+        # A store-path installable has `path` and no drvPath: nothing was built for it.
+        if isinstance(entry, dict) and isinstance(entry.get("drvPath"), str)
+    }
+
+
 def _failure_reason(item: Installable, ledger: Ledger) -> str:
     failed_drvs = {b.drv for b in ledger.builds() if b.status == "failed"}
     first_lines = [e.split("\n", 1)[0] for e in ledger.errors]
@@ -399,7 +416,7 @@ def _failure_reason(item: Installable, ledger: Ledger) -> str:
 
 
 def _top_level_checks(
-    nix: Nix, first: Ledger, check: Ledger, built: list[Installable]
+    nix: Nix, first: Ledger, check: Ledger, built: list[Installable], *, explain: bool
 ) -> list[Check]:
     """One Check per output of each installable, from the rebuild's log and the first build's."""
     by_drv: dict[str, list[Check]] = {}
@@ -428,7 +445,8 @@ def _top_level_checks(
                 run="check",
             )
             if out in differing:
-                result.append(_explain(nix, replace(base, verdict="differs")))
+                differs = replace(base, verdict="differs")
+                result.append(_explain(nix, differs) if explain else differs)
             elif differing:
                 # Nix stops comparing a derivation's outputs at the first that differs.
                 result.append(replace(base, reason="another output of it differed"))
@@ -487,7 +505,7 @@ def _explain(nix: Nix, check: Check) -> Check:
         check_nar_hash=nix.hash_path(str(rebuild)),
         differences=tuple(diffs),
         differences_truncated=truncated,
-        diffoscope=diffoscope_text(first, rebuild),
+        diffoscope=diffoscope_text(first, rebuild, nix.env),
     )
 
 

@@ -305,6 +305,10 @@ class Ledger:
     # --- output -------------------------------------------------------------------------------
 
     @property
+    def queried_paths(self) -> dict[str, set[str]]:
+        return self._queried
+
+    @property
     def queried(self) -> dict[str, int]:
         return {cache: len(paths) for cache, paths in self._queried.items()}
 

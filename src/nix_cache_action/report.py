@@ -176,6 +176,8 @@ class Report:
     # Distinct store paths asked of each substituter (narinfo look-ups), for per-cache hit rates.
     queried: dict[str, int] = field(default_factory=dict)
     errors: tuple[str, ...] = ()  # Nix's error messages and ours, ANSI-free, bounded
+    # Why the run ended before its last step (interrupted, no usable Nix); None if it did not.
+    stopped: str | None = None
     notes: tuple[str, ...] = ()  # what the tool itself noticed (skipped lines, interruptions)
 
     # --- derived ------------------------------------------------------------------------------
@@ -236,7 +238,7 @@ class Report:
         that built everything. A report from a log alone has no installables, and then any error
         Nix printed counts, as does a run that never got to its installables (no usable Nix).
         """
-        if any(b.status == "failed" for b in self.builds):
+        if self.stopped is not None or any(b.status == "failed" for b in self.builds):
             return False
         if self.installables:
             return all(i.status == "built" for i in self.installables)
@@ -272,6 +274,7 @@ class Report:
             "runs": [dataclasses.asdict(r) for r in self.runs],
             "queried": dict(self.queried),
             "errors": list(self.errors),
+            "stopped": self.stopped,
             "notes": list(self.notes),
         }
         return _jsonable(body)  # type: ignore[no-any-return]
@@ -300,6 +303,7 @@ class Report:
             reproducibility_mode=str(data.get("reproducibility_mode", "fail")),
             queried={str(k): int(v) for k, v in data.get("queried", {}).items()},
             errors=tuple(data.get("errors", [])),
+            stopped=data.get("stopped"),
             notes=tuple(data.get("notes", [])),
         )
 
@@ -333,9 +337,10 @@ def merge(reports: list[Report]) -> Report:
         phases=phases,
         nix=reports[0].nix,
         # The strictest mode wins: a merged verdict must not hide a failure of one job.
-        reproducibility_mode="fail" if "fail" in modes else min(modes),
+        reproducibility_mode=next((m for m in ("fail", "warn", "off") if m in modes), "fail"),
         queried=queried,
         errors=join("errors"),
+        stopped=next((r.stopped for r in reports if r.stopped is not None), None),
         notes=join("notes"),
     )
 

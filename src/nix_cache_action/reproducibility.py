@@ -85,7 +85,7 @@ def differing_files(first: Path, rebuild: Path) -> tuple[list[FileDifference], b
     return diffs[:MAX_DIFFERENCES], len(diffs) > MAX_DIFFERENCES
 
 
-def diffoscope_text(first: Path, rebuild: Path) -> str | None:
+def diffoscope_text(first: Path, rebuild: Path, env: dict[str, str] | None = None) -> str | None:
     """diffoscope's text report, bounded, when diffoscope is installed; else None."""
     exe = shutil.which("diffoscope")
     if exe is None:
@@ -97,6 +97,7 @@ def diffoscope_text(first: Path, rebuild: Path) -> str | None:
             text=True,
             timeout=DIFFOSCOPE_TIMEOUT_SECONDS,
             check=False,
+            env=env,
         )
     except subprocess.TimeoutExpired:
         return f"(diffoscope did not finish within {DIFFOSCOPE_TIMEOUT_SECONDS} s)"

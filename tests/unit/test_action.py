@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -381,7 +382,9 @@ def test_without_nix_on_path_the_step_fails_with_the_fix_and_a_report(
     monkeypatch.setenv("PATH", str(empty))
     stdout = io.StringIO()
     publisher = FakePublisher()
-    status = main(runner.environ(), stdout, publisher_factory=publisher)
+    # Nix is started with the environment main() was given (less the inputs).
+    environ = {**runner.environ(), "PATH": str(empty)}
+    status = main(environ, stdout, publisher_factory=publisher)
     assert status == 1
     text = stdout.getvalue()
 
@@ -667,3 +670,26 @@ def test_outputs_leave_unknown_figures_empty() -> None:
 def test_the_notice_says_when_the_check_was_off() -> None:
     (notice,) = annotations_for(Report(reproducibility_mode="off"))
     assert notice.message.endswith("; rebuild check: off")
+
+
+def test_nix_never_sees_the_inputs_or_the_token(runner: Runner, tmp_path: Path) -> None:
+    # A stand-in `nix` that records the environment it was started with, then fails.
+    bin_dir = tmp_path / "stand-in-bin"
+    bin_dir.mkdir()
+    dump = tmp_path / "nix-env.txt"
+    fake = bin_dir / "nix"
+    # Python, not sh: a shell drops variables whose names have a dash (INPUT_GITHUB-TOKEN).
+    fake.write_text(
+        f"#!{sys.executable}\nimport os, sys\n"
+        f"with open({str(dump)!r}, 'a') as f:\n"
+        "    f.writelines(f'{k}={v}\\n' for k, v in os.environ.items())\n"
+        "print('nix (Nix) 2.34.8')\nsys.exit(1)\n",
+        "utf-8",
+    )
+    fake.chmod(0o755)
+    environ = {**runner.environ(), "PATH": f"{bin_dir}:/usr/bin:/bin"}
+    assert main(environ, io.StringIO(), publisher_factory=FakePublisher()) == 1
+    seen = dump.read_text(encoding="utf-8")
+    assert "PATH=" in seen  # it did run, with the environment
+    assert TOKEN not in seen
+    assert "INPUT_" not in seen

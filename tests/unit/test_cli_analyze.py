@@ -91,3 +91,11 @@ def test_runs_as_a_module() -> None:
     )
     assert done.returncode == 1
     assert json.loads(done.stdout)["totals"]["failed"] == 1
+
+
+def test_a_bad_argument_still_leaves_a_report(tmp_path: Path) -> None:
+    report_path = tmp_path / "r.json"
+    assert main(["analyze", "/nonexistent/x.log", "--report", str(report_path)]) == 2
+    report = json.loads(report_path.read_text())
+    assert report["verdict"] == "failed"
+    assert report["stopped"].startswith("log: /nonexistent/x.log is not a readable file")

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -30,7 +30,10 @@ NIX_PATH_UNUSABLE = (
     "`{exe}` does not exist or cannot be run. Pass the path of a nix executable, or leave it "
     "unset to use nix from PATH."
 )
-STOP_GRACE_SECONDS = 10.0
+# GitHub cancels a job with SIGINT, then SIGTERM 7.5 s later, then SIGKILL 2.5 s after that:
+# Nix gets a short grace so that the report is written well before the SIGKILL.
+STOP_GRACE_SECONDS = 3.0
+TIMEOUT_NIX_VERSION = 60
 
 # `nix path-info --json` is a list of objects with `path` up to 2.18 and an object keyed by path
 # (null for an invalid path) from 2.19; reshape both into {path: {narHash, narSize}}.
@@ -47,6 +50,17 @@ _DRV_OUTPUTS = jq.compile(
     '(if has("derivations") then .derivations else . end)'
     " | map_values(.outputs | map_values(.path) | with_entries(select(.value != null)))"
 )
+
+
+NIX_PROBE_FAILED = (
+    "`{exe} --version` did not answer ({error}). Check that this Nix works from a shell, "
+    "then run again."
+)
+
+
+def without_inputs(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment less the action's INPUT_* variables."""
+    return {k: v for k, v in environ.items() if not k.startswith("INPUT_")}
 
 
 class Interrupted(Exception):  # noqa: N818 - it is a signal, not a failure of ours
@@ -89,7 +103,7 @@ class Nix:
     ) -> None:
         self.executable = executable
         self.cwd = cwd
-        self.env = env
+        self.env = env  # None: Nix inherits this process's environment
         self.clock = clock
         self.version = self._probe()
 
@@ -102,12 +116,14 @@ class Nix:
                 check=False,
                 env=self.env,
                 cwd=self.cwd,
-                timeout=60,
+                timeout=TIMEOUT_NIX_VERSION,
             )
         except (FileNotFoundError, PermissionError) as exc:
             # A bare name was looked up on PATH; a path was given by the user and is wrong.
             template = NIX_PATH_UNUSABLE if os.sep in self.executable else NIX_NOT_FOUND
             raise NixError(template.format(exe=self.executable)) from exc
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise NixError(NIX_PROBE_FAILED.format(exe=self.executable, error=exc)) from exc
         return parse_version(done.stdout or done.stderr)
 
     def argv(self, *args: str) -> list[str]:
@@ -159,9 +175,10 @@ class Nix:
         )
         stdout_chunks: list[bytes] = []
         reader = threading.Thread(target=_drain, args=(proc.stdout, stdout_chunks), daemon=True)
-        reader.start()
         interrupted = False
         try:
+            # Inside the try: a signal from here on still stops Nix.
+            reader.start()
             assert proc.stderr is not None  # noqa: S101 - Popen was asked for the pipe
             for line in proc.stderr:
                 if raw_log is not None:
@@ -178,7 +195,8 @@ class Nix:
         finally:
             if proc.poll() is None:
                 _stop(proc)
-            reader.join(timeout=5)
+            if reader.is_alive():
+                reader.join(timeout=5)
             if raw_log is not None:
                 raw_log.flush()
             if interrupted:
@@ -258,10 +276,18 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def sigterm_interrupts() -> Iterator[None]:
-    """Turn SIGTERM (a cancelled job) and SIGINT into Interrupted for the duration."""
+    """Turn SIGTERM (a cancelled job) and SIGINT into Interrupted for the duration.
+
+    Only the first signal raises: GitHub follows its SIGINT with a SIGTERM, and a second
+    exception in the middle of stopping Nix would cut that short and leave Nix running.
+    """
+    raised: list[str] = []
 
     def handler(signum: int, _frame: object) -> None:
-        raise Interrupted(signal.Signals(signum).name)
+        if raised:
+            return
+        raised.append(signal.Signals(signum).name)
+        raise Interrupted(raised[0])
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
