@@ -30,16 +30,7 @@ def example_report() -> Report:
         ledger = Ledger(run=name)
         with (LOGS / f"{name}.log").open("rb") as handle:
             ledger.consume(handle)
-        reports.append(
-            Report(
-                substitutions=tuple(ledger.substitutions()),
-                builds=tuple(ledger.builds()),
-                checks=tuple(ledger.checks()),
-                cache_errors=tuple(ledger.cache_errors),
-                queried=ledger.queried,
-                errors=tuple(e for e in ledger.errors if "may not be deterministic" not in e),
-            )
-        )
+        reports.append(ledger.report())
     return merge(reports)
 
 

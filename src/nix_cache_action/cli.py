@@ -177,20 +177,9 @@ def _analyze(args: argparse.Namespace) -> int:
     unfinished = ledger.unfinished_substitutions()
     if unfinished:
         notes.append(f"{len(unfinished)} substitutions had not finished when the log ended")
-    phases = ledger.phases()
-    check_phase = ledger.phases(check=True)
-    from dataclasses import replace  # noqa: PLC0415 - local to keep the module's imports lean
-
-    report = Report(
-        substitutions=tuple(ledger.substitutions()),
-        builds=tuple(ledger.builds()),
-        checks=tuple(ledger.checks()),
-        cache_errors=tuple(ledger.cache_errors),
-        runs=(Run(label="analyze", plain_lines=ledger.plain_lines, log_path=source),),
-        phases=replace(phases, check=check_phase.check),
+    report = ledger.report(
         reproducibility_mode=args.reproducibility,
-        queried=ledger.queried,
-        errors=tuple(e for e in ledger.errors if "may not be deterministic" not in e),
+        runs=(Run(label="analyze", plain_lines=ledger.plain_lines, log_path=source),),
         notes=tuple(notes),
     )
     _emit(report, args)

@@ -95,7 +95,7 @@ class Session:
             builds.extend(ledger.builds(self.outputs_by_drv))
             substitutions.extend(ledger.substitutions())
             cache_errors.extend(ledger.cache_errors)
-            errors.extend(e for e in ledger.errors if "may not be deterministic" not in e)
+            errors.extend(ledger.failure_errors)
             # Distinct paths over all runs: the check run asks again about the same ones.
             for url, paths in ledger.queried_paths.items():
                 queried.setdefault(url, set()).update(paths)

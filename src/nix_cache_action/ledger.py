@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from nix_cache_action.nix.events import (
     PROGRESS_HEAD,
@@ -33,7 +33,16 @@ from nix_cache_action.nix.events import (
     parse_line,
     progress_activity_id,
 )
-from nix_cache_action.report import Build, CacheError, Check, MissReason, Phases, Substitution
+from nix_cache_action.report import (
+    Build,
+    CacheError,
+    Check,
+    MissReason,
+    Phases,
+    Report,
+    Run,
+    Substitution,
+)
 
 _PROGRESS_HEAD = PROGRESS_HEAD
 _PROGRESS_TAIL_NL = PROGRESS_TAIL + b"\n"
@@ -316,6 +325,32 @@ class Ledger:
     def errors(self) -> list[str]:
         extra = [f"... and {self._errors_dropped} more errors"] if self._errors_dropped else []
         return [*self._errors, *extra]
+
+    @property
+    def failure_errors(self) -> list[str]:
+        """The errors, less the mismatch messages that `checks()` already stands for."""
+        return [e for e in self.errors if "may not be deterministic" not in e]
+
+    def report(
+        self,
+        *,
+        reproducibility_mode: str = "fail",
+        runs: tuple[Run, ...] = (),
+        notes: tuple[str, ...] = (),
+    ) -> Report:
+        """What this one log shows, as a Report (`analyze`: no installables, no Nix version)."""
+        return Report(
+            substitutions=tuple(self.substitutions()),
+            builds=tuple(self.builds()),
+            checks=tuple(self.checks()),
+            cache_errors=tuple(self._cache_errors),
+            runs=runs,
+            phases=replace(self.phases(), check=self.phases(check=True).check),
+            reproducibility_mode=reproducibility_mode,
+            queried=self.queried,
+            errors=tuple(self.failure_errors),
+            notes=notes,
+        )
 
     @property
     def cache_errors(self) -> list[CacheError]:
