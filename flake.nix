@@ -6,16 +6,21 @@
   outputs = { self, nixpkgs }:
     let
       systems = [ "x86_64-linux" "aarch64-linux" "x86_64-darwin" "aarch64-darwin" ];
-      forAll = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+      forAll = f: nixpkgs.lib.genAttrs systems (system: f system nixpkgs.legacyPackages.${system});
+      # pyproject.toml holds the one version; the package must not drift from it.
+      version = (builtins.fromTOML (builtins.readFile ./pyproject.toml)).project.version;
+      runtimeDeps = ps: with ps; [ jq tenacity pygithub ];
+      # What the unit tier imports besides the runtime dependencies.
+      unitTestDeps = ps: with ps; [ pytest pytest-httpserver cmarkgfm jsonschema ruamel-yaml ];
       package = pkgs: pkgs.python3Packages.buildPythonApplication {
         pname = "nix-cache-action";
-        version = "0.1.0";
+        inherit version;
         pyproject = true;
         src = self;
         build-system = [ pkgs.python3Packages.setuptools ];
-        dependencies = with pkgs.python3Packages; [ jq tenacity pygithub ];
-        nativeCheckInputs = with pkgs.python3Packages; [ pytest pytest-httpserver cmarkgfm ];
-        # The pure tier only: the other tiers need Nix, npm packages and a runner.
+        dependencies = runtimeDeps pkgs.python3Packages;
+        nativeCheckInputs = unitTestDeps pkgs.python3Packages;
+        # The unit tier only: the other tiers need Nix, npm packages and a runner.
         checkPhase = ''
           runHook preCheck
           pytest tests/unit -q -p no:cacheprovider
@@ -25,31 +30,30 @@
       };
     in
     {
-      packages = forAll (pkgs: rec {
+      packages = forAll (_system: pkgs: rec {
         nix-cache-action = package pkgs;
         default = nix-cache-action;
       });
 
-      apps = forAll (pkgs: {
+      apps = forAll (system: _pkgs: {
         default = {
           type = "app";
-          program = nixpkgs.lib.getExe self.packages.${pkgs.system}.default;
+          program = nixpkgs.lib.getExe self.packages.${system}.default;
+          meta.description = "Build flake outputs, account for cache hits and misses, check reproducibility";
         };
       });
 
-      devShells = forAll (pkgs: {
+      devShells = forAll (_system: pkgs: {
         default = pkgs.mkShell {
           packages = [
-            (pkgs.python3.withPackages (ps: with ps; [
-              jq tenacity pygithub pytest pytest-httpserver cmarkgfm mypy
-            ]))
+            (pkgs.python3.withPackages (ps: runtimeDeps ps ++ unitTestDeps ps ++ [ ps.mypy ]))
             pkgs.ruff pkgs.jq pkgs.diffoscope pkgs.nodejs
           ];
         };
       });
 
-      checks = forAll (pkgs: {
-        package = self.packages.${pkgs.system}.default;
+      checks = forAll (system: pkgs: {
+        package = self.packages.${system}.default;
         lint = pkgs.runCommand "nix-cache-action-lint" { nativeBuildInputs = [ pkgs.ruff ]; } ''
           cd ${self}
           ruff check --no-cache .

@@ -27,7 +27,7 @@ END = "<!-- example-summary:end -->"
 def example_report() -> Report:
     reports = []
     for name in RUNS:
-        ledger = Ledger(run=name)
+        ledger = Ledger(run="check" if name.startswith("rebuild") else "build")
         with (LOGS / f"{name}.log").open("rb") as handle:
             ledger.consume(handle)
         reports.append(ledger.report())

@@ -1,3 +1,3 @@
 """Build Nix flake outputs, account for every cache hit and miss, and check reproducibility."""
 
-__version__ = "0.1.0"
+__version__ = "1.0.0"

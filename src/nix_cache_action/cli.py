@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import IO
 
 from nix_cache_action import __version__
-from nix_cache_action.engine import BuildOptions, Session, run_build
+from nix_cache_action.engine import EXIT_FAILED, BuildOptions, run_job
 from nix_cache_action.errors import InputError, NixCacheActionError
 from nix_cache_action.ledger import Ledger
-from nix_cache_action.nix.runner import Interrupted, Nix, sigterm_interrupts
+from nix_cache_action.nix.commands import Nix
+from nix_cache_action.nix.process import Subprocesses
 from nix_cache_action.render.summary import render_summary
 from nix_cache_action.render.terminal import render_terminal
-from nix_cache_action.report import Report, Run, load_report, merge, write_report
+from nix_cache_action.report import MODES, Report, Run, load_report, merge, write_report
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-MODES = ("fail", "warn", "off")
+EXIT_USAGE = 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,29 +122,13 @@ def _build(args: argparse.Namespace) -> int:
         reproducibility=args.reproducibility,
         deep=args.deep,
     )
-    session = Session(options=options)
-    exit_status = EXIT_FAILED
-    try:
-        with sigterm_interrupts():
-            try:
-                nix = Nix(args.nix, cwd=directory)
-                args.log.parent.mkdir(parents=True, exist_ok=True)
-                with args.log.open("wb") as raw_log:
-                    run_build(nix, session, raw_log=raw_log, say=_say)
-                exit_status = session.report().exit_status()
-            except Interrupted as exc:
-                session.notes.append(f"interrupted by {exc}; the report holds what was known")
-                session.stopped = f"interrupted by {exc}"
-                exit_status = EXIT_INTERRUPTED
-            except NixCacheActionError as exc:
-                session.errors.append(str(exc))
-                session.stopped = str(exc)
-                _say(f"nix-cache-action: {exc}")
-                exit_status = EXIT_FAILED
-    finally:
-        # Whatever happened above, the report and summary are written with what is known.
-        _emit(session.report(), args)
-    return exit_status
+    runner = Subprocesses(cwd=directory)
+    report, status = run_job(
+        options, lambda: Nix.probe(args.nix, runner), log_path=args.log, say=_say
+    )
+    # Whatever happened, the report and summary are written with what is known.
+    _emit(report, args)
+    return status
 
 
 def _analyze(args: argparse.Namespace) -> int:

@@ -1,7 +1,9 @@
-"""The Report: everything one or more runs found out, and its versioned JSON form.
+"""The Report: everything one or more runs found out, its vocabulary, and its versioned JSON form.
 
-The JSON schema is documented in README.md ("The JSON report"). Bump SCHEMA_VERSION when a field
-changes meaning or goes away; adding a field keeps the version.
+Every word the report uses for a mode, a status, a verdict or a reason is a `Literal` here and
+nowhere else. The JSON form is described by `schema/report-v1.json` (tests validate real reports
+against it, and README's table against both). Bump SCHEMA_VERSION when a field changes meaning or
+goes away; adding a field keeps the version.
 """
 
 from __future__ import annotations
@@ -10,16 +12,29 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from nix_cache_action import __version__
 
 SCHEMA_VERSION = 1
 
+# How a differing rebuild counts: `fail` fails the run, `warn` reports it, `off` skips the check.
+Mode = Literal["fail", "warn", "off"]
+MODES: tuple[Mode, ...] = get_args(Mode)
+# The run as a whole.
+RunVerdict = Literal["ok", "failed", "not-reproducible", "warning"]
+# One derivation: built here (or on a remote builder), failed, or rebuilt for the check.
 BuildStatus = Literal["built", "failed", "checked"]
+# Why a derivation had to be built; a rebuild for the check is not a miss and has no reason.
+MissReason = Literal["not-in-cache", "cache-error"]
+# One output's reproducibility.
 Verdict = Literal["reproducible", "differs", "not-checked"]
+# What the rebuild was compared with.
 FirstCopy = Literal["substituted", "built", "present", "unknown"]
-MissReason = Literal["not-in-cache", "cache-error", "check", "dependency-failed"]
+InstallableStatus = Literal["built", "failed", "error"]
+DifferenceKind = Literal["content", "only-in-first", "only-in-rebuild", "type"]
+Flavour = Literal["nix", "determinate", "lix"]
+RunLabel = Literal["build", "check", "deep-check", "analyze"]
 
 # Magic Nix Cache's daemon always listens here (magic-nix-cache-action's default `listen`).
 MAGIC_NIX_CACHE_ADDRESSES = ("127.0.0.1:37515", "localhost:37515", "[::1]:37515")
@@ -53,7 +68,7 @@ class Build:
     status: BuildStatus
     seconds: float | None = None
     started: float | None = None
-    reason: MissReason = "not-in-cache"
+    reason: MissReason | None = "not-in-cache"  # None for a rebuild for the check
     reason_detail: str = ""
     machine: str = ""
     error: str | None = None
@@ -64,7 +79,7 @@ class Build:
 @dataclass(frozen=True)
 class FileDifference:
     path: str  # relative to the output; "" for the output itself
-    kind: Literal["content", "only-in-first", "only-in-rebuild", "type"]
+    kind: DifferenceKind
     size: int | None = None
     check_size: int | None = None
     sha256: str | None = None
@@ -74,7 +89,8 @@ class FileDifference:
 @dataclass(frozen=True)
 class Check:
     drv: str
-    output: str | None
+    output: str | None  # the output's name (`out`, `dev`), as in Installable.outputs
+    path: str | None  # its store path; the rebuild is at `<path>.check`
     verdict: Verdict
     reason: str = ""
     nar_hash: str | None = None
@@ -103,14 +119,14 @@ class Installable:
     name: str
     drv: str | None = None
     outputs: dict[str, str] = field(default_factory=dict)
-    status: Literal["built", "failed", "error"] = "built"
+    status: InstallableStatus = "built"
     error: str | None = None
     nar_hashes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Run:
-    label: str  # "build", "check", "deep-check", "analyze"
+    label: RunLabel
     argv: tuple[str, ...] = ()
     exit_status: int | None = None
     seconds: float | None = None
@@ -159,7 +175,7 @@ class Totals:
 @dataclass(frozen=True)
 class NixInfo:
     version: str | None = None
-    flavour: str | None = None  # "nix", "determinate", "lix"
+    flavour: Flavour | None = None
 
 
 @dataclass(frozen=True)
@@ -172,7 +188,7 @@ class Report:
     runs: tuple[Run, ...] = ()
     phases: Phases = field(default_factory=Phases)
     nix: NixInfo = field(default_factory=NixInfo)
-    reproducibility_mode: str = "fail"
+    reproducibility_mode: Mode = "fail"
     # Distinct store paths asked of each substituter (narinfo look-ups), for per-cache hit rates.
     queried: dict[str, int] = field(default_factory=dict)
     errors: tuple[str, ...] = ()  # Nix's error messages and ours, ANSI-free, bounded
@@ -244,7 +260,7 @@ class Report:
             return all(i.status == "built" for i in self.installables)
         return not self.errors
 
-    def verdict(self) -> Literal["ok", "failed", "not-reproducible", "warning"]:
+    def verdict(self) -> RunVerdict:
         if not self.succeeded():
             return "failed"
         if any(c.verdict == "differs" for c in self.checks):
@@ -300,7 +316,7 @@ class Report:
             runs=many(Run, "runs"),
             phases=_from_dict(Phases, data.get("phases", {})),
             nix=_from_dict(NixInfo, data.get("nix", {})),
-            reproducibility_mode=str(data.get("reproducibility_mode", "fail")),
+            reproducibility_mode=_mode(data.get("reproducibility_mode", "fail")),
             queried={str(k): int(v) for k, v in data.get("queried", {}).items()},
             errors=tuple(data.get("errors", [])),
             stopped=data.get("stopped"),
@@ -336,13 +352,21 @@ def merge(reports: list[Report]) -> Report:
         runs=join("runs"),
         phases=phases,
         nix=reports[0].nix,
-        # The strictest mode wins: a merged verdict must not hide a failure of one job.
-        reproducibility_mode=next((m for m in ("fail", "warn", "off") if m in modes), "fail"),
+        # MODES runs from the strictest, and the strictest wins: a merged verdict must not hide
+        # a failure of one job.
+        reproducibility_mode=next((m for m in MODES if m in modes), "fail"),
         queried=queried,
         errors=join("errors"),
         stopped=next((r.stopped for r in reports if r.stopped is not None), None),
         notes=join("notes"),
     )
+
+
+def _mode(value: object) -> Mode:
+    for mode in MODES:
+        if value == mode:
+            return mode
+    raise ValueError(f"reproducibility_mode {value!r} is not one of {', '.join(MODES)}")
 
 
 def write_report(report: Report, path: Path) -> None:

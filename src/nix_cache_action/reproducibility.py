@@ -1,20 +1,33 @@
-"""Explain a difference between an output and its `.check` rebuild: which files, and how."""
+"""Reproducibility verdicts: what the rebuild showed per output, and, for an output that differs,
+which files differ and how (with diffoscope's report when it is installed)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import stat
-import subprocess
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from nix_cache_action.report import FileDifference
+from nix_cache_action.diffoscope import diffoscope_text
+from nix_cache_action.ledger import Ledger
+from nix_cache_action.nix.commands import Nix
+from nix_cache_action.report import (
+    Check,
+    DifferenceKind,
+    FileDifference,
+    FirstCopy,
+    Installable,
+    RunLabel,
+)
+from nix_cache_action.store_path import output_name
 
 MAX_DIFFERENCES = 100
-DIFFOSCOPE_MAX_CHARS = 20_000
-DIFFOSCOPE_TIMEOUT_SECONDS = 120
+
+ANOTHER_OUTPUT_DIFFERED = "another output of it differed"
+REBUILD_DID_NOT_RUN = "the rebuild did not run"
+CHECK_NOT_KEPT = "the rebuilt copy was not kept (is --keep-failed honoured?)"
 
 
 @dataclass(frozen=True)
@@ -62,6 +75,7 @@ def differing_files(first: Path, rebuild: Path) -> tuple[list[FileDifference], b
         left, right = a.get(rel), b.get(rel)
         if left == right:
             continue
+        kind: DifferenceKind
         if left is None:
             kind = "only-in-rebuild"
         elif right is None:
@@ -75,7 +89,7 @@ def differing_files(first: Path, rebuild: Path) -> tuple[list[FileDifference], b
         diffs.append(
             FileDifference(
                 path=rel,
-                kind=kind,  # type: ignore[arg-type]
+                kind=kind,
                 size=left.size if left else None,
                 check_size=right.size if right else None,
                 sha256=left.digest if left else None,
@@ -85,24 +99,115 @@ def differing_files(first: Path, rebuild: Path) -> tuple[list[FileDifference], b
     return diffs[:MAX_DIFFERENCES], len(diffs) > MAX_DIFFERENCES
 
 
-def diffoscope_text(first: Path, rebuild: Path, env: dict[str, str] | None = None) -> str | None:
-    """diffoscope's text report, bounded, when diffoscope is installed; else None."""
-    exe = shutil.which("diffoscope")
-    if exe is None:
-        return None
-    try:
-        done = subprocess.run(
-            [exe, "--text", "-", "--no-progress", str(first), str(rebuild)],
-            capture_output=True,
-            text=True,
-            timeout=DIFFOSCOPE_TIMEOUT_SECONDS,
-            check=False,
-            env=env,
-        )
-    except subprocess.TimeoutExpired:
-        return f"(diffoscope did not finish within {DIFFOSCOPE_TIMEOUT_SECONDS} s)"
-    text = done.stdout or done.stderr
-    if len(text) > DIFFOSCOPE_MAX_CHARS:
-        cut = len(text) - DIFFOSCOPE_MAX_CHARS
-        text = text[:DIFFOSCOPE_MAX_CHARS] + f"\n... ({cut} more characters cut)\n"
-    return text
+def not_checked(
+    item: Installable,
+    reason: str,
+    *,
+    output: str | None = None,
+    path: str | None = None,
+    run: RunLabel = "check",
+) -> Check:
+    return Check(
+        drv=item.drv or "",
+        output=output,
+        path=path,
+        verdict="not-checked",
+        reason=reason,
+        installable=item.name,
+        nar_hash=item.nar_hashes.get(output) if output else None,
+        run=run,
+    )
+
+
+def top_level_checks(first: Ledger, check: Ledger, built: Sequence[Installable]) -> list[Check]:
+    """One Check per output of each installable, from the rebuild's log and the first build's."""
+    by_drv: dict[str, list[Check]] = {}
+    for seen in check.checks():
+        by_drv.setdefault(seen.drv, []).append(seen)
+    substituted = {s.path: s.substituter for s in first.substitutions()}
+    built_here = {b.drv for b in first.builds() if b.status == "built"}
+    result = []
+    for item in built:
+        drv = item.drv or ""
+        seen_for_drv = by_drv.get(drv, [])
+        differing = {c.path for c in seen_for_drv if c.verdict == "differs"}
+        for out_name, out in item.outputs.items():
+            nar_hash = item.nar_hashes.get(out_name)
+            first_copy: FirstCopy = (
+                "substituted" if out in substituted else "built" if drv in built_here else "present"
+            )
+            base = Check(
+                drv=drv,
+                output=out_name,
+                path=out,
+                verdict="not-checked",
+                installable=item.name,
+                nar_hash=nar_hash,
+                first_copy=first_copy,
+                substituter=substituted.get(out),
+                run="check",
+            )
+            if out in differing:
+                result.append(replace(base, verdict="differs"))
+            elif differing:
+                # Nix stops comparing a derivation's outputs at the first that differs.
+                result.append(replace(base, reason=ANOTHER_OUTPUT_DIFFERED))
+            elif seen_for_drv and seen_for_drv[0].verdict == "reproducible":
+                # Nix compared the NAR hashes itself and found them equal.
+                result.append(replace(base, verdict="reproducible", check_nar_hash=nar_hash))
+            else:
+                reason = seen_for_drv[0].reason if seen_for_drv else REBUILD_DID_NOT_RUN
+                result.append(replace(base, reason=reason))
+    return result
+
+
+def deep_checks(nix: Nix, ledger: Ledger) -> list[Check]:
+    """Per-output checks of the deep rebuild; the log names only outputs that differ."""
+    found = ledger.checks()
+    outputs = nix.derivation_outputs(sorted({c.drv for c in found}))
+    infos = nix.path_info([p for outs in outputs.values() for p in outs.values()])
+    result = []
+    for check in found:
+        base = replace(check, deep=True, first_copy="built")
+        if check.verdict == "differs" or not outputs.get(check.drv):
+            info = infos.get(check.path or "")
+            result.append(replace(base, nar_hash=info.nar_hash if info else None))
+            continue
+        for name, path in outputs[check.drv].items():
+            info = infos.get(path)
+            nar_hash = info.nar_hash if info else None
+            same = check.verdict == "reproducible"
+            result.append(
+                replace(
+                    base,
+                    output=name,
+                    path=path,
+                    nar_hash=nar_hash,
+                    check_nar_hash=nar_hash if same else None,
+                )
+            )
+    return result
+
+
+def explain(nix: Nix, check: Check, env: Mapping[str, str] | None = None) -> Check:
+    """For a differing output: the `.check` copy's hash and the files that differ."""
+    if check.verdict != "differs" or not check.path:
+        return check
+    first, rebuild = Path(check.path), Path(check.path + ".check")
+    nar_hash = check.nar_hash
+    if nar_hash is None:
+        info = nix.path_info([check.path]).get(check.path)
+        nar_hash = info.nar_hash if info else None
+    output = check.output or output_name(check.drv, check.path)
+    if not rebuild.exists():
+        return replace(check, output=output, nar_hash=nar_hash, reason=CHECK_NOT_KEPT)
+    diffs, truncated = differing_files(first, rebuild)
+    return replace(
+        check,
+        output=output,
+        nar_hash=nar_hash,
+        check_nar_hash=nix.hash_path(str(rebuild)),
+        differences=tuple(diffs),
+        differences_truncated=truncated,
+        diffoscope=diffoscope_text(first, rebuild, env),
+    )

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nix_cache_action.errors import InputError
+from nix_cache_action.report import MODES, Mode
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -96,12 +96,6 @@ EVENT_NO_HEAD_MESSAGE = (
 )
 
 
-class ReproducibilityMode(Enum):
-    FAIL = "fail"
-    WARN = "warn"
-    OFF = "off"
-
-
 @dataclass(frozen=True)
 class GitHubContext:
     """What the runner says about the run; every part is optional so the CLI can reuse it."""
@@ -123,7 +117,7 @@ class GitHubContext:
 @dataclass(frozen=True)
 class Settings:
     installables: tuple[str, ...]
-    reproducibility: ReproducibilityMode
+    reproducibility: Mode
     deep_check: bool
     summary: bool
     annotations: bool
@@ -203,6 +197,11 @@ def commit_sha(context: GitHubContext) -> str | None:
     return sha
 
 
+def without_inputs(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment less the action's INPUT_* variables (the token among them)."""
+    return {k: v for k, v in environ.items() if not k.startswith("INPUT_")}
+
+
 def input_variable(name: str) -> str:
     """The environment variable @actions/core's getInput reads for an input."""
     return f"INPUT_{name.replace(' ', '_').upper()}"
@@ -233,14 +232,13 @@ def _boolean(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
     raise InputError(name, BOOLEAN_MESSAGE.format(value=value, accepted=accepted))
 
 
-def _mode(value: str) -> ReproducibilityMode:
+def _mode(value: str) -> Mode:
     if not value:
-        return ReproducibilityMode.FAIL
-    try:
-        return ReproducibilityMode(value)
-    except ValueError:
-        modes = ", ".join(mode.value for mode in ReproducibilityMode)
-        raise InputError("reproducibility", MODE_MESSAGE.format(value=value, modes=modes)) from None
+        return "fail"
+    for mode in MODES:
+        if value == mode:
+            return mode
+    raise InputError("reproducibility", MODE_MESSAGE.format(value=value, modes=", ".join(MODES)))
 
 
 def _installables(raw: str) -> tuple[str, ...]:
@@ -287,10 +285,10 @@ __all__ = [
     "CONTEXT_VARIABLES",
     "INPUT_NAMES",
     "GitHubContext",
-    "ReproducibilityMode",
     "Settings",
     "commit_sha",
     "input_variable",
     "load_context",
     "load_settings",
+    "without_inputs",
 ]

@@ -357,7 +357,7 @@ def test_annotations(act_run: ActLog) -> None:
     assert [(kind, props.get("title")) for kind, props, _ in passing] == [
         ("notice", "nix-cache-action: all built, no output differs")
     ]
-    assert "1 store paths substituted, 2 built, 0 failed" in passing[0][2]
+    assert "1 store path substituted, 2 built, 0 failed" in passing[0][2]
     assert "1 reproducible, 0 differ" in passing[0][2]
 
     failing = act_run.annotations(FAILING)
@@ -368,7 +368,7 @@ def test_annotations(act_run: ActLog) -> None:
     ]
     message = failing[1][2]
     assert "-nondet is not reproducible" in message
-    assert "nix build --rebuild --keep-failed .#nondet" in message
+    assert "nix build '.#nondet' --rebuild --keep-failed" in message
 
 
 def test_job_summaries(act_run: ActLog) -> None:

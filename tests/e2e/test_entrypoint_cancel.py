@@ -103,8 +103,7 @@ def test_sigterm_stops_nix_and_still_publishes(tmp_path: Path) -> None:
     errors = [line for line in lines if line.startswith("::error ")]
     expected = (
         "::error title=nix-cache-action stopped::The run was cancelled (SIGTERM); Nix was"
-        " stopped. The report and summary hold what was known by then; run the job again for a"
-        " verdict."
+        " stopped. The report and summary hold what was known by then; run again for a verdict."
     )
     # The cancellation first; then what it left unbuilt, as for any failed build.
     assert errors[0] == expected

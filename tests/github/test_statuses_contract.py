@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 import github
-from nix_cache_action.github.statuses import StatusPublisher, status_for
+from nix_cache_action.github.statuses import StatusPublisher
+from nix_cache_action.render.statuses import status_for
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

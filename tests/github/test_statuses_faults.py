@@ -16,12 +16,13 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from nix_cache_action.github.statuses import StatusPublisher, status_for
+from nix_cache_action.github.statuses import StatusPublisher
+from nix_cache_action.render.statuses import status_for
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from nix_cache_action.github.statuses import CommitStatus
+    from nix_cache_action.render.statuses import CommitStatus
 
 pytestmark = pytest.mark.github
 

@@ -33,9 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+# Every report a real Nix run writes is checked against the published schema.
+REPORT_SCHEMA: dict[str, Any] = json.loads((REPO / "schema/report-v1.json").read_text("utf-8"))
 FLAKES = REPO / "tests" / "fixtures" / "flakes"
 SYSTEM_NIX = "/usr/bin/nix"
 # Magic Nix Cache's daemon listens here; a cache on this address must be reported under its name.
@@ -74,6 +77,7 @@ class CliRun:
     @property
     def report(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(self.report_path.read_text(encoding="utf-8"))
+        jsonschema.validate(data, REPORT_SCHEMA, cls=jsonschema.Draft202012Validator)
         return data
 
 

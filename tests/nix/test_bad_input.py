@@ -172,7 +172,8 @@ def test_sigterm_stops_nix_and_its_builder_and_writes_the_report(nix_env: NixEnv
     assert left == []
 
     report = result.report
-    assert "interrupted by SIGTERM; the report holds what was known" in report["notes"]
+    assert "the build step was interrupted; Nix was stopped" in report["notes"]
+    assert report["stopped"].startswith("The run was cancelled (SIGTERM); Nix was stopped.")
     [build_run] = report["runs"]
     assert (build_run["label"], build_run["interrupted"], build_run["exit_status"]) == (
         "build",

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from nix_cache_action.ledger import store_name
+from nix_cache_action.store_path import store_name
 
 if TYPE_CHECKING:
     from tests.nix.conftest import NixEnv
@@ -74,7 +74,7 @@ def test_cold_build_of_the_dag_builds_every_derivation_once(nix_env: NixEnv) -> 
 
     [check] = report["checks"]
     assert check["verdict"] == "reproducible"
-    assert check["output"] == out
+    assert check["path"] == out
     assert check["first_copy"] == "built"
     assert check["substituter"] is None
     assert check["nar_hash"] == info["narHash"]
@@ -108,7 +108,7 @@ def test_deep_rebuilds_every_intermediate_derivation(nix_env: NixEnv) -> None:
     assert {(c["verdict"], c["first_copy"]) for c in deep} == {("reproducible", "built")}
     # Each deep check names its output and carries its NAR hash, as top-level ones do.
     for check in deep:
-        assert store_name(check["output"]) == store_name(check["drv"])
+        assert store_name(check["path"]) == store_name(check["drv"])
         assert check["nar_hash"].startswith("sha256-")
         assert check["check_nar_hash"] == check["nar_hash"]
     assert [r["label"] for r in report["runs"]] == ["build", "check", "deep-check"]
@@ -126,11 +126,11 @@ def test_fixed_output_and_two_output_derivations_check_reproducible(nix_env: Nix
     assert Path(fixed_out).read_text(encoding="utf-8") == "hello"
     fixed = only(report["checks"], installable=".#fixed")
     assert fixed["verdict"] == "reproducible"
-    assert fixed["output"] == fixed_out
+    assert fixed["path"] == fixed_out
     assert fixed["nar_hash"] == fixed["check_nar_hash"] == fixed_info["narHash"]
 
     split = only(report["installables"], name=".#split")
-    split_checks = {c["output"]: c for c in report["checks"] if c["installable"] == ".#split"}
+    split_checks = {c["path"]: c for c in report["checks"] if c["installable"] == ".#split"}
     if nix_env.exe.version == "2.8":
         # Nix 2.8 builds only `out` of a flake package; meta.outputsToInstall is ignored.
         assert sorted(split["outputs"]) == ["out"]
@@ -154,7 +154,7 @@ def test_nondeterministic_output_differs_and_fails_the_run(nix_env: NixEnv) -> N
     [(out, info)] = nix_env.path_info(".#nondet", flake).items()
     [check] = report["checks"]
     assert check["verdict"] == "differs"
-    assert check["output"] == out
+    assert check["path"] == out
     assert check["first_copy"] == "built"
     assert check["nar_hash"] == info["narHash"]
     assert check["check_nar_hash"].startswith("sha256-")
@@ -253,7 +253,8 @@ def test_analyze_reads_the_verdicts_from_the_build_log_alone(nix_env: NixEnv) ->
         installables[".#nondet"]["drv"]: "differs",
     }
     differs = only(report["checks"], verdict="differs")
-    assert differs["output"] == installables[".#nondet"]["outputs"]["out"]
+    assert differs["path"] == installables[".#nondet"]["outputs"]["out"]
+    assert differs["output"] == "out"
     assert names(report["builds"], "built") == ["good", "leaf", "nondet"]
     assert names(report["builds"], "checked") == ["good", "nondet"]
     assert report["runs"][0]["plain_lines"] == 0

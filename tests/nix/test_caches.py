@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from nix_cache_action.ledger import store_name
+from nix_cache_action.store_path import store_name
 
 if TYPE_CHECKING:
     from tests.nix.conftest import Caches, FaultServers, NixEnv, NixExe
@@ -101,7 +101,7 @@ def test_substitutes_from_two_caches_and_builds_the_rest(
     assert node["first_copy"] == "substituted"
     assert node["substituter"] == caches.magic.url
     assert node["nar_hash"] == node["check_nar_hash"] == node_info["narHash"]
-    assert node["output"] == node_out
+    assert node["path"] == node_out
     top = only(report["checks"], installable=".#default")
     assert (top["verdict"], top["first_copy"], top["substituter"]) == (
         "reproducible",
@@ -125,7 +125,7 @@ def test_cross_machine_check_of_a_substituted_output_that_differs(
 
     [check] = report["checks"]
     [(out, info)] = env.path_info(".#nondet", flake).items()
-    assert check["output"] == out == sub["path"]
+    assert check["path"] == out == sub["path"]
     assert check["verdict"] == "differs"
     assert check["first_copy"] == "substituted"
     assert check["substituter"] == caches.magic.url

@@ -18,22 +18,18 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from nix_cache_action.action import (
-    OUTPUT_NAMES,
-    Paths,
-    annotations_for,
-    main,
-    outputs_for,
-    publish,
-    statuses_for,
-)
-from nix_cache_action.github.statuses import CommitStatus, PublishOutcome
+from nix_cache_action.action import Paths, main, publish
+from nix_cache_action.github.statuses import PublishOutcome
 from nix_cache_action.github.workflow_commands import WorkflowCommands
+from nix_cache_action.render.annotations import annotations_for
+from nix_cache_action.render.outputs import OUTPUT_NAMES, outputs_for
+from nix_cache_action.render.statuses import CommitStatus, statuses_for
 from nix_cache_action.report import (
     Build,
     Check,
     FileDifference,
     Installable,
+    Mode,
     Report,
     Run,
     Substitution,
@@ -228,12 +224,13 @@ def reproducible_report() -> Report:
         builds=(
             Build(drv=drv("mid"), status="built", seconds=1.5),
             Build(drv=drv("top"), status="built", seconds=2.25),
-            Build(drv=drv("top"), status="checked", seconds=2.0, reason="check"),
+            Build(drv=drv("top"), status="checked", seconds=2.0, reason=None),
         ),
         checks=(
             Check(
                 drv=drv("top"),
-                output=out("top"),
+                output="out",
+                path=out("top"),
                 verdict="reproducible",
                 nar_hash="sha256-AAAA",
                 check_nar_hash="sha256-AAAA",
@@ -256,7 +253,8 @@ def reproducible_report() -> Report:
 def differing_check(name: str, *, first_copy: str = "substituted") -> Check:
     return Check(
         drv=drv(name),
-        output=out(name),
+        output="out",
+        path=out(name),
         verdict="differs",
         nar_hash="sha256-FIRST",
         check_nar_hash="sha256-SECOND",
@@ -267,7 +265,7 @@ def differing_check(name: str, *, first_copy: str = "substituted") -> Check:
     )
 
 
-def broken_report(mode: str = "fail") -> Report:
+def broken_report(mode: Mode = "fail") -> Report:
     """.#nondet builds but differs; .#fails fails to build with a log tail."""
     return Report(
         builds=(
@@ -458,7 +456,7 @@ def test_a_reproducible_run_publishes_outputs_notice_summary_and_report(runner: 
     assert notice.name == "notice"
     assert notice.properties == {"title": "nix-cache-action: all built, no output differs"}
     assert notice.data == (
-        "1 store paths substituted, 2 built, 0 failed (cache hit rate 33%, build time 3.8 s);"
+        "1 store path substituted, 2 built, 0 failed, cache hit rate 33.3%, build time 3.8 s;"
         " rebuild check: 1 reproducible, 0 differ, 0 not checked"
     )
     assert runner.report()["verdict"] == "ok"
@@ -502,11 +500,11 @@ def test_each_differing_output_and_failed_build_is_an_error_titled_with_the_inst
     assert differs.data.splitlines() == [
         (
             f"{out('nondet')} is not reproducible: the rebuild (NAR hash sha256-SECOND) differs"
-            " from the first build on this runner (sha256-FIRST)."
+            " from the copy built here (sha256-FIRST)."
         ),
         "Files that differ: share/stamp.",
         (
-            "Reproduce locally: nix build .#nondet && nix build --rebuild --keep-failed .#nondet,"
+            "Reproduce locally: nix build '.#nondet' --rebuild --keep-failed,"
             f" then diffoscope {out('nondet')} {out('nondet')}.check"
         ),
     ]
@@ -523,7 +521,7 @@ def test_each_differing_output_and_failed_build_is_an_error_titled_with_the_inst
 def test_a_difference_against_a_cache_copy_names_the_cache(runner: Runner) -> None:
     report = Report(checks=(differing_check("nondet"),))
     (message,) = [a.data for a in annotations_in(run_publish(runner, report)) if a.name == "error"]
-    assert "differs from the copy from Magic Nix Cache (sha256-FIRST)" in message
+    assert "differs from the copy from Magic Nix Cache (cross-machine) (sha256-FIRST)" in message
 
 
 def test_in_warn_mode_a_difference_is_a_warning_and_its_status_is_not_red(runner: Runner) -> None:

@@ -15,15 +15,17 @@ import requests
 
 import github
 from nix_cache_action.github.statuses import (
+    SECONDARY_LIMIT_WAIT_SECONDS,
+    PublishOutcome,
+    StatusPublisher,
+    _demanded_wait,
+)
+from nix_cache_action.render.statuses import (
     CONTEXT_INSTALLABLE_LIMIT,
     CONTEXT_PREFIX,
     DESCRIPTION_LIMIT,
     ELLIPSIS,
-    SECONDARY_LIMIT_WAIT_SECONDS,
     CommitStatus,
-    PublishOutcome,
-    StatusPublisher,
-    _demanded_wait,
     shorten,
     status_for,
 )

@@ -16,13 +16,11 @@ import cmarkgfm
 import pytest
 from cmarkgfm.cmark import Options
 
+from nix_cache_action.render.markdown import code, escape_text, fenced
 from nix_cache_action.render.summary import (
     GITHUB_SUMMARY_LIMIT,
     SUMMARY_LIMIT,
-    code,
-    escape_text,
     explain_cache_error,
-    fenced,
     headline,
     render_summary,
 )
@@ -32,6 +30,7 @@ from nix_cache_action.report import (
     Check,
     FileDifference,
     Installable,
+    Mode,
     NixInfo,
     Phases,
     Report,
@@ -100,7 +99,7 @@ def _report(**changes: object) -> Report:
                 "checked",
                 40.0,
                 1.0,
-                "check",
+                None,
                 "rebuilt to check reproducibility",
                 run="check",
             ),
@@ -109,7 +108,7 @@ def _report(**changes: object) -> Report:
                 "checked",
                 5.0,
                 41.0,
-                "check",
+                None,
                 "rebuilt to check reproducibility",
                 run="check",
             ),
@@ -117,6 +116,7 @@ def _report(**changes: object) -> Report:
         checks=(
             Check(
                 HELLO_DRV,
+                "out",
                 HELLO,
                 "reproducible",
                 nar_hash="sha256-hELLo0000000000000000000000000000000000000=",
@@ -128,6 +128,7 @@ def _report(**changes: object) -> Report:
             ),
             Check(
                 APP_DRV,
+                "out",
                 APP,
                 "differs",
                 nar_hash="sha256-fIRST000000000000000000000000000000000000=",
@@ -280,7 +281,7 @@ def test_the_verdict_comes_first_and_failures_before_successes() -> None:
     ("mode", "icon", "says"),
     [("fail", "❌", "this step fails"), ("warn", "⚠️", "passes with a warning")],
 )
-def test_a_difference_fails_or_warns_by_the_mode(mode: str, icon: str, says: str) -> None:
+def test_a_difference_fails_or_warns_by_the_mode(mode: Mode, icon: str, says: str) -> None:
     base = _report()
     report = dataclasses.replace(
         base,
@@ -332,10 +333,12 @@ def test_outputs_table_names_the_path_hash_verdict_and_comparison() -> None:
         "out",
         APP,
         "sha256-fIRST000000000000000000000000000000000000=",
-        "❌ differs; compared with a copy built here",
+        "❌ differs; compared with the copy built here",
     ]
     assert rows[3][2] == HELLO
-    assert rows[3][4] == "✅ reproducible; compared with Magic Nix Cache's copy (cross-machine)"
+    assert rows[3][4] == (
+        "✅ reproducible; compared with the copy from Magic Nix Cache (cross-machine)"
+    )
 
 
 def test_a_pipe_in_an_installable_name_keeps_the_table_whole() -> None:
@@ -397,7 +400,7 @@ def test_cache_table_has_a_row_per_substituter_and_a_totals_line() -> None:
     ]
     assert len(rows) == 3
     # 3 substituted, 1 built here (the check rebuilds and the failure do not count).
-    assert "3 paths substituted, 1 built, hit rate 75.0%" in html
+    assert "3 store paths substituted, 1 built, 1 failed, cache hit rate 75.0%" in html
 
 
 def test_cache_errors_say_what_418_and_5xx_mean() -> None:
@@ -614,7 +617,7 @@ def _huge_report() -> Report:
     )
     differing = tuple(
         dataclasses.replace(
-            base.checks[1], output=_path("r", f"app-{i}"), diffoscope="│ -a\n│ +b\n" * 4000
+            base.checks[1], path=_path("r", f"app-{i}"), diffoscope="│ -a\n│ +b\n" * 4000
         )
         for i in range(40)
     )

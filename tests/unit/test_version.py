@@ -32,8 +32,11 @@ def test_per_version_flags() -> None:
     assert lix.path_info_json_flags() == ["--json"]  # Lix never took --json-format
     assert old.all_outputs("/s/a.drv") == "/s/a.drv"
     assert new.all_outputs("/s/a.drv") == "/s/a.drv^*"
-    assert not old.has_parent_ids
-    assert new.has_parent_ids
+    assert old.some_outputs("/s/a.drv", ["out", "dev"]) is None  # no `^` before 2.13
+    assert new.some_outputs("/s/a.drv", ["out", "dev"]) == "/s/a.drv^dev,out"
+    assert lix.some_outputs("/s/a.drv", ["out"]) == "/s/a.drv^out"
+    assert old.derivation_show() == ["show-derivation"]
+    assert new.derivation_show() == ["derivation", "show"]
 
 
 def test_too_old_names_the_version_and_the_fix() -> None:

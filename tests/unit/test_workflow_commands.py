@@ -9,22 +9,22 @@ from typing import TYPE_CHECKING
 import pytest
 
 from nix_cache_action.github.workflow_commands import (
-    SUMMARY_CUT_NOTE,
     Annotation,
     AnnotationBuffer,
     AnnotationLevel,
     WorkflowCommands,
     escape_data,
     escape_property,
+    summary_room,
     write_outputs,
     write_summary,
 )
+from nix_cache_action.render.summary import GITHUB_SUMMARY_LIMIT, render_summary
+from nix_cache_action.report import Report
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
-
-NOTE = SUMMARY_CUT_NOTE.encode("utf-8")
 
 
 # --- reading back what the runner would read ------------------------------------------------
@@ -343,119 +343,34 @@ def test_value_holding_the_delimiter_is_refused(
     assert not path.exists() or path.read_text(encoding="utf-8") == ""
 
 
-# --- job summary ----------------------------------------------------------------------------
+# --- the job summary ------------------------------------------------------------------------
 
 
-def numbered_lines(count: int, width: int = 40) -> str:
-    return "".join(f"{n:05} {'.' * (width - 7)}\n" for n in range(count))
-
-
-def test_small_summary_is_appended_whole(tmp_path: Path) -> None:
+def test_summary_is_appended_after_what_the_step_wrote(tmp_path: Path) -> None:
     path = tmp_path / "summary.md"
-    path.write_text("# earlier\n", encoding="utf-8")
-    assert write_summary(path, "## Report\n\nall good ✓\n") is False
-    assert path.read_text(encoding="utf-8") == "# earlier\n## Report\n\nall good ✓\n"
-
-
-def test_summary_of_exactly_the_limit_is_not_cut(tmp_path: Path) -> None:
-    path = tmp_path / "summary.md"
-    markdown = numbered_lines(50)
-    assert write_summary(path, markdown, limit=len(markdown.encode())) is False
-    assert path.read_text(encoding="utf-8") == markdown
-
-
-def test_large_summary_is_cut_at_a_line_with_a_note(tmp_path: Path) -> None:
-    path = tmp_path / "summary.md"
-    markdown = numbered_lines(1000)  # 40,000 bytes, lines of 40
-    limit = 10_000
-    assert write_summary(path, markdown, limit=limit) is True
-    data = path.read_bytes()
-    assert len(data) <= limit
-    assert data.endswith(NOTE)
-    body = data[: -len(NOTE)].decode("utf-8")
-    assert markdown.startswith(body)
-    assert body.endswith("\n")
-    # As many whole lines as fit beside the note, not fewer.
-    assert len(body) == (limit - len(NOTE)) // 40 * 40
-    assert "JSON report" in SUMMARY_CUT_NOTE
-
-
-def test_summary_cut_at_github_limit_by_default(tmp_path: Path) -> None:
-    path = tmp_path / "summary.md"
-    assert write_summary(path, numbered_lines(60_000)) is True  # 2.4 MB
-    data = path.read_bytes()
-    assert 1024 * 1024 - 40 - len(NOTE) < len(data) <= 1024 * 1024
-    assert data.endswith(NOTE)
-
-
-def test_summary_cut_inside_a_long_multibyte_line(tmp_path: Path) -> None:
-    path = tmp_path / "summary.md"
-    markdown = "€" * 1000 + "\n"  # 3 bytes each, one line far longer than the limit
-    limit = len(NOTE) + 101  # leaves room for 100 bytes: never a whole number of `€`
-    assert write_summary(path, markdown, limit=limit) is True
-    data = path.read_bytes()
-    assert len(data) <= limit
-    body = data[: -len(NOTE)].decode("utf-8")  # raises if a character was split
-    assert body.rstrip("\n") == "€" * 33
-
-
-def test_summary_cut_between_multibyte_lines(tmp_path: Path) -> None:
-    path = tmp_path / "summary.md"
-    markdown = "".join(f"{n:03} naïve ✓ 😀\n" for n in range(200))
-    limit = len(NOTE) + 1000
-    assert write_summary(path, markdown, limit=limit) is True
-    data = path.read_bytes()
-    assert len(data) <= limit
-    body = data[: -len(NOTE)].decode("utf-8")
-    assert markdown.startswith(body)
-    line_bytes = len("000 naïve ✓ 😀\n".encode())
-    assert len(body.encode()) == 1000 // line_bytes * line_bytes
-
-
-def test_earlier_content_counts_against_the_limit(tmp_path: Path) -> None:
-    path = tmp_path / "summary.md"
-    path.write_bytes(b"x" * 3000 + b"\n")
-    assert write_summary(path, numbered_lines(200), limit=5000) is True
-    data = path.read_bytes()
-    assert len(data) <= 5000
-    assert data.startswith(b"x" * 3000 + b"\n00000 ")
-    assert data.endswith(NOTE)
-
-
-def test_cut_inside_a_code_fence_closes_it_before_the_note(tmp_path: Path) -> None:
-    path = tmp_path / "summary.md"
-    markdown = "## Log\n\n````text\n" + numbered_lines(500) + "````\n"
-    limit = 4000
-    assert write_summary(path, markdown, limit=limit) is True
-    text = path.read_text(encoding="utf-8")
-    assert len(text.encode()) <= limit
-    assert text.endswith("\n````\n" + SUMMARY_CUT_NOTE)
-
-
-def test_cut_inside_details_closes_them_before_the_note(tmp_path: Path) -> None:
-    path = tmp_path / "summary.md"
-    markdown = (
-        "<details><summary>done</summary>\n\n</details>\n"
-        "<details><summary>outer</summary>\n\n<details>\n<summary>inner</summary>\n\n"
-        + numbered_lines(500)
-        + "</details>\n</details>\n"
-    )
-    limit = 4000
-    assert write_summary(path, markdown, limit=limit) is True
-    text = path.read_text(encoding="utf-8")
-    assert len(text.encode()) <= limit
-    assert text.endswith("\n</details>\n</details>\n" + SUMMARY_CUT_NOTE)
-    assert text.count("<details") == text.count("</details>")
-
-
-def test_no_room_even_for_the_note_writes_nothing(tmp_path: Path) -> None:
-    path = tmp_path / "summary.md"
-    path.write_bytes(b"y" * 990)
-    assert write_summary(path, numbered_lines(10), limit=1000) is True
-    assert path.read_bytes() == b"y" * 990
+    path.write_text("earlier\n", encoding="utf-8")
+    write_summary(path, "## Report\n\nall good ✓\n")
+    assert path.read_text(encoding="utf-8") == "earlier\n## Report\n\nall good ✓\n"
 
 
 def test_summary_path_is_created_when_missing(tmp_path: Path) -> None:
-    path = tmp_path / "new.md"
-    assert write_summary(path, "hello\n") is False
+    path = tmp_path / "summary.md"
+    write_summary(path, "hello\n")
     assert path.read_text(encoding="utf-8") == "hello\n"
+
+
+def test_summary_room_counts_earlier_writers(tmp_path: Path) -> None:
+    path = tmp_path / "summary.md"
+    assert summary_room(path) == GITHUB_SUMMARY_LIMIT
+    path.write_bytes(b"x" * 1000)
+    assert summary_room(path) == GITHUB_SUMMARY_LIMIT - 1000
+    assert summary_room(path, limit=500) == 0
+
+
+def test_a_summary_rendered_for_the_room_keeps_the_file_under_the_limit(tmp_path: Path) -> None:
+    # The renderer is the one guard: sized to the room left, the file stays under the limit.
+    path = tmp_path / "summary.md"
+    path.write_bytes(b"x" * 3000)
+    report = Report(errors=tuple(f"error: {'e' * 500} {i}" for i in range(200)))
+    write_summary(path, render_summary(report, limit=summary_room(path, limit=8000)))
+    assert 3000 < path.stat().st_size <= 8000

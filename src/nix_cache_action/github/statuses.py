@@ -1,9 +1,8 @@
-"""Commit statuses: one per installable, posted once the build verdicts are known.
+"""Commit statuses posted through PyGithub, once the build verdicts are known.
 
-The pure part (`status_for`) turns a verdict into a `CommitStatus` sized to GitHub's limits. The
-edge (`StatusPublisher`) posts them through PyGithub with one retry policy, tenacity's, made
-once beside the client. A status that cannot be posted becomes a warning: it never changes a
-verdict and never raises.
+What a status says is rendered in render/statuses.py; `StatusPublisher` posts them with one
+retry policy, tenacity's, made once beside the client. A status that cannot be posted becomes a
+warning: it never changes a verdict and never raises.
 """
 
 from __future__ import annotations
@@ -13,31 +12,19 @@ import math
 import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Protocol
 
 import requests
 import tenacity
 
 import github
+from nix_cache_action.render.statuses import CommitStatus, shorten
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from types import TracebackType
 
     from typing_extensions import Self
-
-State = Literal["success", "failure", "error", "pending"]
-STATES: frozenset[str] = frozenset({"success", "failure", "error", "pending"})
-VERDICTS: frozenset[str] = frozenset({"reproducible", "differs", "not-checked"})
-
-# GitHub refuses a commit status whose description is longer than this.
-DESCRIPTION_LIMIT = 140
-CONTEXT_PREFIX = "nix-cache-action / "
-# GitHub documents no limit for a context, but the checks list shows it on one line: past this
-# many characters the installable is shortened.
-CONTEXT_INSTALLABLE_LIMIT = 100
-ELLIPSIS = "\u2026"
-MAX_HOURS_SHOWN = 999
 
 # GitHub asks integrations to leave at least a second between writes, or they meet a secondary
 # rate limit ("Best practices for using the REST API").
@@ -80,105 +67,24 @@ OUT_OF_TIME_WARNING = (
 
 
 @dataclass(frozen=True)
-class CommitStatus:
-    context: str
-    state: State
-    description: str
-    target_url: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.state not in STATES:
-            raise ValueError(f"commit status state {self.state!r} is not one of {sorted(STATES)}")
-        if len(self.description) > DESCRIPTION_LIMIT:
-            raise ValueError(
-                f"commit status description has {len(self.description)} characters;"
-                f" GitHub takes at most {DESCRIPTION_LIMIT}"
-            )
-
-
-@dataclass(frozen=True)
 class PublishOutcome:
     posted: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
-def status_for(
-    installable: str,
-    *,
-    verdict: str,
-    hit_rate: float | None,
-    seconds: float | None,
-    failed: bool,
-) -> CommitStatus:
-    """The status for one installable; `hit_rate` is a fraction (0.0 to 1.0) of store paths.
+class Publisher(Protocol):
+    """What the action needs of a status publisher (StatusPublisher); tests pass their own."""
 
-    No target_url: add one with `dataclasses.replace(status, target_url=run_url)`.
-    """
-    if verdict not in VERDICTS:
-        raise ValueError(f"verdict {verdict!r} is not one of {sorted(VERDICTS)}")
-    if failed:
-        state: State = "failure"
-        headline = "build failed"
-    elif verdict == "differs":
-        state, headline = "failure", "NOT reproducible"
-    elif verdict == "reproducible":
-        state, headline = "success", "reproducible"
-    else:
-        state, headline = "success", "built, reproducibility not checked"
-    figures = f" (cache hits {_percent(hit_rate)}, {_duration(seconds)})"
-    room = DESCRIPTION_LIMIT - len(headline) - len(": ") - len(figures)
-    description = f"{headline}: {shorten(installable, room)}{figures}"
-    context = CONTEXT_PREFIX + shorten(installable, CONTEXT_INSTALLABLE_LIMIT)
-    return CommitStatus(context, state, description)
+    def publish(self, statuses: Iterable[CommitStatus]) -> PublishOutcome: ...
 
+    def __enter__(self) -> Self: ...
 
-def shorten(text: str, limit: int) -> str:
-    """`text` in at most `limit` characters, its middle replaced by an ellipsis if need be.
-
-    Both ends are kept because both say something: an installable starts with the flake and
-    ends with the attribute. The end gets the larger share, since attributes tell outputs apart.
-    """
-    if len(text) <= limit:
-        return text
-    if limit < 1:
-        return ""
-    kept = limit - len(ELLIPSIS)
-    head = kept // 3
-    return text[:head] + ELLIPSIS + text[len(text) - (kept - head) :]
-
-
-def _percent(rate: float | None) -> str:
-    if rate is None:
-        return "n/a"
-    if not 0.0 <= rate <= 1.0:
-        raise ValueError(f"cache hit rate {rate!r} is not a fraction between 0 and 1")
-    percent = round(rate * 100)
-    # A single miss must not read as 100 %, nor a single hit as 0 %.
-    if percent == 100 and rate < 1.0:
-        return "99%"
-    if percent == 0 and rate > 0.0:
-        return "1%"
-    return f"{percent}%"
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "time n/a"
-    if not (math.isfinite(seconds) and seconds >= 0):
-        raise ValueError(f"duration {seconds!r} is not a number of seconds")
-    if seconds < 9.95:
-        return f"{seconds:.1f} s"
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole} s"
-    minutes, secs = divmod(whole, 60)
-    if minutes < 60:
-        return f"{minutes} min {secs} s"
-    hours, minutes = divmod(minutes, 60)
-    if hours > MAX_HOURS_SHOWN:
-        # Keeps the figures a bounded length, so the installable always has room.
-        return f"over {MAX_HOURS_SHOWN} h"
-    return f"{hours} h {minutes} min"
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
 
 class StatusPublisher:

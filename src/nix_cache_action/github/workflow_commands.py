@@ -7,12 +7,15 @@ file-command heredoc form, so the runner reads them the same way it reads any Ja
 from __future__ import annotations
 
 import re
+import secrets
 import sys
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, TextIO
+
+from nix_cache_action.render.summary import GITHUB_SUMMARY_LIMIT
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -23,19 +26,10 @@ if TYPE_CHECKING:
 ANNOTATIONS_PER_TYPE = 10
 # The overflow annotation lists what was held back; past this many characters it only counts.
 OVERFLOW_LABELS_LIMIT = 1000
-# GitHub aborts the upload of a step's summary above 1024 KiB, and the whole summary is lost.
-SUMMARY_LIMIT_BYTES = 1024 * 1024
-
-SUMMARY_CUT_NOTE = (
-    "\n> [!WARNING]\n"
-    "> This summary was cut to stay under GitHub's limit of 1 MiB per step."
-    " The JSON report has the whole report.\n"
-)
 OUTPUT_NAME_MESSAGE = "output name {name!r} may hold only letters, digits, '-' and '_'"
 DELIMITER_MESSAGE = "output {part} must not contain the delimiter {delimiter!r}; write it again"
 
 _OUTPUT_NAME = re.compile(r"[A-Za-z0-9_-]+")
-_FENCE = re.compile(r"(`{3,}|~{3,})")
 
 
 class AnnotationLevel(Enum):
@@ -61,6 +55,22 @@ class Annotation:
         return lines[0] if lines else self.level.value
 
 
+def _annotation(
+    level: AnnotationLevel, message: str, where: dict[str, str | int | None]
+) -> Annotation:
+    """`where` holds the optional `title`, `file` and `line` of an annotation."""
+    title, file, line = where.pop("title", None), where.pop("file", None), where.pop("line", None)
+    if where:
+        raise TypeError(f"unknown annotation properties: {', '.join(sorted(where))}")
+    return Annotation(
+        level,
+        message,
+        title=None if title is None else str(title),
+        file=None if file is None else str(file),
+        line=line if isinstance(line, int) else None,
+    )
+
+
 def escape_data(value: str) -> str:
     # `%` first, or the escapes added for `\r` and `\n` would be escaped again.
     return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
@@ -78,35 +88,14 @@ class WorkflowCommands:
         # Looked up now rather than as a default argument, so a replaced sys.stdout is honoured.
         self._stream = sys.stdout if stream is None else stream
 
-    def notice(
-        self,
-        message: str,
-        *,
-        title: str | None = None,
-        file: str | None = None,
-        line: int | None = None,
-    ) -> None:
-        self.annotate(Annotation(AnnotationLevel.NOTICE, message, title, file, line))
+    def notice(self, message: str, **where: str | int | None) -> None:
+        self.annotate(_annotation(AnnotationLevel.NOTICE, message, where))
 
-    def warning(
-        self,
-        message: str,
-        *,
-        title: str | None = None,
-        file: str | None = None,
-        line: int | None = None,
-    ) -> None:
-        self.annotate(Annotation(AnnotationLevel.WARNING, message, title, file, line))
+    def warning(self, message: str, **where: str | int | None) -> None:
+        self.annotate(_annotation(AnnotationLevel.WARNING, message, where))
 
-    def error(
-        self,
-        message: str,
-        *,
-        title: str | None = None,
-        file: str | None = None,
-        line: int | None = None,
-    ) -> None:
-        self.annotate(Annotation(AnnotationLevel.ERROR, message, title, file, line))
+    def error(self, message: str, **where: str | int | None) -> None:
+        self.annotate(_annotation(AnnotationLevel.ERROR, message, where))
 
     def annotate(self, annotation: Annotation) -> None:
         if annotation.line is not None and annotation.line < 1:
@@ -134,6 +123,19 @@ class WorkflowCommands:
             yield
         finally:
             self._issue("endgroup", "")
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No workflow command is honoured in between: what is printed meanwhile (a build log
+        quoted by Nix) cannot add annotations, masks or outputs. The resume token is random,
+        so the text in between cannot end the pause either."""
+        resume = f"nix-cache-action-{secrets.token_hex(16)}"
+        self._stream.write(f"::stop-commands::{resume}\n")
+        try:
+            yield
+        finally:
+            self._stream.write(f"::{resume}::\n")
+            self._stream.flush()
 
     def _issue(
         self, command: str, data: str, properties: Mapping[str, str | None] | None = None
@@ -221,59 +223,14 @@ def write_outputs(path: Path, outputs: Mapping[str, str]) -> None:
         file.write("".join(entries))
 
 
-def write_summary(path: Path, markdown: str, limit: int = SUMMARY_LIMIT_BYTES) -> bool:
-    """Append the job summary, cut to fit GitHub's limit; return whether it was cut."""
-    # The limit is on the file, and earlier writers in the same step count against it.
-    room = limit - (path.stat().st_size if path.exists() else 0)
-    data = markdown.encode("utf-8")
-    cut = len(data) > room
-    if cut:
-        data = _cut(data, room)
+def summary_room(path: Path, limit: int = GITHUB_SUMMARY_LIMIT) -> int:
+    """Bytes a summary may still have: the limit is on the step's file, and earlier writers in
+    the same step count against it."""
+    used = path.stat().st_size if path.is_file() else 0
+    return max(0, limit - used)
+
+
+def write_summary(path: Path, markdown: str) -> None:
+    """Append the job summary, rendered to fit `summary_room(path)`."""
     with path.open("ab") as file:
-        file.write(data)
-    return cut
-
-
-def _cut(data: bytes, room: int) -> bytes:
-    note = SUMMARY_CUT_NOTE.encode("utf-8")
-    budget = room - len(note)
-    while budget > 0:
-        kept = _keep_lines(data, budget)
-        # A cut inside a code fence or an open <details> would swallow the note; close them.
-        tail = _closers(kept.decode("utf-8")).encode("utf-8") + note
-        if len(kept) + len(tail) <= room:
-            return kept + tail
-        # Strictly smaller each round, so the loop ends even if the closers keep growing.
-        budget = min(budget - 1, len(kept) - 1, room - len(tail))
-    return note if len(note) <= room else b""
-
-
-def _keep_lines(data: bytes, budget: int) -> bytes:
-    head = data[:budget]
-    end = head.rfind(b"\n")
-    if end >= 0:
-        # A newline byte never occurs inside a multi-byte UTF-8 sequence: a safe place to cut.
-        return head[: end + 1]
-    # One line longer than the budget: cut between characters, never inside one, and end the
-    # line so the note starts on its own.
-    return head[:-1].decode("utf-8", errors="ignore").encode("utf-8") + b"\n"
-
-
-def _closers(markdown: str) -> str:
-    fence: str | None = None
-    open_details = 0
-    for line in markdown.splitlines():
-        stripped = line.strip()
-        if fence is not None:
-            if stripped.startswith(fence) and not stripped.lstrip(fence[0]):
-                fence = None
-            continue
-        match = _FENCE.match(stripped)
-        if match:
-            fence = match.group(1)
-            continue
-        open_details = max(
-            0, open_details + stripped.count("<details") - stripped.count("</details")
-        )
-    closers = f"{fence}\n" if fence is not None else ""
-    return closers + "</details>\n" * open_details
+        file.write(markdown.encode("utf-8"))

@@ -115,23 +115,11 @@ class QueryPathInfoStarted(ActivityStarted):
 
 
 @dataclass(frozen=True, slots=True)
-class PostBuildHookStarted(ActivityStarted):
-    drv: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class ActivityStopped:
     id: int
 
 
 # --- results ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FileLinked:
-    id: int
-    size: int
-    blocks: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,57 +129,12 @@ class BuildLogLine:
 
 
 @dataclass(frozen=True, slots=True)
-class UntrustedPath:
-    id: int
-    path: str
-
-
-@dataclass(frozen=True, slots=True)
-class CorruptedPath:
-    id: int
-    path: str
-
-
-@dataclass(frozen=True, slots=True)
-class PhaseSet:
-    id: int
-    phase: str
-
-
-@dataclass(frozen=True, slots=True)
 class Progress:
     id: int
     done: int
     expected: int
     running: int
     failed: int
-
-
-@dataclass(frozen=True, slots=True)
-class ExpectedSet:
-    id: int
-    activity_type: ActivityType | int
-    expected: int
-
-
-@dataclass(frozen=True, slots=True)
-class PostBuildLogLine:
-    id: int
-    line: str
-
-
-@dataclass(frozen=True, slots=True)
-class FetchStatus:
-    id: int
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class HashMismatch:
-    """Determinate Nix: a fixed-output derivation produced another hash than declared."""
-
-    id: int
-    payload: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,16 +192,8 @@ class PlainText:
 Event: TypeAlias = (
     ActivityStarted
     | ActivityStopped
-    | FileLinked
     | BuildLogLine
-    | UntrustedPath
-    | CorruptedPath
-    | PhaseSet
     | Progress
-    | ExpectedSet
-    | PostBuildLogLine
-    | FetchStatus
-    | HashMismatch
     | BuildResult
     | OtherResult
     | Message
@@ -352,7 +287,7 @@ def _event(record: dict[str, Any]) -> Event:
     raise ValueError(action)
 
 
-def _start(record: dict[str, Any]) -> ActivityStarted:  # noqa: PLR0911 - one per type
+def _start(record: dict[str, Any]) -> ActivityStarted:
     type_ = _activity_type(_int(record["type"]))
     fields = _fields(record)
     parent_raw = record.get("parent")
@@ -383,38 +318,21 @@ def _start(record: dict[str, Any]) -> ActivityStarted:  # noqa: PLR0911 - one pe
         return FileTransferStarted(**common, url=_str(fields[0]))
     if type_ == ActivityType.QUERY_PATH_INFO:
         return QueryPathInfoStarted(**common, path=_str(fields[0]), cache=_str(fields[1]))
-    if type_ == ActivityType.POST_BUILD_HOOK:
-        return PostBuildHookStarted(**common, drv=_str(fields[0]))
     return ActivityStarted(**common)
 
 
-def _result(record: dict[str, Any]) -> Event:  # noqa: C901, PLR0911 - one branch per type
+def _result(record: dict[str, Any]) -> Event:
+    """The results the ledger reads get their own type; the others stay `OtherResult`."""
     id_ = _int(record["id"])
     type_ = _int(record["type"])
     payload = record.get("payload")
     if isinstance(payload, dict):
         if type_ == ResultType.BUILD_RESULT:
             return BuildResult(id_, payload)
-        if type_ == ResultType.HASH_MISMATCH:
-            return HashMismatch(id_, payload)
         return OtherResult(id_, type_, (), payload)
     f = _fields(record)
     if type_ == ResultType.PROGRESS:
         return Progress(id_, _int(f[0]), _int(f[1]), _int(f[2]), _int(f[3]))
     if type_ == ResultType.BUILD_LOG_LINE:
         return BuildLogLine(id_, strip_ansi(_str(f[0])))
-    if type_ == ResultType.SET_PHASE:
-        return PhaseSet(id_, _str(f[0]))
-    if type_ == ResultType.SET_EXPECTED:
-        return ExpectedSet(id_, _activity_type(_int(f[0])), _int(f[1]))
-    if type_ == ResultType.FILE_LINKED:
-        return FileLinked(id_, _int(f[0]), _int(f[1]))
-    if type_ == ResultType.UNTRUSTED_PATH:
-        return UntrustedPath(id_, _str(f[0]))
-    if type_ == ResultType.CORRUPTED_PATH:
-        return CorruptedPath(id_, _str(f[0]))
-    if type_ == ResultType.POST_BUILD_LOG_LINE:
-        return PostBuildLogLine(id_, strip_ansi(_str(f[0])))
-    if type_ == ResultType.FETCH_STATUS:
-        return FetchStatus(id_, _str(f[0]))
     return OtherResult(id_, type_, f, None)

@@ -1,11 +1,17 @@
-"""Which Nix this is, and the flags that differ between versions (all in one place)."""
+"""Which Nix this is, and every difference between versions that this project meets.
+
+Nothing outside this module compares version numbers: the commands in `commands.py` ask a
+`NixVersion` which flag, command or selector to use.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from nix_cache_action.errors import NixError
+from nix_cache_action.report import Flavour
 
 MINIMUM = (2, 8)
 # Checked by this project's tests against Debian's 2.8 and 2.34; newer versions are attempted.
@@ -20,12 +26,15 @@ NIX_VERSION_UNKNOWN = (
     "Check that `nix` on PATH is Nix, Determinate Nix or Lix."
 )
 
+# Looked for in this order: Determinate Nix's and Lix's banners both say "Nix" too.
+FLAVOURS: tuple[Flavour, ...] = ("lix", "determinate")
+
 _VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
 
 
 @dataclass(frozen=True)
 class NixVersion:
-    flavour: str  # "nix", "determinate" or "lix"
+    flavour: Flavour
     version: tuple[int, int, int]  # the Nix language/CLI version the flags follow
     text: str  # what `nix --version` printed
 
@@ -45,13 +54,23 @@ class NixVersion:
             return ["--json", "--json-format", "1"]
         return ["--json"]
 
-    def all_outputs(self, drv: str) -> str:
-        # `drv^*` arrived in 2.13; before it a bare .drv path meant "build its outputs".
-        return f"{drv}^*" if self.flavour == "lix" or self.at_least(2, 13) else drv
-
     @property
-    def has_parent_ids(self) -> bool:
-        return self.at_least(2, 18)
+    def has_output_selectors(self) -> bool:
+        # `drv^out,dev` and `drv^*` arrived in 2.13 (Lix forked later, so it has them).
+        return self.flavour == "lix" or self.at_least(2, 13)
+
+    def all_outputs(self, drv: str) -> str:
+        # Before 2.13 a bare .drv path meant "build its outputs".
+        return f"{drv}^*" if self.has_output_selectors else drv
+
+    def some_outputs(self, drv: str, outputs: Iterable[str]) -> str | None:
+        """`drv^a,b`, or None when this Nix cannot name outputs of a derivation."""
+        names = sorted(outputs)
+        return f"{drv}^{','.join(names)}" if names and self.has_output_selectors else None
+
+    def derivation_show(self) -> list[str]:
+        # Renamed in 2.15; the old name was removed later.
+        return ["derivation", "show"] if self.at_least(2, 15) else ["show-derivation"]
 
 
 def parse_version(text: str) -> NixVersion:
@@ -68,12 +87,7 @@ def parse_version(text: str) -> NixVersion:
         raise NixError(NIX_VERSION_UNKNOWN.format(text=text.strip()[:200]))
     major, minor, patch = numbers[-1]
     version = (int(major), int(minor), int(patch or 0))
-    if "lix" in lowered:
-        flavour = "lix"
-    elif "determinate" in lowered:
-        flavour = "determinate"
-    else:
-        flavour = "nix"
+    flavour: Flavour = next((f for f in FLAVOURS if f in lowered), "nix")
     result = NixVersion(flavour=flavour, version=version, text=line)
     if flavour != "lix" and version[:2] < MINIMUM:
         raise NixError(NIX_TOO_OLD.format(found=result.label))

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from nix_cache_action.ledger import store_name
 from nix_cache_action.report import Report
+from nix_cache_action.store_path import store_name
 
 # Mermaid's default `maxTextSize`; GitHub does not raise it.
 MERMAID_MAX_CHARS = 50_000

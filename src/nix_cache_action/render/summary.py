@@ -7,14 +7,25 @@ lists) until it fits, and says so. Everything it leaves out is in the JSON repor
 
 from __future__ import annotations
 
-import html
-import re
 import shlex
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from nix_cache_action import __version__
-from nix_cache_action.ledger import store_name
+from nix_cache_action.render.format import (
+    HIT_RATE_DEFINITION,
+    bounded,
+    clip,
+    count,
+    first_copy_phrase,
+    first_line,
+    human_bytes,
+    percent,
+    reproduce_commands,
+    seconds,
+    totals_phrase,
+)
+from nix_cache_action.render.markdown import code, details, escape_text, fenced, table
 from nix_cache_action.render.mermaid import (
     MAX_TIMELINE_TASKS,
     Gantt,
@@ -22,21 +33,23 @@ from nix_cache_action.render.mermaid import (
     timeline_markdown,
     timeline_tasks,
 )
-from nix_cache_action.render.terminal import human_bytes, percent, seconds
 from nix_cache_action.report import (
     Build,
     CacheError,
     Check,
     FileDifference,
     Installable,
+    MissReason,
     Report,
     SubstituterTotals,
     Totals,
     substituter_name,
 )
+from nix_cache_action.store_path import store_name
 
-# GitHub aborts the upload of a step's summary over 1024 KiB; the margin leaves room for what
-# the entrypoint may append after us (an error it caught) and for the file's own newline.
+# GitHub aborts the upload of a step's summary over 1024 KiB and the whole summary is lost. This
+# renderer is the one guard: the writer sizes `limit` to the room left in the step's file, and
+# the margin keeps clear of the limit itself.
 GITHUB_SUMMARY_LIMIT = 1024 * 1024
 SUMMARY_LIMIT = GITHUB_SUMMARY_LIMIT - 16 * 1024
 
@@ -51,99 +64,18 @@ SLOWEST_BUILDS = 10
 ICONS = {"ok": "✅", "failed": "❌", "not-reproducible": "❌", "warning": "⚠️"}
 NOT_CHECKED = "⚪"
 
-_REASONS = {
+_REASONS: dict[MissReason, str] = {
     "cache-error": "Cache error",
     "not-in-cache": "Not in any cache",
-    "dependency-failed": "A dependency failed",
-    "check": "Rebuilt to check reproducibility",
 }
+CHECK_REBUILD = "Rebuilt to check reproducibility"
+_REASON_ORDER = (*_REASONS.values(), CHECK_REBUILD)
 _KINDS = {
     "content": "content differs",
     "only-in-first": "only in the first copy",
     "only-in-rebuild": "only in the rebuild",
     "type": "file type differs",
 }
-
-
-# --- escaping -----------------------------------------------------------------------------------
-
-# Characters that start emphasis, code, links, strikethrough or end a table cell in GFM. `<`, `>`
-# and `&` become entities instead, so a log line like `<script>` stays text.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
-_BACKTICKS = re.compile(r"`+")
-
-
-def escape_text(text: str) -> str:
-    """Plain text for inline markdown (a paragraph, a list item or a table cell): one line."""
-    flat = " ".join(text.split())
-    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", flat)
-    return escaped.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def code(text: str, *, in_table: bool = False) -> str:
-    """An inline code span that holds any text: a fence longer than any backtick run in it."""
-    flat = " ".join(text.splitlines()) or " "
-    if in_table:
-        # GFM splits table cells on `|` before it parses code spans; `\|` is a literal pipe.
-        flat = flat.replace("|", "\\|")
-    fence = "`" * (_longest_backtick_run(flat) + 1)
-    # A space pads content that starts or ends with a backtick; GFM strips one on each side.
-    pad = " " if flat[0] == "`" or flat[-1] == "`" or (flat[0] == flat[-1] == " ") else ""
-    return f"{fence}{pad}{flat}{pad}{fence}"
-
-
-def fenced(text: str, lang: str = "") -> str:
-    """A fenced code block that no line of `text` can close early."""
-    fence = "`" * max(3, _longest_backtick_run(text) + 1)
-    body = text.replace("\r", "")
-    return f"{fence}{lang}\n{body}{'' if body.endswith(chr(10)) else chr(10)}{fence}\n"
-
-
-def details(summary: str, body: str, *, open_: bool = False) -> str:
-    """A folded block: `summary` is text (HTML-escaped), `body` is markdown."""
-    attribute = " open" if open_ else ""
-    return (
-        f"<details{attribute}><summary>{html.escape(' '.join(summary.split()))}</summary>\n\n"
-        f"{body.rstrip()}\n\n</details>\n"
-    )
-
-
-def table(header: Sequence[str], rows: Iterable[Sequence[str]], align: str = "") -> str:
-    """A GFM table; cells are markdown already escaped with `escape_text` / `code`."""
-    aligns = align or "l" * len(header)
-    rule = ["---:" if a == "r" else "---" for a in aligns]
-    lines = [_row(header), _row(rule)]
-    lines.extend(_row(row) for row in rows)
-    return "\n".join(lines) + "\n"
-
-
-def _row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
-
-
-def _longest_backtick_run(text: str) -> int:
-    return max((len(run) for run in _BACKTICKS.findall(text)), default=0)
-
-
-def _clip(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return text[:limit] + f"… ({len(text) - limit} more characters)"
-
-
-def _first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")
-
-
-def _n(count: int, word: str, plural: str | None = None) -> str:
-    return f"{count} {word if count == 1 else plural or word + 's'}"
-
-
-def _bounded(items: Sequence[str], limit: int, what: str = "more") -> list[str]:
-    """At most `limit` items, then one that says how many were left out."""
-    if len(items) <= limit:
-        return list(items)
-    return [*items[:limit], f"and {len(items) - limit} {what}"]
 
 
 # --- how much to show -------------------------------------------------------------------------
@@ -279,9 +211,9 @@ def headline(report: Report) -> str:
     totals = report.totals()
     parts = [*_build_counts(report, totals), *_check_counts(report, totals)]
     if not parts and report.errors:
-        parts.append(_n(len(report.errors), "error"))
+        parts.append(count(len(report.errors), "error"))
     if totals.cache_errors:
-        parts.append(_n(totals.cache_errors, "cache error"))
+        parts.append(count(totals.cache_errors, "cache error"))
     return ", ".join(parts) or "nothing to build"
 
 
@@ -290,13 +222,13 @@ def _build_counts(report: Report, totals: Totals) -> list[str]:
     outputs = sum(len(i.outputs) for i in report.installables if i.status == "built")
     failed_installables = sum(1 for i in report.installables if i.status != "built")
     if outputs:
-        parts.append(f"{_n(outputs, 'output')} built")
+        parts.append(f"{count(outputs, 'output')} built")
     elif not report.installables and totals.built:
-        parts.append(f"{_n(totals.built, 'derivation')} built")
+        parts.append(f"{count(totals.built, 'derivation')} built")
     if failed_installables:
-        parts.append(f"{_n(failed_installables, 'installable')} failed")
+        parts.append(f"{count(failed_installables, 'installable')} failed")
     elif totals.failed:
-        parts.append(f"{_n(totals.failed, 'build')} failed")
+        parts.append(f"{count(totals.failed, 'build')} failed")
     return parts
 
 
@@ -348,12 +280,12 @@ def _errors_section(facts: _Facts, detail: _Detail) -> str:
     if not errors:
         return ""
     limit = min(MAX_ERRORS_SHOWN, detail.list_items)
-    out = [f"### ❌ {_n(len(errors), 'error')}", ""]
-    out.append(fenced(_clip(errors[0], detail.text_chars)))
+    out = [f"### ❌ {count(len(errors), 'error')}", ""]
+    out.append(fenced(clip(errors[0], detail.text_chars)))
     rest = errors[1:limit]
     if rest:
-        body = "\n".join(fenced(_clip(e, detail.text_chars)) for e in rest)
-        out.append(details(f"{_n(len(rest), 'more error')}", body))
+        body = "\n".join(fenced(clip(e, detail.text_chars)) for e in rest)
+        out.append(details(f"{count(len(rest), 'more error')}", body))
     if len(errors) > limit:
         out.append(f"And {len(errors) - limit} more in the JSON report.\n")
     return "\n".join(out)
@@ -368,7 +300,7 @@ def _failed_section(facts: _Facts, detail: _Detail) -> str:
     out = ["### ❌ Failed", ""]
     if installables:
         items = [_failed_installable(i, detail) for i in installables]
-        out.extend(f"- {item}" for item in _bounded(items, detail.list_items, "more installables"))
+        out.extend(f"- {item}" for item in bounded(items, detail.list_items, "more installables"))
         out.append("")
     shown = builds[: detail.list_items]
     for build in shown:
@@ -377,12 +309,12 @@ def _failed_section(facts: _Facts, detail: _Detail) -> str:
         rest = builds[len(shown) :]
         names = [code(store_name(b.drv)) for b in rest[: 2 * detail.list_items]]
         etc = ", …" if len(rest) > len(names) else ""
-        out.append(f"And {_n(len(rest), 'more failed build')}: {', '.join(names)}{etc}.\n")
+        out.append(f"And {count(len(rest), 'more failed build')}: {', '.join(names)}{etc}.\n")
     return "\n".join(out)
 
 
 def _failed_installable(item: Installable, detail: _Detail) -> str:
-    why = escape_text(_clip(_first_line(item.error or "failed"), detail.text_chars))
+    why = escape_text(clip(first_line(item.error or "failed"), detail.text_chars))
     return f"{code(item.name)}: {why}"
 
 
@@ -390,12 +322,12 @@ def _failed_build(build: Build, detail: _Detail) -> str:
     name = store_name(build.drv)
     took = f" after {seconds(build.seconds)}" if build.seconds is not None else ""
     where = f" on {code(build.machine)}" if build.machine else ""
-    why = _first_line(build.error or "")
+    why = first_line(build.error or "")
     out = [
         f"#### ❌ {code(name)}",
         "",
         f"{code(build.drv)} failed{took}{where}"
-        + (f": {escape_text(_clip(why, detail.text_chars))}" if why else "."),
+        + (f": {escape_text(clip(why, detail.text_chars))}" if why else "."),
         "",
         "Read its whole log:",
         "",
@@ -403,8 +335,8 @@ def _failed_build(build: Build, detail: _Detail) -> str:
     ]
     if build.log_tail and detail.log_lines:
         lines = build.log_tail[-detail.log_lines :]
-        text = "\n".join(_clip(line.rstrip("\r\n"), detail.log_line_chars) for line in lines)
-        out.append(details(f"Last {_n(len(lines), 'line')} of the log of {name}", fenced(text)))
+        text = "\n".join(clip(line.rstrip("\r\n"), detail.log_line_chars) for line in lines)
+        out.append(details(f"Last {count(len(lines), 'line')} of the log of {name}", fenced(text)))
     return "\n".join(out)
 
 
@@ -419,13 +351,12 @@ def _not_reproducible_section(facts: _Facts, detail: _Detail) -> str:
     out.extend(_differing_check(check, detail) for check in shown)
     if len(differing) > len(shown):
         more = len(differing) - len(shown)
-        out.append(f"And {_n(more, 'more output')} that differed, in the JSON report.\n")
+        out.append(f"And {count(more, 'more output')} that differed, in the JSON report.\n")
     return "\n".join(out)
 
 
 def _differing_check(check: Check, detail: _Detail) -> str:
-    output = check.output or check.drv
-    target = check.installable or f"{check.drv}^*"
+    output = check.path or check.drv
     title = check.installable or store_name(output)
     first = check.nar_hash or "?"
     rebuild = check.check_nar_hash or "?"
@@ -440,31 +371,20 @@ def _differing_check(check: Check, detail: _Detail) -> str:
         "",
         "Reproduce it locally, then compare the two copies:",
         "",
-        fenced(
-            f"nix build {shlex.quote(target)} --rebuild --keep-failed\n"
-            f"diffoscope {shlex.quote(output)} {shlex.quote(output + '.check')}",
-            "sh",
-        ),
+        fenced("\n".join(reproduce_commands(check)), "sh"),
     ]
     if check.differences:
         out.append(
             _differences_table(check.differences, detail, truncated=check.differences_truncated)
         )
     if check.diffoscope and detail.diffoscope_chars:
-        text = _clip(check.diffoscope, detail.diffoscope_chars)
+        text = clip(check.diffoscope, detail.diffoscope_chars)
         out.append(details(f"diffoscope: {store_name(output)}", fenced(text)))
     return "\n".join(out)
 
 
 def _comparison(check: Check) -> str:
-    if check.first_copy == "substituted":
-        where = substituter_name(check.substituter) if check.substituter else "a cache"
-        return f"compared with {escape_text(where)}'s copy (cross-machine)"
-    if check.first_copy == "built":
-        return "compared with a copy built here"
-    if check.first_copy == "present":
-        return "compared with the copy that was already in the store"
-    return "compared with the first copy"
+    return f"compared with {escape_text(first_copy_phrase(check))}"
 
 
 def _differences_table(
@@ -536,7 +456,7 @@ def _cache_errors_section(facts: _Facts, detail: _Detail) -> str:
     for (url, status), items in list(groups.items())[: detail.table_rows]:
         name = substituter_name(url)
         meaning, fix = explain_cache_error(name, status)
-        example = escape_text(_clip(items[0].message, min(detail.text_chars, 200)))
+        example = escape_text(clip(items[0].message, min(detail.text_chars, 200)))
         rows.append(
             [
                 escape_text(name),
@@ -548,7 +468,7 @@ def _cache_errors_section(facts: _Facts, detail: _Detail) -> str:
             ]
         )
     header = ["Cache", "HTTP status", "Errors", "What it means", "What to do", "First message"]
-    out = [f"### ⚠️ {_n(len(errors), 'cache error')}", "", table(header, rows, "lrrlll")]
+    out = [f"### ⚠️ {count(len(errors), 'cache error')}", "", table(header, rows, "lrrlll")]
     if len(groups) > len(rows):
         out.append(f"And {len(groups) - len(rows)} more kinds of error in the JSON report.\n")
     return "\n".join(out)
@@ -560,15 +480,15 @@ def _cache_errors_section(facts: _Facts, detail: _Detail) -> str:
 def _outputs_section(facts: _Facts, detail: _Detail) -> str:
     report = facts.report
     rows: list[tuple[int, list[str]]] = []
-    by_output = {c.output: c for c in report.checks if c.output}
+    by_path = {c.path: c for c in report.checks if c.path}
     seen: set[str] = set()
     for item in report.installables:
         if item.status != "built" and not item.outputs:
-            why = escape_text(_clip(_first_line(item.error or item.status), 200))
+            why = escape_text(clip(first_line(item.error or item.status), 200))
             rows.append((0, [code(item.name, in_table=True), "-", "-", "-", f"❌ {why}"]))
             continue
         for out_name, path in item.outputs.items():
-            check = by_output.get(path)
+            check = by_path.get(path)
             seen.add(path)
             nar_hash = item.nar_hashes.get(out_name) or (check.nar_hash if check else None)
             rows.append(
@@ -584,7 +504,7 @@ def _outputs_section(facts: _Facts, detail: _Detail) -> str:
                 )
             )
     for check in report.checks:
-        if check.output in seen:
+        if check.path in seen:
             continue
         name = check.installable or ("dependency" if check.deep else store_name(check.drv))
         rows.append(
@@ -592,8 +512,8 @@ def _outputs_section(facts: _Facts, detail: _Detail) -> str:
                 _severity(check),
                 [
                     code(name, in_table=True),
-                    "-",
-                    code(check.output or check.drv, in_table=True),
+                    escape_text(check.output or "-"),
+                    code(check.path or check.drv, in_table=True),
                     code(check.nar_hash, in_table=True) if check.nar_hash else "?",
                     _check_cell(check, report),
                 ],
@@ -606,7 +526,7 @@ def _outputs_section(facts: _Facts, detail: _Detail) -> str:
     header = ["Installable", "Output", "Store path", "narHash", "Reproducibility"]
     out = ["### Outputs", "", table(header, shown)]
     if len(rows) > len(shown):
-        out.append(f"And {_n(len(rows) - len(shown), 'more output')} in the JSON report.\n")
+        out.append(f"And {count(len(rows) - len(shown), 'more output')} in the JSON report.\n")
     return "\n".join(out)
 
 
@@ -625,7 +545,7 @@ def _check_cell(check: Check | None, report: Report) -> str:
         return f"{icon} differs; {_comparison(check)}"
     if check.verdict == "reproducible":
         return f"✅ reproducible; {_comparison(check)}"
-    why = f": {escape_text(_clip(check.reason, 200))}" if check.reason else ""
+    why = f": {escape_text(clip(check.reason, 200))}" if check.reason else ""
     return f"{NOT_CHECKED} not checked{why}"
 
 
@@ -656,10 +576,9 @@ def _totals_line(facts: _Facts) -> str:
     totals = facts.totals
     phases = facts.report.phases
     line = (
-        f"**All caches:** {_n(totals.substituted, 'path')} substituted, {totals.built} built, "
-        f"hit rate {percent(totals.hit_rate)} (substituted ÷ (substituted + built)); "
+        f"**All caches:** {escape_text(totals_phrase(totals))} ({HIT_RATE_DEFINITION}); "
         f"{human_bytes(totals.nar_bytes)} unpacked, {human_bytes(totals.download_bytes)} "
-        f"downloaded; {_n(totals.cache_errors, 'cache error')}."
+        f"downloaded; {count(totals.cache_errors, 'cache error')}."
     )
     timed = [
         f"{label} {seconds(value)}"
@@ -682,17 +601,15 @@ def _misses_section(facts: _Facts, detail: _Detail) -> str:
         return ""
     groups: dict[tuple[str, str], list[Build]] = {}
     for build in builds:
-        groups.setdefault((build.reason, build.reason_detail), []).append(build)
-    order = list(_REASONS)
-    keys = sorted(groups, key=lambda k: order.index(k[0]) if k[0] in order else len(order))
-    out = [f"### Why {_n(len(builds), 'derivation was', 'derivations were')} built", ""]
+        groups.setdefault((_reason_label(build), build.reason_detail), []).append(build)
+    keys = sorted(groups, key=lambda k: _REASON_ORDER.index(k[0]))
+    out = [f"### Why {count(len(builds), 'derivation was', 'derivations were')} built", ""]
     folded = []
-    for reason, given in keys:
-        members = groups[(reason, given)]
-        label = _REASONS.get(reason, reason)
+    for label, given in keys:
+        members = groups[(label, given)]
         # The ledger's detail for check rebuilds only repeats the label.
         why = "" if given.lower() == label.lower() else given
-        because = f" ({escape_text(_clip(why, 300))})" if why else ""
+        because = f" ({escape_text(clip(why, 300))})" if why else ""
         out.append(f"- **{escape_text(label)}**{because}: {len(members)}")
         items = [
             code(store_name(b.drv))
@@ -700,12 +617,16 @@ def _misses_section(facts: _Facts, detail: _Detail) -> str:
             + (" ❌ failed" if b.status == "failed" else "")
             for b in members
         ]
-        shown = _bounded(items, detail.list_items, "more (all of them are in the JSON report)")
-        summary = f"{label}" + (f": {_clip(why, 120)}" if why else "") + f" ({len(members)})"
+        shown = bounded(items, detail.list_items, "more (all of them are in the JSON report)")
+        summary = f"{label}" + (f": {clip(why, 120)}" if why else "") + f" ({len(members)})"
         folded.append(details(summary, "\n".join(f"- {item}" for item in shown)))
     out.append("")
     out.extend(folded)
     return "\n".join(out)
+
+
+def _reason_label(build: Build) -> str:
+    return CHECK_REBUILD if build.reason is None else _REASONS[build.reason]
 
 
 def _slowest_section(facts: _Facts, detail: _Detail) -> str:
@@ -718,12 +639,12 @@ def _slowest_section(facts: _Facts, detail: _Detail) -> str:
             code(store_name(b.drv), in_table=True),
             escape_text(b.status),
             seconds(b.seconds),
-            escape_text(_REASONS.get(b.reason, b.reason)),
+            escape_text(_reason_label(b)),
         ]
         for b in timed[: min(SLOWEST_BUILDS, detail.table_rows)]
     ]
     header = ["Derivation", "Status", "Seconds", "Why it was built"]
-    return "\n".join([f"### Slowest {_n(len(rows), 'build')}", "", table(header, rows, "llrl")])
+    return "\n".join([f"### Slowest {count(len(rows), 'build')}", "", table(header, rows, "llrl")])
 
 
 def _timeline_section(facts: _Facts, detail: _Detail) -> str:
@@ -736,8 +657,8 @@ def _notes_section(facts: _Facts, detail: _Detail) -> str:
     notes = facts.report.notes
     if not notes:
         return ""
-    items = [escape_text(_clip(note, detail.text_chars)) for note in notes]
-    return "\n".join(["### Notes", "", *(f"- {n}" for n in _bounded(items, detail.list_items))])
+    items = [escape_text(clip(note, detail.text_chars)) for note in notes]
+    return "\n".join(["### Notes", "", *(f"- {n}" for n in bounded(items, detail.list_items))])
 
 
 def _footer(report: Report) -> str:

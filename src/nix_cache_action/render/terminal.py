@@ -2,37 +2,12 @@
 
 from __future__ import annotations
 
+from nix_cache_action.render.format import human_bytes, seconds, totals_phrase
 from nix_cache_action.report import Report
 
 
-def human_bytes(size: int | None) -> str:
-    if size is None:
-        return "?"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
-
-
-def seconds(value: float | None) -> str:
-    return "?" if value is None else f"{value:.1f} s"
-
-
-def percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{value * 100:.1f}%"
-
-
 def render_terminal(report: Report) -> str:
-    totals = report.totals()
-    lines = [
-        f"nix-cache-action: {report.verdict()}",
-        (
-            f"  substituted {totals.substituted}, built {totals.built}, failed {totals.failed}, "
-            f"hit rate {percent(totals.hit_rate)}"
-        ),
-    ]
+    lines = [f"nix-cache-action: {report.verdict()}", f"  {totals_phrase(report.totals())}"]
     phases = report.phases
     lines.append(
         f"  evaluation {seconds(phases.evaluation)}, download {seconds(phases.download)}, "
@@ -44,10 +19,12 @@ def render_terminal(report: Report) -> str:
             f"{seconds(sub.seconds)}" + (f", {sub.errors} errors" if sub.errors else "")
         )
     for check in report.checks:
-        target = check.installable or check.drv
+        target = check.installable or check.path or check.drv
+        if check.output and check.output != "out":
+            target += f" ({check.output})"
         lines.append(
             f"  check {target}: {check.verdict}" + (f" ({check.reason})" if check.reason else "")
         )
-    lines.extend(f"  {error.splitlines()[0]}" for error in report.errors[:10])
+    lines.extend(f"  {error.splitlines()[0]}" for error in report.errors[:10] if error.strip())
     lines.extend(f"  note: {note}" for note in report.notes)
     return "\n".join(lines)

@@ -1,0 +1,296 @@
+"""Events -> what happened: one reader that dispatches each event to a small tracker.
+
+Pure: it reads raw log lines (with an optional arrival time) and keeps only what the report
+needs, so a million-line log never sits in memory. Times are seconds on any monotonic clock; a
+recorded log has no times, and then every duration is None rather than a made-up zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+
+from nix_cache_action.ledger.builds import BuildState, BuildTracker
+from nix_cache_action.ledger.messages import MessageTracker
+from nix_cache_action.ledger.substitutions import SubstitutionTracker
+from nix_cache_action.ledger.timing import since, span, union
+from nix_cache_action.nix.events import (
+    PROGRESS_HEAD,
+    PROGRESS_TAIL,
+    ActivityStarted,
+    ActivityStopped,
+    ActivityType,
+    BuildLogLine,
+    BuildResult,
+    BuildStarted,
+    CopyPathStarted,
+    Event,
+    FileTransferStarted,
+    Message,
+    PlainText,
+    Progress,
+    QueryPathInfoStarted,
+    SubstituteStarted,
+    parse_line,
+    progress_activity_id,
+)
+from nix_cache_action.report import (
+    Build,
+    CacheError,
+    Check,
+    MissReason,
+    Mode,
+    Phases,
+    Report,
+    Run,
+    RunLabel,
+    Substitution,
+    Verdict,
+)
+from nix_cache_action.store_path import output_name, store_hash, store_name
+
+_PROGRESS_TAIL_NL = PROGRESS_TAIL + b"\n"
+
+INTERRUPTED_BUILD = "interrupted before the build finished"
+INTERRUPTED_CHECK = "interrupted during the rebuild"
+REBUILD_FAILED = "the rebuild failed: {error}"
+NO_CACHE_ASKED = "no cache was asked for it (no substituters, or all skipped)"
+NO_CACHE_HAD_IT = "no configured cache had it"
+CACHE_ANSWERED = "{cache} answered HTTP {status}"
+
+
+class Ledger:
+    """Feed it the lines of one Nix run; `builds()`, `substitutions()`, `checks()` and
+    `report()` say what they showed, at any moment."""
+
+    def __init__(self, run: RunLabel) -> None:
+        self.run: RunLabel = run
+        self.first_time: float | None = None
+        self.realise_time: float | None = None
+        self.plain_lines = 0
+        self.subs = SubstitutionTracker()
+        self.messages = MessageTracker(self.subs.queried)
+        self.builds_seen = BuildTracker(is_failed=self.messages.failed.__contains__)
+
+    # --- input --------------------------------------------------------------------------------
+
+    def feed(self, line: bytes, now: float | None = None) -> Event | None:
+        """Take one raw stderr line; returns the event when the line was parsed."""
+        if now is not None and self.first_time is None:
+            self.first_time = now
+        activity = progress_activity_id(line)
+        if activity is not None:
+            # Only the last progress of a copy or download says how many bytes moved.
+            self.subs.progress(activity, line)
+            return None
+        event = parse_line(line)
+        self._apply(event, line, now)
+        return event
+
+    def consume(self, lines: Iterable[bytes]) -> None:
+        """Take every line of a recorded log (no times): the fast path for `analyze`.
+
+        Same result as `feed` on each line; the progress check is inlined because it runs for
+        nearly every line of a real log and a function call per line would double the cost.
+        """
+        tracked, last = self.subs.tracked, self.subs.last_progress
+        head, tail = PROGRESS_HEAD, _PROGRESS_TAIL_NL
+        for line in lines:
+            if line.endswith(tail) and line.startswith(head):
+                # As progress_activity_id: the id ends at the next comma (`type`, or `sid`).
+                key = line.rpartition(b'"id":')[2].partition(b",")[0]
+                if key in tracked:
+                    last[key] = line
+                continue
+            self._apply(parse_line(line), line, None)
+
+    def _apply(  # noqa: C901, PLR0912 - the dispatch: one case per event kind
+        self, event: Event, line: bytes, now: float | None
+    ) -> None:
+        match event:
+            case SubstituteStarted():
+                self.subs.substitute(event, now)
+            case CopyPathStarted():
+                self.subs.copy(event)
+            case FileTransferStarted():
+                self.subs.transfer(event)
+            case QueryPathInfoStarted():
+                self.subs.query(event)
+            case BuildStarted():
+                self.builds_seen.start(event, now)
+            case ActivityStarted(type=ActivityType.REALISE) if self.realise_time is None:
+                self.realise_time = now
+            case ActivityStopped(id=activity):
+                if not self.subs.stop(activity, now):
+                    self.builds_seen.stop(activity, now)
+            case BuildLogLine():
+                self.builds_seen.log_line(event)
+            case BuildResult():
+                self._build_result(event)
+            case Progress(id=activity):
+                # Reached only for progress lines the fast check could not read (another key
+                # order); the raw line is kept, as for the others.
+                self.subs.progress(str(activity).encode(), line)
+            case Message():
+                self.messages.message(event)
+            case PlainText():
+                self.plain_lines += 1
+            case _:
+                pass  # other activities and results say nothing the report holds
+
+    def _build_result(self, event: BuildResult) -> None:
+        build = self.builds_seen.result(event)
+        message = event.payload.get("errorMsg")
+        if build is not None and event.success is False and isinstance(message, str):
+            self.messages.failure(build.drv, message)
+
+    # --- output -------------------------------------------------------------------------------
+
+    @property
+    def queried_paths(self) -> Mapping[str, set[str]]:
+        return self.subs.queried
+
+    @property
+    def queried(self) -> dict[str, int]:
+        return {cache: len(paths) for cache, paths in self.subs.queried.items()}
+
+    @property
+    def errors(self) -> list[str]:
+        return self.messages.errors
+
+    @property
+    def failure_errors(self) -> list[str]:
+        return self.messages.failure_errors
+
+    @property
+    def cache_errors(self) -> list[CacheError]:
+        return list(self.messages.cache_errors)
+
+    def substitutions(self) -> list[Substitution]:
+        return self.subs.substitutions(self.first_time, self.run)
+
+    def unfinished_substitutions(self) -> list[str]:
+        return self.subs.unfinished()
+
+    def report(
+        self,
+        *,
+        reproducibility_mode: Mode = "fail",
+        runs: tuple[Run, ...] = (),
+        notes: tuple[str, ...] = (),
+    ) -> Report:
+        """What this one log shows, as a Report (`analyze`: no installables, no Nix version)."""
+        return Report(
+            substitutions=tuple(self.substitutions()),
+            builds=tuple(self.builds()),
+            checks=tuple(self.checks()),
+            cache_errors=tuple(self.messages.cache_errors),
+            runs=runs,
+            phases=replace(self.phases(), check=self.phases(check=True).check),
+            reproducibility_mode=reproducibility_mode,
+            queried=self.queried,
+            errors=tuple(self.failure_errors),
+            notes=notes,
+        )
+
+    def builds(self, outputs: Mapping[str, Sequence[str]] | None = None) -> list[Build]:
+        """Every build activity; `outputs` (drv -> output paths), when known, sharpens reasons."""
+        return [self._build(state, (outputs or {}).get(state.drv)) for state in self.builds_seen]
+
+    def _build(self, state: BuildState, outputs: Sequence[str] | None) -> Build:
+        error = self.messages.failed.get(state.drv)
+        failed = error is not None or state.success is False
+        if state.stopped is None:
+            failed, error = True, error or INTERRUPTED_BUILD
+        reason: MissReason | None = None
+        if state.check:
+            detail = "rebuilt to check reproducibility"
+        else:
+            reason, detail = self._miss_reason(state.drv, outputs)
+        kept = failed or state.check
+        return Build(
+            drv=state.drv,
+            status="checked" if state.check else "failed" if failed else "built",
+            seconds=span(state.started, state.stopped),
+            started=since(self.first_time, state.started),
+            reason=reason,
+            reason_detail=detail,
+            machine=state.machine,
+            error=error if kept else None,
+            log_tail=tuple(state.tail) if kept else (),
+            run=self.run,
+        )
+
+    def checks(self) -> list[Check]:
+        """Verdicts from the log alone: every `checking outputs of` build, and every mismatch."""
+        result: list[Check] = []
+        seen: set[str] = set()
+        for state in self.builds_seen:
+            if not state.check or state.drv in seen:
+                continue
+            seen.add(state.drv)
+            result.extend(self._check_of(state.drv, stopped=state.stopped is not None))
+        for drv in self.messages.differs:
+            if drv not in seen:
+                result.extend(self._check_of(drv, stopped=True))
+        for drv, text in self.messages.uncheckable.items():
+            if drv not in seen:
+                result.append(self._check(drv, None, "not-checked", text))
+        return result
+
+    def _check_of(self, drv: str, *, stopped: bool) -> list[Check]:
+        differing = self.messages.differs.get(drv)
+        if differing:
+            return [self._check(drv, path, "differs") for path in differing]
+        error = self.messages.failed.get(drv)
+        if error is not None or not stopped:
+            reason = REBUILD_FAILED.format(error=error) if error else INTERRUPTED_CHECK
+            return [self._check(drv, None, "not-checked", reason)]
+        return [self._check(drv, None, "reproducible")]
+
+    def _check(
+        self,
+        drv: str,
+        path: str | None,
+        verdict: Verdict,
+        reason: str = "",
+    ) -> Check:
+        return Check(
+            drv=drv,
+            output=output_name(drv, path) if path else None,
+            path=path,
+            verdict=verdict,
+            reason=reason,
+            run=self.run,
+        )
+
+    def _miss_reason(self, drv: str, outputs: Sequence[str] | None) -> tuple[MissReason, str]:
+        hashes = {store_hash(o) for o in outputs} if outputs else None
+        name = store_name(drv)
+        for err in self.messages.cache_errors:
+            hash_part = err.url.rsplit("/", 1)[-1].removesuffix(".narinfo")
+            path = self.subs.path_by_hash.get(hash_part, "")
+            if hashes is not None:
+                match = hash_part in hashes
+            else:
+                # Without the drv's output paths, match the queried path by name (`name` or
+                # `name-<output>`), which is what the log alone can tell.
+                queried_name = store_name(path) if path else ""
+                match = queried_name == name or queried_name.startswith(name + "-")
+            if match:
+                return "cache-error", CACHE_ANSWERED.format(
+                    cache=err.substituter, status=err.status
+                )
+        if not self.subs.queried:
+            return "not-in-cache", NO_CACHE_ASKED
+        return "not-in-cache", NO_CACHE_HAD_IT
+
+    def phases(self, *, check: bool = False) -> Phases:
+        builds = [(b.started, b.stopped) for b in self.builds_seen if b.check == check]
+        if check:
+            return Phases(check=union(builds))
+        return Phases(
+            evaluation=span(self.first_time, self.realise_time),
+            download=union(self.subs.intervals()),
+            build=union(builds),
+        )

@@ -1,0 +1,133 @@
+"""Substitutions: which path came from which cache, how many bytes it moved, how long it took;
+and which paths Nix asked each cache about."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nix_cache_action.ledger.timing import Stopped, since, span
+from nix_cache_action.nix.events import (
+    CopyPathStarted,
+    FileTransferStarted,
+    Progress,
+    QueryPathInfoStarted,
+    SubstituteStarted,
+    parse_line,
+)
+from nix_cache_action.report import Substitution
+from nix_cache_action.store_path import store_hash
+
+
+@dataclass(slots=True)
+class _Sub:
+    path: str
+    substituter: str
+    started: float | None
+    stopped: Stopped | None = None
+    nar_bytes: int | None = None
+    download_bytes: int | None = None
+
+
+class SubstitutionTracker:
+    """Substitute activities, the copies and transfers inside them, and narinfo queries.
+
+    Bytes come from the last progress result of a copy (unpacked) or a NAR transfer (downloaded),
+    so only those activities' progress lines are kept: `tracked` holds their ids as the bytes
+    that appear in the log line, and `last_progress` the last raw `@nix` line of each.
+    """
+
+    def __init__(self) -> None:
+        self._subs: dict[int, _Sub] = {}
+        self._subs_by_path: dict[str, int] = {}
+        self._copies: dict[int, str] = {}  # copyPath activity -> store path
+        self._transfers: dict[int, str] = {}  # NAR transfer -> store path
+        self.tracked: set[bytes] = set()
+        self.last_progress: dict[bytes, bytes] = {}
+        # Distinct store paths asked of each cache, and the path each narinfo hash stands for.
+        self.queried: dict[str, set[str]] = {}
+        self.path_by_hash: dict[str, str] = {}
+
+    def substitute(self, event: SubstituteStarted, now: float | None) -> None:
+        self._subs[event.id] = _Sub(event.path, event.substituter, now)
+        self._subs_by_path[event.path] = event.id
+
+    def copy(self, event: CopyPathStarted) -> None:
+        self._copies[event.id] = event.path
+        self.tracked.add(str(event.id).encode())
+
+    def transfer(self, event: FileTransferStarted) -> None:
+        # Nix 2.18+ says which copy a download belongs to (`parent`). Before that, a NAR
+        # download is attributed only when exactly one copy is open: with parallel copies the
+        # log alone cannot tell, and the bytes stay unknown rather than guessed.
+        owner = event.parent if event.parent in self._copies else None
+        if owner is None and event.parent is None and "/nar/" in event.url:
+            owner = next(iter(self._copies)) if len(self._copies) == 1 else None
+        if owner is not None:
+            self._transfers[event.id] = self._copies[owner]
+            self.tracked.add(str(event.id).encode())
+
+    def query(self, event: QueryPathInfoStarted) -> None:
+        self.queried.setdefault(event.cache, set()).add(event.path)
+        self.path_by_hash[store_hash(event.path)] = event.path
+
+    def progress(self, key: bytes, line: bytes) -> None:
+        if key in self.tracked:
+            self.last_progress[key] = line
+
+    def stop(self, activity: int, now: float | None) -> bool:
+        """Close `activity` if it is one of ours; False when it is not."""
+        key = str(activity).encode()
+        if key in self.tracked:
+            self.tracked.discard(key)
+            moved = _bytes_moved(self.last_progress.pop(key, b""))
+            if activity in self._copies:
+                sub = self._open(self._copies.pop(activity))
+                if sub is not None and moved is not None:
+                    sub.nar_bytes = moved
+            elif activity in self._transfers:
+                sub = self._open(self._transfers.pop(activity))
+                if sub is not None and moved is not None:
+                    sub.download_bytes = (sub.download_bytes or 0) + moved
+            return True
+        sub = self._subs.get(activity)
+        if sub is None:
+            return False
+        sub.stopped = Stopped(now)
+        return True
+
+    def _open(self, path: str) -> _Sub | None:
+        sub_id = self._subs_by_path.get(path)
+        return self._subs.get(sub_id) if sub_id is not None else None
+
+    # --- output -------------------------------------------------------------------------------
+
+    def substitutions(self, origin: float | None, run: str) -> list[Substitution]:
+        return [
+            Substitution(
+                path=s.path,
+                substituter=s.substituter,
+                nar_bytes=s.nar_bytes,
+                download_bytes=s.download_bytes,
+                seconds=span(s.started, s.stopped),
+                started=since(origin, s.started),
+                run=run,
+            )
+            for s in self._subs.values()
+            if s.stopped is not None
+        ]
+
+    def unfinished(self) -> list[str]:
+        return [s.path for s in self._subs.values() if s.stopped is None]
+
+    def intervals(self) -> list[tuple[float | None, Stopped | None]]:
+        return [(s.started, s.stopped) for s in self._subs.values()]
+
+
+def _bytes_moved(line: bytes) -> int | None:
+    """Bytes done (or, if none are reported, expected) in a progress line."""
+    if not line:
+        return None
+    event = parse_line(line)
+    if isinstance(event, Progress):
+        return event.done or event.expected
+    return None

@@ -1,0 +1,43 @@
+"""Moments and spans on a monotonic clock that a recorded log does not have."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """An activity that has stopped; `at` is None when the log carries no times."""
+
+    at: float | None
+
+
+def span(start: float | None, stop: Stopped | float | None) -> float | None:
+    end = stop.at if isinstance(stop, Stopped) else stop
+    if start is None or end is None:
+        return None
+    return max(0.0, end - start)
+
+
+def since(origin: float | None, moment: float | None) -> float | None:
+    if origin is None or moment is None:
+        return None
+    return moment - origin
+
+
+def union(intervals: list[tuple[float | None, Stopped | None]]) -> float | None:
+    """Wall time covered by possibly overlapping intervals (parallel downloads count once)."""
+    known = sorted(
+        (a, b.at) for a, b in intervals if a is not None and b is not None and b.at is not None
+    )
+    if not known:
+        return None
+    total = 0.0
+    cur_start, cur_end = known[0]
+    for start, end in known[1:]:
+        if start > cur_end:
+            total += cur_end - cur_start
+            cur_start, cur_end = start, end
+        else:
+            cur_end = max(cur_end, end)
+    return total + (cur_end - cur_start)

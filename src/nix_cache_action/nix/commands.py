@@ -1,0 +1,231 @@
+"""Every Nix command this project runs, one small method each, with its argv and its output read.
+
+The argv of each command is written here and only here; what differs between Nix versions is
+asked of `NixVersion`. The commands run through a `Runner` (nix/process.py), so tests drive them,
+and the engine above them, with a fake that asserts each argv.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jq
+
+from nix_cache_action.errors import NixError
+from nix_cache_action.nix.events import strip_ansi
+from nix_cache_action.nix.process import Completed, Runner, Streamed, Tee
+from nix_cache_action.nix.version import NixVersion, parse_version
+from nix_cache_action.store_path import base_name
+
+NIX_NOT_FOUND = (
+    "`{exe}` was not found on PATH. Install Nix (on GitHub, leave the action's install-nix "
+    "input at true; elsewhere see https://nixos.org/download) or put it on PATH."
+)
+NIX_PATH_UNUSABLE = (
+    "`{exe}` does not exist or cannot be run. Pass the path of a nix executable, or leave it "
+    "unset to use nix from PATH."
+)
+NIX_PROBE_FAILED = (
+    "`{exe} --version` did not answer ({error}). Check that this Nix works from a shell, "
+    "then run again."
+)
+TIMEOUT_NIX_VERSION = 60
+
+# Flakes and the new CLI are experimental in upstream Nix; the extra- form adds to the user's own
+# setting instead of replacing it. Determinate Nix and Lix accept it too.
+FEATURES = ("--extra-experimental-features", "nix-command flakes")
+# No -v: the JSON logger sends every activity and result whatever the verbosity, and -v only
+# adds talkative messages ("evaluating file ...", thousands of lines on nixpkgs) that nothing
+# here reads but that Nix must format and this process must parse.
+LOG_FLAGS = ("--log-format", "internal-json")
+
+# `nix path-info --json` is a list of objects with `path` up to 2.18 and an object keyed by path
+# (null for an invalid path) from 2.19; reshape both into {path: {narHash, narSize}}.
+_PATH_INFO = jq.compile(
+    'if type == "array" then map({key: .path, value: .}) | from_entries else . end'
+    " | with_entries(select(.value != null and .value.narHash != null))"
+    " | map_values({narHash, narSize})"
+)
+# `nix show-derivation` (to 2.14) and `nix derivation show` print {drv: {outputs: {name: {path}}}};
+# from 2.33 it is wrapped in {"derivations": ...} and paths are base names.
+_DRV_OUTPUTS = jq.compile(
+    '(if has("derivations") then .derivations else . end)'
+    " | map_values(.outputs | map_values(.path) | with_entries(select(.value != null)))"
+)
+_ERROR_LINE = re.compile(r"^error:\s*", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class PathInfo:
+    nar_hash: str
+    nar_size: int | None
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """An installable's derivation, or Nix's error (`error: ` removed, one line) if it has none."""
+
+    drv: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Built:
+    """A `nix build --json` run: the stream, and {drv: {output: path}} of what it built."""
+
+    streamed: Streamed
+    outputs: dict[str, dict[str, str]]
+
+
+class Nix:
+    """One Nix installation: its version, and every command this project runs with it."""
+
+    def __init__(self, executable: str, version: NixVersion, runner: Runner) -> None:
+        self.executable = executable
+        self.version = version
+        self.runner = runner
+
+    @classmethod
+    def probe(cls, executable: str, runner: Runner) -> Nix:
+        """Ask `executable --version` which Nix it is; a NixError says why it cannot be used."""
+        try:
+            done = runner.run([executable, "--version"], timeout=TIMEOUT_NIX_VERSION)
+        except (FileNotFoundError, PermissionError) as exc:
+            # A bare name was looked up on PATH; a path was given by the user and is wrong.
+            template = NIX_PATH_UNUSABLE if os.sep in executable else NIX_NOT_FOUND
+            raise NixError(template.format(exe=executable)) from exc
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise NixError(NIX_PROBE_FAILED.format(exe=executable, error=exc)) from exc
+        return cls(executable, parse_version(done.stdout or done.stderr), runner)
+
+    def clock(self) -> float:
+        return self.runner.clock()
+
+    def _argv(self, *args: str) -> list[str]:
+        return [self.executable, *FEATURES, *args]
+
+    def _run(self, *args: str) -> Completed:
+        return self.runner.run(self._argv(*args))
+
+    # --- building -----------------------------------------------------------------------------
+
+    def build(self, installables: Sequence[str], *, keep_going: bool, tee: Tee) -> Built:
+        """Build, with the log streamed to `tee`; outputs from `--json` on stdout."""
+        flags = ["--keep-going"] if keep_going else []
+        argv = self._argv("build", *LOG_FLAGS, "--no-link", "--json", *flags, *installables)
+        streamed = self.runner.stream(argv, tee)
+        outputs = _built_outputs(streamed.stdout) if streamed.returncode == 0 else {}
+        return Built(streamed, outputs)
+
+    def rebuild(self, targets: Sequence[str], tee: Tee) -> Streamed:
+        """Build `targets` again and let Nix compare (`--rebuild`); `--keep-failed` keeps the
+        differing copy at `<output>.check`."""
+        argv = self._argv(
+            "build", *LOG_FLAGS, "--no-link", "--rebuild", "--keep-failed", "--keep-going"
+        )
+        return self.runner.stream([*argv, *targets], tee)
+
+    def rebuild_target(self, installable: str, drv: str | None, outputs: Sequence[str]) -> str:
+        """What to pass to `--rebuild`: the drv with exactly the outputs built, when Nix can say
+        so, which skips another evaluation of the installable; else the installable itself."""
+        selected = self.version.some_outputs(drv, outputs) if drv else None
+        return selected or installable
+
+    def all_outputs(self, drv: str) -> str:
+        return self.version.all_outputs(drv)
+
+    # --- queries ------------------------------------------------------------------------------
+
+    def evaluate(self, installable: str) -> Evaluated:
+        """The .drv behind an installable (evaluation only, nothing is built)."""
+        done = self._run("path-info", "--derivation", installable)
+        lines = done.stdout.strip().splitlines() if done.returncode == 0 else []
+        if lines:
+            return Evaluated(drv=lines[-1].strip(), error=None)
+        return Evaluated(
+            drv=None, error=nix_error(done.stderr) or f"nix exited with status {done.returncode}"
+        )
+
+    def outputs_of(self, installable: str) -> list[str]:
+        """The output paths of an installable that are valid: evaluates, builds nothing."""
+        done = self._run("path-info", installable)
+        return done.stdout.split() if done.returncode == 0 else []
+
+    def derivation_outputs(self, drvs: Sequence[str]) -> dict[str, dict[str, str]]:
+        """{drv path: {output name: store path}} for derivations already in the store."""
+        if not drvs:
+            return {}
+        done = self._run(*self.version.derivation_show(), *drvs)
+        if done.returncode != 0 or not done.stdout.strip():
+            return {}
+        raw: dict[str, dict[str, str]] = _DRV_OUTPUTS.input_text(done.stdout).first()
+        by_base = {base_name(drv): drv for drv in drvs}
+        result: dict[str, dict[str, str]] = {}
+        for key, outputs in raw.items():
+            drv = by_base.get(base_name(key), key)
+            store = drv.rsplit("/", 1)[0]
+            result[drv] = {
+                name: path if path.startswith("/") else f"{store}/{path}"
+                for name, path in outputs.items()
+            }
+        return result
+
+    def path_info(self, paths: Sequence[str]) -> dict[str, PathInfo]:
+        """NAR hash and size of each valid path; invalid ones are left out."""
+        if not paths:
+            return {}
+        done = self._run("path-info", *self.version.path_info_json_flags(), *paths)
+        if not done.stdout.strip():
+            return {}
+        try:
+            raw: dict[str, Any] = _PATH_INFO.input_text(done.stdout).first()
+        except ValueError:
+            return {}  # not JSON of either shape: the hashes stay unknown
+        return {
+            path: PathInfo(nar_hash=info["narHash"], nar_size=info.get("narSize"))
+            for path, info in raw.items()
+        }
+
+    def hash_path(self, path: str) -> str | None:
+        """The SRI NAR hash of any path, registered or not (a `.check` copy is not)."""
+        done = self._run("hash", "path", path)
+        return (done.stdout.strip() or None) if done.returncode == 0 else None
+
+
+def nix_error(stderr: str) -> str:
+    """The `error: ...` part of Nix's stderr, ANSI-free, on one line, without `--show-trace`
+    advice."""
+    text = strip_ansi(stderr)
+    match = _ERROR_LINE.search(text)
+    body = text[match.end() :] if match else text
+    lines = [ln for ln in body.strip().splitlines() if "--show-trace" not in ln]
+    return " ".join(ln.strip() for ln in lines)[:1000]
+
+
+def _built_outputs(stdout: str) -> dict[str, dict[str, str]]:
+    """{drv: {output: path}} from `nix build --json`; {} when stdout holds no such list."""
+    try:
+        entries = json.loads(stdout) if stdout.strip() else []
+    except ValueError:
+        return {}  # then each installable is asked for on its own
+    return {
+        entry["drvPath"]: {
+            name: path
+            for name, path in (entry.get("outputs") or {}).items()
+            if isinstance(path, str)
+        }
+        for entry in (entries if isinstance(entries, list) else [])
+        # A store-path installable has `path` and no drvPath: nothing was built for it.
+        if isinstance(entry, dict)
+        and isinstance(entry.get("drvPath"), str)
+        and isinstance(entry.get("outputs") or {}, dict)
+    }
+
+
+__all__ = ["Built", "Evaluated", "Nix", "PathInfo", "nix_error"]

@@ -1,0 +1,212 @@
+"""The one place a child process is started: argv lists only, logged, bounded, stoppable.
+
+`Runner` is what the Nix commands need of it; `Subprocesses` is the real one and tests pass a
+fake that asserts each argv and answers as a given Nix version would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Protocol
+
+log = logging.getLogger(__name__)
+
+# GitHub cancels a job with SIGINT, then SIGTERM 7.5 s later, then SIGKILL 2.5 s after that:
+# a child gets a short grace so that the report is written well before the SIGKILL.
+STOP_GRACE_SECONDS = 3.0
+
+
+class Interrupted(Exception):  # noqa: N818 - it is a signal, not a failure of ours
+    """Raised from the SIGTERM/SIGINT handler so that every `finally` runs."""
+
+
+@dataclass(frozen=True)
+class Completed:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@dataclass(frozen=True)
+class Streamed:
+    argv: tuple[str, ...]
+    returncode: int | None  # None when we stopped the process ourselves
+    stdout: str
+    seconds: float
+    interrupted: bool
+
+
+def _ignore_argv(_argv: tuple[str, ...]) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Tee:
+    """Where a streamed run's stderr goes: each line to `on_line`, the raw bytes to `raw_log`.
+
+    `on_start` hears the argv before the process starts, so a run that is interrupted is still
+    on record with what it ran.
+    """
+
+    on_line: Callable[[bytes, float], None]
+    raw_log: IO[bytes] | None = None
+    on_start: Callable[[tuple[str, ...]], None] = field(default=_ignore_argv)
+
+
+class Runner(Protocol):
+    """What the Nix commands need of a process runner."""
+
+    def clock(self) -> float: ...
+
+    def run(self, argv: Sequence[str], *, timeout: float | None = None) -> Completed: ...
+
+    def stream(self, argv: Sequence[str], tee: Tee) -> Streamed: ...
+
+
+class Subprocesses:
+    """Real child processes in one directory and environment (None: this process's own)."""
+
+    def __init__(
+        self,
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cwd = cwd
+        self.env = dict(env) if env is not None else None
+        self._clock = clock
+
+    def clock(self) -> float:
+        return self._clock()
+
+    def run(self, argv: Sequence[str], *, timeout: float | None = None) -> Completed:
+        """Run to the end and capture both streams, decoded with replacement (Nix quotes
+        builders' bytes, which need not be UTF-8)."""
+        log.debug("$ %s", shlex.join(argv))
+        done = subprocess.run(
+            list(argv),
+            capture_output=True,
+            check=False,
+            env=self.env,
+            cwd=self.cwd,
+            timeout=timeout,
+        )
+        return Completed(
+            tuple(argv),
+            done.returncode,
+            done.stdout.decode("utf-8", "replace"),
+            done.stderr.decode("utf-8", "replace"),
+        )
+
+    def stream(self, argv: Sequence[str], tee: Tee) -> Streamed:
+        """Run with stderr turned into lines as they come; the raw bytes are teed.
+
+        Nothing of the log is kept here: each line goes to `tee.raw_log` and `tee.on_line`, then
+        is dropped. On Interrupted (SIGTERM) the process and its children are stopped before
+        re-raising.
+        """
+        args = tuple(argv)
+        log.debug("$ %s", shlex.join(args))
+        tee.on_start(args)
+        started = self.clock()
+        proc = subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.env,
+            cwd=self.cwd,
+            # Its own process group, so builders are stopped with it.
+            start_new_session=True,
+        )
+        stdout_chunks: list[bytes] = []
+        reader = threading.Thread(target=_drain, args=(proc.stdout, stdout_chunks), daemon=True)
+        interrupted = False
+        raw_log = tee.raw_log
+        try:
+            # Inside the try: a signal from here on still stops the process.
+            reader.start()
+            assert proc.stderr is not None  # noqa: S101 - Popen was asked for the pipe
+            for line in proc.stderr:
+                if raw_log is not None:
+                    raw_log.write(line)
+                    # Live, like tee: someone may be following it, and a killed run keeps its
+                    # log. About 1.5 us a line, nothing next to Nix's own work.
+                    raw_log.flush()
+                tee.on_line(line, self.clock())
+            returncode: int | None = proc.wait()
+        except Interrupted:
+            interrupted = True
+            returncode = None
+            raise
+        finally:
+            if proc.poll() is None:
+                stop(proc)
+            if reader.is_alive():
+                reader.join(timeout=5)
+            if raw_log is not None:
+                raw_log.flush()
+            if interrupted:
+                log.warning("stopped %s", shlex.join(args))
+        return Streamed(
+            argv=args,
+            returncode=returncode,
+            stdout=b"".join(stdout_chunks).decode("utf-8", "replace"),
+            seconds=self.clock() - started,
+            interrupted=interrupted,
+        )
+
+
+def _drain(pipe: IO[bytes] | None, into: list[bytes]) -> None:
+    if pipe is not None:
+        for chunk in iter(lambda: pipe.read(65536), b""):
+            into.append(chunk)
+
+
+def stop(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
+    """SIGTERM the whole process group, then SIGKILL what is left after a grace period."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    # Children that outlived the leader in the same group.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Turn SIGTERM (a cancelled job) and SIGINT into Interrupted for the duration.
+
+    Only the first signal raises: GitHub follows its SIGINT with a SIGTERM, and a second
+    exception in the middle of stopping Nix would cut that short and leave Nix running.
+    """
+    raised: list[str] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        if raised:
+            return
+        raised.append(signal.Signals(signum).name)
+        raise Interrupted(raised[0])
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,0 +1,126 @@
+"""How numbers, counts and the recurring phrases read, in every renderer: one definition each."""
+
+from __future__ import annotations
+
+import math
+import shlex
+from collections.abc import Sequence
+
+from nix_cache_action.report import Check, Totals, substituter_name
+from nix_cache_action.store_path import store_name
+
+MAX_HOURS_SHOWN = 999
+
+
+def count(number: int, word: str, plural: str | None = None) -> str:
+    """`1 path`, `2 paths`."""
+    return f"{number} {word if number == 1 else plural or word + 's'}"
+
+
+def human_bytes(size: int | None) -> str:
+    if size is None:
+        return "?"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def seconds(value: float | None) -> str:
+    return "?" if value is None else f"{value:.1f} s"
+
+
+def duration(value: float) -> str:
+    """A duration in a few characters: `4.1 s`, `12 s`, `2 min 5 s`, `1 h 3 min`."""
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"duration {value!r} is not a number of seconds")
+    if value < 9.95:
+        return f"{value:.1f} s"
+    whole = round(value)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours > MAX_HOURS_SHOWN:
+        # Keeps the text a bounded length (a commit status has 140 characters in all).
+        return f"over {MAX_HOURS_SHOWN} h"
+    return f"{hours} h {minutes} min"
+
+
+def percent(rate: float | None, digits: int = 1) -> str:
+    """A fraction as a percentage; a single miss never reads as 100 %, nor a single hit as 0."""
+    if rate is None:
+        return "n/a"
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"rate {rate!r} is not a fraction between 0 and 1")
+    scale = 10**digits
+    shown = round(rate * 100 * scale)
+    if shown == 100 * scale and rate < 1.0:
+        shown -= 1
+    elif shown == 0 and rate > 0.0:
+        shown = 1
+    return f"{shown / scale:.{digits}f}%"
+
+
+def clip(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"… ({len(text) - limit} more characters)"
+
+
+def first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def bounded(items: Sequence[str], limit: int, what: str = "more") -> list[str]:
+    """At most `limit` items, then one that says how many were left out."""
+    if len(items) <= limit:
+        return list(items)
+    return [*items[:limit], f"and {len(items) - limit} {what}"]
+
+
+# --- phrases ------------------------------------------------------------------------------------
+
+
+def totals_phrase(totals: Totals) -> str:
+    """What came from caches and what was built: the same words in every renderer."""
+    return (
+        f"{count(totals.substituted, 'store path')} substituted, {totals.built} built,"
+        f" {totals.failed} failed, cache hit rate {percent(totals.hit_rate)}"
+    )
+
+
+HIT_RATE_DEFINITION = "substituted ÷ (substituted + built)"
+
+
+def first_copy_phrase(check: Check) -> str:
+    """What a rebuild was compared with."""
+    if check.first_copy == "substituted":
+        where = substituter_name(check.substituter) if check.substituter else "a cache"
+        return f"the copy from {where} (cross-machine)"
+    if check.first_copy == "built":
+        return "the copy built here"
+    if check.first_copy == "present":
+        return "the copy that was already in the store"
+    return "the first copy"
+
+
+def reproduce_commands(check: Check) -> list[str]:
+    """The commands that repeat a check locally and compare the two copies."""
+    path = check.path or check.drv
+    target = check.installable or f"{check.drv}^*"
+    return [
+        f"nix build {shlex.quote(target)} --rebuild --keep-failed",
+        f"diffoscope {shlex.quote(path)} {shlex.quote(path + '.check')}",
+    ]
+
+
+def check_name(check: Check) -> str:
+    """An installable's name, or the derivation's for a deep check."""
+    if check.installable:
+        return check.installable
+    return f"{store_name(check.drv)} (deep check)" if check.deep else store_name(check.drv)

@@ -1,0 +1,138 @@
+"""Report -> commit statuses: one per installable, its verdict in GitHub's 140 characters.
+
+`CommitStatus` is what github/statuses.py posts; the wording and its sizing to GitHub's limits
+are here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from nix_cache_action.render.format import duration, percent
+from nix_cache_action.report import Report, Verdict
+from nix_cache_action.settings import GitHubContext
+
+State = Literal["success", "failure", "error", "pending"]
+STATES: frozenset[str] = frozenset({"success", "failure", "error", "pending"})
+VERDICTS: frozenset[str] = frozenset(get_args(Verdict))
+
+# GitHub refuses a commit status whose description is longer than this.
+DESCRIPTION_LIMIT = 140
+CONTEXT_PREFIX = "nix-cache-action / "
+# GitHub documents no limit for a context, but the checks list shows it on one line: past this
+# many characters the installable is shortened.
+CONTEXT_INSTALLABLE_LIMIT = 100
+ELLIPSIS = "\u2026"
+
+
+@dataclass(frozen=True)
+class CommitStatus:
+    context: str
+    state: State
+    description: str
+    target_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.state not in STATES:
+            raise ValueError(f"commit status state {self.state!r} is not one of {sorted(STATES)}")
+        if len(self.description) > DESCRIPTION_LIMIT:
+            raise ValueError(
+                f"commit status description has {len(self.description)} characters;"
+                f" GitHub takes at most {DESCRIPTION_LIMIT}"
+            )
+
+
+def status_for(
+    installable: str,
+    *,
+    verdict: str,
+    hit_rate: float | None,
+    seconds: float | None,
+    failed: bool,
+) -> CommitStatus:
+    """The status for one installable; `hit_rate` is a fraction (0.0 to 1.0) of store paths.
+
+    No target_url: add one with `dataclasses.replace(status, target_url=run_url)`.
+    """
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict {verdict!r} is not one of {sorted(VERDICTS)}")
+    if failed:
+        state: State = "failure"
+        headline = "build failed"
+    elif verdict == "differs":
+        state, headline = "failure", "NOT reproducible"
+    elif verdict == "reproducible":
+        state, headline = "success", "reproducible"
+    else:
+        state, headline = "success", "built, reproducibility not checked"
+    took = "time n/a" if seconds is None else duration(seconds)
+    figures = f" (cache hits {percent(hit_rate, 0)}, {took})"
+    room = DESCRIPTION_LIMIT - len(headline) - len(": ") - len(figures)
+    description = f"{headline}: {shorten(installable, room)}{figures}"
+    context = CONTEXT_PREFIX + shorten(installable, CONTEXT_INSTALLABLE_LIMIT)
+    return CommitStatus(context, state, description)
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters, its middle replaced by an ellipsis if need be.
+
+    Both ends are kept because both say something: an installable starts with the flake and
+    ends with the attribute. The end gets the larger share, since attributes tell outputs apart.
+    """
+    if len(text) <= limit:
+        return text
+    if limit < 1:
+        return ""
+    kept = limit - len(ELLIPSIS)
+    head = kept // 3
+    return text[:head] + ELLIPSIS + text[len(text) - (kept - head) :]
+
+
+STATUS_SETUP_WARNING = (
+    "Commit statuses not posted: {reason}. The build verdict stands; the job summary and the"
+    " JSON report have it."
+)
+EMPTY_CREDENTIALS_NOTE = "nix-cache-action: commit statuses skipped: github-token is empty"
+NO_COMMIT_NOTE = "nix-cache-action: commit statuses skipped: the run names no commit (GITHUB_SHA)"
+POSTED_NOTE = "nix-cache-action: commit status posted: {context}"
+
+
+def statuses_for(report: Report, context: GitHubContext) -> list[CommitStatus]:
+    """One status per installable: its own verdict, the run's hit rate and time."""
+    target_url = (
+        f"{context.server_url}/{context.repository}/actions/runs/{context.run_id}"
+        if context.repository and context.run_id
+        else None
+    )
+    totals = report.totals()
+    seconds = _wall_seconds(report)
+    statuses = []
+    for item in report.installables:
+        verdict = _installable_verdict(report, item.name)
+        failed = item.status != "built"
+        status = status_for(
+            item.name, verdict=verdict, hit_rate=totals.hit_rate, seconds=seconds, failed=failed
+        )
+        if verdict == "differs" and not failed and report.reproducibility_mode != "fail":
+            # reproducibility: warn passes the job; a red status would block the pull request
+            # all the same. The description still says NOT reproducible.
+            status = dataclasses.replace(status, state="success")
+        statuses.append(dataclasses.replace(status, target_url=target_url))
+    return statuses
+
+
+def _installable_verdict(report: Report, name: str) -> str:
+    checks = [c for c in report.checks if c.installable == name and not c.deep]
+    if any(c.verdict == "differs" for c in checks):
+        return "differs"
+    if checks and all(c.verdict == "reproducible" for c in checks):
+        return "reproducible"
+    return "not-checked"
+
+
+def _wall_seconds(report: Report) -> float | None:
+    # The Nix runs only: phases.evaluation overlaps the build run's own seconds.
+    known = [r.seconds for r in report.runs if r.seconds is not None]
+    return sum(known) if known else None
