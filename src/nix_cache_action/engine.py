@@ -61,6 +61,7 @@ REPRODUCIBILITY_OFF = "reproducibility is off"
 BUILD_FAILED = "the build failed, so there is nothing to compare"
 NO_OTHER_BUILDS = "deep check: no other derivation was built here"
 STEP_INTERRUPTED = "the {label} step was interrupted; Nix was stopped"
+STEP_FAILED = "the {label} step stopped on an error; Nix was stopped"
 INTERRUPTED = (
     "The run was cancelled ({signal}); Nix was stopped. The report and summary hold what was"
     " known by then; run again for a verdict."
@@ -347,7 +348,9 @@ class BuildJob:
         except Interrupted:
             # Stopping comes first: what the rebuild showed is kept, nothing more is asked of
             # Nix or diffoscope.
-            self.session.checks.extend(top_level_checks(build_ledger, check_ledger, built))
+            self.session.checks.extend(
+                top_level_checks(build_ledger, check_ledger, built, finished=False)
+            )
             raise
         self.session.checks.extend(
             explain(self.nix, c, self.env)
@@ -398,13 +401,15 @@ class BuildJob:
 
         try:
             result = command(Tee(on_line=on_line, raw_log=self.raw_log, on_start=on_start))
-        except BaseException:
+        except BaseException as error:
+            interrupted = isinstance(error, Interrupted)
             if index:
                 run = session.runs[index[0]]
                 session.runs[index[0]] = replace(
-                    run, interrupted=True, plain_lines=ledger.plain_lines
+                    run, interrupted=interrupted, plain_lines=ledger.plain_lines
                 )
-            session.notes.append(STEP_INTERRUPTED.format(label=label))
+            note = STEP_INTERRUPTED if interrupted else STEP_FAILED
+            session.notes.append(note.format(label=label))
             raise
         streamed = result.streamed if isinstance(result, Built) else result
         if index:

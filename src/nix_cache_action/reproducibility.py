@@ -27,6 +27,7 @@ MAX_DIFFERENCES = 100
 
 ANOTHER_OUTPUT_DIFFERED = "another output of it differed"
 REBUILD_DID_NOT_RUN = "the rebuild did not run"
+REBUILD_CUT_SHORT = "the rebuild was interrupted before Nix compared the outputs"
 CHECK_NOT_KEPT = "the rebuilt copy was not kept (is --keep-failed honoured?)"
 
 
@@ -119,8 +120,14 @@ def not_checked(
     )
 
 
-def top_level_checks(first: Ledger, check: Ledger, built: Sequence[Installable]) -> list[Check]:
-    """One Check per output of each installable, from the rebuild's log and the first build's."""
+def top_level_checks(
+    first: Ledger, check: Ledger, built: Sequence[Installable], *, finished: bool = True
+) -> list[Check]:
+    """One Check per output of each installable, from the rebuild's log and the first build's.
+
+    Nix reports a difference only after the rebuild's activities have stopped, so a rebuild
+    that did not finish (`finished=False`) proves nothing reproducible.
+    """
     by_drv: dict[str, list[Check]] = {}
     for seen in check.checks():
         by_drv.setdefault(seen.drv, []).append(seen)
@@ -152,6 +159,8 @@ def top_level_checks(first: Ledger, check: Ledger, built: Sequence[Installable])
             elif differing:
                 # Nix stops comparing a derivation's outputs at the first that differs.
                 result.append(replace(base, reason=ANOTHER_OUTPUT_DIFFERED))
+            elif seen_for_drv and seen_for_drv[0].verdict == "reproducible" and not finished:
+                result.append(replace(base, reason=REBUILD_CUT_SHORT))
             elif seen_for_drv and seen_for_drv[0].verdict == "reproducible":
                 # Nix compared the NAR hashes itself and found them equal.
                 result.append(replace(base, verdict="reproducible", check_nar_hash=nar_hash))

@@ -164,7 +164,10 @@ class Nix:
         done = self._run(*self.version.derivation_show(), *drvs)
         if done.returncode != 0 or not done.stdout.strip():
             return {}
-        raw: dict[str, dict[str, str]] = _DRV_OUTPUTS.input_text(done.stdout).first()
+        try:
+            raw: dict[str, dict[str, str]] = _DRV_OUTPUTS.input_text(done.stdout).first()
+        except ValueError:
+            return {}  # not JSON of a known shape: the outputs stay unknown
         by_base = {base_name(drv): drv for drv in drvs}
         result: dict[str, dict[str, str]] = {}
         for key, outputs in raw.items():

@@ -1,0 +1,135 @@
+"""A stand-in for the nix executable: a `Runner` (nix/process.py) that plays a script of calls.
+
+Each expected call is the exact argv Nix must be run with and what that Nix answers: for `run`
+a `Completed` (or an exception, such as the FileNotFoundError of a missing executable); for
+`stream` the stderr lines fed to `tee.on_line` one by one, the exit status and stdout, and
+optionally an exception (Interrupted, as the SIGTERM handler raises it) at a given line. Nothing
+is executed. The clock is a counter, so every time the code measures is deterministic.
+
+The engine catches every exception (a stopped run is a report, not a crash), so an argv that
+does not match would vanish into the report. The first mismatch is therefore also kept, and
+`assert_done()`, which every test calls at its end, raises it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from nix_cache_action.nix.process import Completed, Interrupted, Streamed, Tee
+
+
+@dataclass(frozen=True)
+class RunCall:
+    """An expected `runner.run(argv)` and its answer (`error` is raised instead, if set)."""
+
+    argv: Sequence[str]
+    returncode: int = 0
+    stdout: str = ""
+    stderr: str = ""
+    error: Exception | None = None
+
+
+@dataclass(frozen=True)
+class StreamCall:
+    """An expected `runner.stream(argv, tee)` and its answer.
+
+    With `raise_at`, `error` (default: Interrupted by SIGTERM) is raised before line
+    `lines[raise_at]` is fed, after the ones before it were (`len(lines)`: after the last line,
+    as Nix exits): what a signal in the middle of Nix's log looks like to the caller.
+    """
+
+    argv: Sequence[str]
+    lines: Sequence[bytes] = ()
+    returncode: int | None = 0
+    stdout: str = ""
+    raise_at: int | None = None
+    error: BaseException | None = None
+
+
+C = TypeVar("C", RunCall, StreamCall)
+
+
+class ScriptMismatchError(AssertionError):
+    """A call the script did not expect (another argv, another kind, or one too many)."""
+
+
+@dataclass
+class FakeNix:
+    """Plays `script` in order; `calls` is every argv it was given, as tuples."""
+
+    script: Sequence[RunCall | StreamCall]
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+    now: float = 0.0
+    mismatch: ScriptMismatchError | None = None
+
+    def clock(self) -> float:
+        # Each reading is one second after the last: durations count readings, never real time.
+        self.now += 1.0
+        return self.now
+
+    def run(self, argv: Sequence[str], *, timeout: float | None = None) -> Completed:
+        del timeout  # a fake process never hangs
+        call = self._next(argv, RunCall)
+        if call.error is not None:
+            raise call.error
+        return Completed(tuple(argv), call.returncode, call.stdout, call.stderr)
+
+    def stream(self, argv: Sequence[str], tee: Tee) -> Streamed:
+        call = self._next(argv, StreamCall)
+        args = tuple(argv)
+        # As the real runner: the argv is on record before the first line arrives.
+        tee.on_start(args)
+        started = self.clock()
+        for index, line in enumerate(call.lines):
+            if index == call.raise_at:
+                raise call.error or Interrupted("SIGTERM")
+            if tee.raw_log is not None:
+                tee.raw_log.write(line)
+                tee.raw_log.flush()
+            tee.on_line(line, self.clock())
+        if call.raise_at is not None and call.raise_at >= len(call.lines):
+            raise call.error or Interrupted("SIGTERM")
+        return Streamed(
+            argv=args,
+            returncode=call.returncode,
+            stdout=call.stdout,
+            seconds=self.clock() - started,
+            interrupted=False,
+        )
+
+    def assert_done(self) -> None:
+        """Every expected call was made, and none other."""
+        if self.mismatch is not None:
+            raise self.mismatch
+        left = self.script[len(self.calls) :]
+        assert not left, "expected calls that were never made:\n" + "\n".join(
+            f"  {_show(c.argv)}" for c in left
+        )
+
+    def _next(self, argv: Sequence[str], kind: type[C]) -> C:
+        number = len(self.calls)
+        self.calls.append(tuple(argv))
+        expected = self.script[number] if number < len(self.script) else None
+        if isinstance(expected, kind) and list(expected.argv) == list(argv):
+            return expected
+        if expected is None:
+            problem = (
+                f"call #{number + 1} was not expected (the script has {len(self.script)}):\n"
+                f"  actual   {kind.__name__} {_show(argv)}"
+            )
+        else:
+            problem = (
+                f"call #{number + 1}:\n"
+                f"  expected {type(expected).__name__} {_show(expected.argv)}\n"
+                f"  actual   {kind.__name__} {_show(argv)}"
+            )
+        error = ScriptMismatchError(problem)
+        if self.mismatch is None:
+            self.mismatch = error
+        raise error
+
+
+def _show(argv: Sequence[str]) -> str:
+    return repr(list(argv))
