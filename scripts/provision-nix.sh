@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Provision the two real Nix versions the tests run against, without touching the
+# Provision the three real Nix versions the tests run against, without touching the
 # system Nix's store:
 #   - Nix 2.8 from Debian stable (apt package nix-bin, installed system-wide);
 #   - Nix 2.34 from Debian's unstable suite, unpacked into a prefix of its own and
-#     started through the prefix's dynamic loader (see shared harness notes).
+#     started through the prefix's dynamic loader (see shared harness notes);
+#   - Determinate Nix 3.22.2 (what DeterminateSystems/nix-installer-action installs on GitHub),
+#     built from its public source: unpacked from shared/tools/determinate-nix into /opt/detnix
+#     (its ELF interpreter and rpath are absolute paths there). Without that tarball, the recipe
+#     beside it (build-all.sh) makes one; it needs network access to the source and takes about
+#     15 minutes, so this script does not run it.
 # Idempotent: a second run with everything in place takes about a second.
 # Prints the directory holding the `nix` wrapper for 2.34 on its last line.
 set -euo pipefail
@@ -78,5 +83,21 @@ exec "$root/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" \\
 WRAP
   chmod +x "$WRAPPER_DIR/nix"
   "$WRAPPER_DIR/nix" --version >&2
+fi
+# Determinate Nix, from the shared tools beside this checkout.
+DETNIX=/opt/detnix
+if ! "$DETNIX/bin/nix" --version >/dev/null 2>&1; then
+  here=$(cd "$(dirname "$0")/.." && pwd)
+  tarball="${NCA_DETNIX_TARBALL:-$here/../shared/tools/determinate-nix/detnix-3.22.2.tar.xz}"
+  if [ ! -f "$tarball" ]; then
+    echo "provision: $tarball not found: Determinate Nix 3.22.2 cannot be provisioned." >&2
+    echo "provision: build it with shared/tools/determinate-nix/build-all.sh (network access to" \
+      "its source, about 15 minutes), or set NCA_DETNIX_TARBALL to the tarball" >&2
+    exit 1
+  fi
+  echo "provision: unpacking Determinate Nix from $tarball into $DETNIX" >&2
+  rm -rf "$DETNIX"
+  tar -xJf "$tarball" -C "$(dirname "$DETNIX")"
+  "$DETNIX/bin/nix" --version >&2
 fi
 echo "$WRAPPER_DIR"

@@ -48,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
         "--deep", action="store_true", help="also rebuild every derivation this run built locally"
     )
     build.add_argument(
+        "--keep-going",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="build what can be built when a build fails (default); --no-keep-going stops at "
+        "the first failure, and the builds Nix stops are reported as cancelled",
+    )
+    build.add_argument(
         "--nix",
         default=os.environ.get("NIX_CACHE_ACTION_NIX", "nix"),
         help="the nix executable (default: nix on PATH)",
@@ -121,6 +128,7 @@ def _build(args: argparse.Namespace) -> int:
         installables=tuple(args.installables),
         reproducibility=args.reproducibility,
         deep=args.deep,
+        keep_going=args.keep_going,
     )
     runner = Subprocesses(cwd=directory)
     report, status = run_job(

@@ -237,7 +237,7 @@ class BuildJob:
 
     def run(self) -> None:
         session, nix = self.session, self.nix
-        session.nix = NixInfo(version=nix.version.label, flavour=nix.version.flavour)
+        session.nix = nix.version.info()
         self.say(f"nix-cache-action: {nix.version.text}")
         good = self._evaluate_all()
         if not good:
@@ -298,8 +298,31 @@ class BuildJob:
             ledger,
             lambda tee: self.nix.build(names, keep_going=self.options.keep_going, tee=tee),
         )
+        if built.streamed.returncode != 0:
+            self._confirm_built(ledger)
+        if ledger.cache_errors:
+            self._confirm_fetched(ledger)
         self._record_outputs(ledger, built.outputs, names)
         return ledger
+
+    def _confirm_fetched(self, ledger: Ledger) -> None:
+        """After cache errors, ask the store which substitutions brought their path: a failed
+        download that the log cannot tie to its path (Nix before 2.18 names no parents) still
+        must not count as a hit."""
+        fetched = ledger.fetched()
+        valid = self.nix.path_info(fetched)
+        ledger.confirm_unfetched(p for p in fetched if p not in valid)
+
+    def _confirm_built(self, ledger: Ledger) -> None:
+        """After a failed run, ask the store which of the builds the log shows finished really
+        made their outputs: without --keep-going Nix stops the others when one fails, and
+        their activities stop just as a finished build's do."""
+        done = [b.drv for b in ledger.builds() if b.status == "built"]
+        outputs = self.nix.derivation_outputs(done)
+        valid = self.nix.path_info([p for paths in outputs.values() for p in paths.values()])
+        ledger.confirm_unbuilt(
+            drv for drv, paths in outputs.items() if any(p not in valid for p in paths.values())
+        )
 
     def _record_outputs(
         self, ledger: Ledger, by_drv: dict[str, dict[str, str]], names: list[str]

@@ -23,8 +23,10 @@ Mode = Literal["fail", "warn", "off"]
 MODES: tuple[Mode, ...] = get_args(Mode)
 # The run as a whole.
 RunVerdict = Literal["ok", "failed", "not-reproducible", "warning"]
-# One derivation: built here (or on a remote builder), failed, or rebuilt for the check.
-BuildStatus = Literal["built", "failed", "checked"]
+# One derivation: built here (or on a remote builder), failed, rebuilt for the check, or
+# cancelled: Nix stopped it before it finished (another build failed without --keep-going, or
+# the run was interrupted), so it is neither built nor a miss.
+BuildStatus = Literal["built", "failed", "checked", "cancelled"]
 # Why a derivation had to be built; a rebuild for the check is not a miss and has no reason.
 MissReason = Literal["not-in-cache", "cache-error"]
 # One output's reproducibility.
@@ -112,6 +114,7 @@ class CacheError:
     status: int | None
     message: str
     retried: bool = False
+    path: str | None = None  # the store path it was for, where the log tells
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,7 @@ class Totals:
     substituted: int
     built: int
     failed: int
+    cancelled: int
     checked: int
     reproducible: int
     differs: int
@@ -174,8 +178,9 @@ class Totals:
 
 @dataclass(frozen=True)
 class NixInfo:
-    version: str | None = None
+    version: str | None = None  # the Nix version its commands follow (2.35.2 for Determinate 3.22)
     flavour: Flavour | None = None
+    text: str | None = None  # what it calls itself: `nix (Determinate Nix 3.22.2) 2.35.2`
 
 
 @dataclass(frozen=True)
@@ -207,6 +212,7 @@ class Report:
             substituted=substituted,
             built=built,
             failed=sum(1 for b in self.builds if b.status == "failed"),
+            cancelled=sum(1 for b in self.builds if b.status == "cancelled"),
             checked=sum(1 for b in self.builds if b.status == "checked"),
             reproducible=sum(1 for c in self.checks if c.verdict == "reproducible"),
             differs=sum(1 for c in self.checks if c.verdict == "differs"),
@@ -254,7 +260,8 @@ class Report:
         that built everything. A report from a log alone has no installables, and then any error
         Nix printed counts, as does a run that never got to its installables (no usable Nix).
         """
-        if self.stopped is not None or any(b.status == "failed" for b in self.builds):
+        unfinished = {"failed", "cancelled"}
+        if self.stopped is not None or any(b.status in unfinished for b in self.builds):
             return False
         if self.installables:
             return all(i.status == "built" for i in self.installables)

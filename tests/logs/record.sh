@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Re-records the small internal-json logs in this folder from the flake in ./flake, with
-# Debian's Nix 2.8 (/usr/bin/nix) and Nix 2.34 (scripts/provision-nix.sh). Each log is what
+# Debian's Nix 2.8 (/usr/bin/nix), Nix 2.34 and Determinate Nix 3.22.2 (V = det3.22, at
+# /opt/detnix; both from scripts/provision-nix.sh). Each log is what
 # `nix build --log-format internal-json -v ...` wrote on stderr, unchanged.
 #   build-V.log      cold build of .#default and .#nondet (4 derivations, no caches)
 #   rebuild-V.log    then `--rebuild --keep-failed --keep-going` of both (nondet differs)
 #   fail-V.log       `--keep-going .#fails .#default` after that (fails exits 3)
 #   substitute-V.log .#default from a binary cache on 127.0.0.1:37515 (Magic Nix Cache's address)
 #   cache418-V.log   .#default with a substituter that answers every .narinfo with HTTP 418
+#   nar500-V.log     .#default from a copy of that cache whose NARs answer HTTP 500, with
+#                    `fallback = true` and 2 download attempts (Nix builds what it cannot fetch)
+# RECORD_VERSIONS="det3.22" records only the versions it names.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 nix34="$(bash "$here/../../scripts/provision-nix.sh" | tail -n 1)/nix"
@@ -34,8 +38,32 @@ PY
   echo $!
 }
 
-for v in 2.8 2.34; do
+serve_nar_error() {  # port code cachedir: the cache's files, but every NAR answers `code`
+  python3 - "$@" >/dev/null 2>&1 <<'PY' &
+import http.server, sys
+port, code, root = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+class H(http.server.SimpleHTTPRequestHandler):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, directory=root, **kwargs)
+    def do_GET(self):
+        if not self.path.startswith("/nar/"):
+            return super().do_GET()
+        body = b"boom"
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+PY
+  echo $!
+}
+
+for v in ${RECORD_VERSIONS:-2.8 2.34 det3.22}; do
   nix=/usr/bin/nix; [ "$v" = 2.34 ] && nix=$nix34
+  # Unpacked outside its own store layout, Determinate Nix cannot start itself as the build hook.
+  [ "$v" = det3.22 ] && nix=/opt/detnix/bin/nix && base_conf+=$'\nbuild-hook = '
+
   rm -rf "$work"; mkdir -p "$work"; cp -r "$here/flake" "$work/flake"; cd "$work/flake"
   export NIX_STORE_DIR=$work/store NIX_STATE_DIR=$work/state NIX_LOG_DIR=$work/log XDG_CACHE_HOME=$work/xdg
   export NIX_CONFIG="$base_conf"$'\nsubstituters = '
@@ -55,6 +83,11 @@ for v in 2.8 2.34; do
   srv=$(serve_error 37516 418 "$work/store"); sleep 1
   NIX_CONFIG="$base_conf"$'\nsubstituters = http://127.0.0.1:37516' \
     nix_ build --log-format internal-json -v --no-link .#default 2>"$here/cache418-$v.log" || true
+  kill "$srv"; wait "$srv" 2>/dev/null || true
+  rm -rf "$work/store" "$work/state" "$work/xdg"
+  srv=$(serve_nar_error 37517 500 "$work/cache"); sleep 1
+  NIX_CONFIG="$base_conf"$'\nsubstituters = http://127.0.0.1:37517\nfallback = true\ndownload-attempts = 2' \
+    nix_ build --log-format internal-json -v --no-link .#default 2>"$here/nar500-$v.log" || true
   kill "$srv"; wait "$srv" 2>/dev/null || true
   cd "$here"
 done

@@ -44,7 +44,10 @@ SYSTEM_NIX = "/usr/bin/nix"
 # Magic Nix Cache's daemon listens here; a cache on this address must be reported under its name.
 MAGIC_NIX_CACHE_PORT = 37515
 CLI_TIMEOUT_SECONDS = 180
-VERSIONS = ("2.8", "2.34")
+# Determinate Nix is what GitHub users run (DeterminateSystems/nix-installer-action's default).
+DETERMINATE = "det3.22"
+DETERMINATE_NIX = "/opt/detnix/bin/nix"
+VERSIONS = ("2.8", "2.34", DETERMINATE)
 
 # Settings every Nix run here needs: no sandbox or build users (single-user root, no daemon),
 # no remembered negative narinfo answers, no evaluation cache shared between stores.
@@ -59,8 +62,10 @@ BASE_CONFIG = (
 
 @dataclass(frozen=True)
 class NixExe:
-    version: str  # "2.8" or "2.34"
+    version: str  # "2.8", "2.34" or DETERMINATE
     path: str
+    # Settings this build of Nix needs on top of BASE_CONFIG.
+    config: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,7 @@ class NixEnv:
         return self.root / "etc-nix"
 
     def config(self) -> str:
-        lines = [*BASE_CONFIG, f"substituters = {' '.join(self.substituters)}"]
+        lines = [*BASE_CONFIG, *self.exe.config, f"substituters = {' '.join(self.substituters)}"]
         if self.public_keys:
             lines.append(f"trusted-public-keys = {' '.join(self.public_keys)}")
         lines.extend(self.extra_config)
@@ -239,7 +244,7 @@ class NixEnv:
 
 @pytest.fixture(scope="session")
 def nix_executables() -> dict[str, NixExe]:
-    """Provision both Nix versions (idempotent, ~1 s when done already)."""
+    """Provision the three Nix versions (idempotent, ~1 s when done already)."""
     done = subprocess.run(
         ["bash", str(REPO / "scripts" / "provision-nix.sh")],
         capture_output=True,
@@ -253,6 +258,8 @@ def nix_executables() -> dict[str, NixExe]:
     return {
         "2.8": NixExe("2.8", SYSTEM_NIX),
         "2.34": NixExe("2.34", str(wrapper_dir / "nix")),
+        # Unpacked outside its own store layout, it cannot start itself as the build hook.
+        DETERMINATE: NixExe(DETERMINATE, DETERMINATE_NIX, ("build-hook =",)),
     }
 
 
@@ -394,13 +401,20 @@ def caches(
 
 
 class _FaultHandler(http.server.BaseHTTPRequestHandler):
-    """Answers narinfo requests with a fixed HTTP error; nix-cache-info too when told to."""
+    """Answers narinfo requests with a fixed HTTP error; nix-cache-info too when told to. With
+    a cache directory, it serves the cache's own files and fails only the NAR downloads."""
 
     server: FaultServer
 
     def do_GET(self) -> None:
         self.server.requests.append(self.path)
-        if self.path == "/nix-cache-info" and not self.server.fail_cache_info:
+        directory = self.server.directory
+        if directory is not None and not self.path.startswith("/nar/"):
+            file = directory / self.path.lstrip("/")
+            found = file.is_file() and file.resolve().is_relative_to(directory.resolve())
+            body = file.read_bytes() if found else b"not found\n"
+            self.send_response(200 if found else 404)
+        elif self.path == "/nix-cache-info" and not self.server.fail_cache_info:
             body = f"StoreDir: {self.server.store}\nWantMassQuery: 1\nPriority: 30\n".encode()
             self.send_response(200)
         else:
@@ -416,11 +430,19 @@ class _FaultHandler(http.server.BaseHTTPRequestHandler):
 
 
 class FaultServer(http.server.ThreadingHTTPServer):
-    def __init__(self, store: Path, status: int, *, fail_cache_info: bool = False) -> None:
+    def __init__(
+        self,
+        store: Path,
+        status: int,
+        *,
+        fail_cache_info: bool = False,
+        directory: Path | None = None,
+    ) -> None:
         super().__init__(("127.0.0.1", 0), _FaultHandler)
         self.store = store
         self.status = status
         self.fail_cache_info = fail_cache_info
+        self.directory = directory
         self.requests: list[str] = []
 
     @property
@@ -442,6 +464,14 @@ class FaultServers:
         """A cache for `store` that answers every .narinfo (and, if told, nix-cache-info) with
         `status`."""
         server = FaultServer(store, status, fail_cache_info=fail_cache_info)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        self._running.append((server, thread))
+        return server
+
+    def start_nar_failing(self, cache: Cache, status: int) -> FaultServer:
+        """A copy of `cache` whose narinfos are fine and whose every NAR answers `status`."""
+        server = FaultServer(Path("/unused"), status, directory=cache.directory)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         self._running.append((server, thread))

@@ -181,8 +181,9 @@ def test_sigterm_stops_nix_and_its_builder_and_writes_the_report(nix_env: NixEnv
         None,
     )
     [sleeper] = report["builds"]
-    assert sleeper["status"] == "failed"
+    assert sleeper["status"] == "cancelled"
     assert sleeper["error"] == "interrupted before the build finished"
+    assert (report["totals"]["built"], report["totals"]["cancelled"]) == (0, 1)
     assert sleeper["log_tail"] == [f"sleeper {marker} started"]
     [item] = report["installables"]
     assert item["status"] == "failed"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +58,14 @@ def test_cold_build_of_the_dag_builds_every_derivation_once(nix_env: NixEnv) -> 
     assert report["verdict"] == "ok"
     assert report["schema_version"] == 1
     assert report["substituters"] == []
+    # One entry per derivation, whatever number of activities Nix opened for it.
+    assert len(report["builds"]) == len({(b["drv"], b["status"]) for b in report["builds"]}) == 32
+    expected = {
+        "2.8": ("2.8.0", "nix", "nix (Nix) 2.8.0"),
+        "2.34": ("2.34.8", "nix", "nix (Nix) 2.34.8"),
+        "det3.22": ("2.35.2", "determinate", "nix (Determinate Nix 3.22.2) 2.35.2"),
+    }[nix_env.exe.version]
+    assert tuple(report["nix"].values()) == expected
     assert report["substitutions"] == []
     assert report["errors"] == []
 
@@ -259,3 +269,23 @@ def test_analyze_reads_the_verdicts_from_the_build_log_alone(nix_env: NixEnv) ->
     assert names(report["builds"], "checked") == ["good", "nondet"]
     assert report["runs"][0]["plain_lines"] == 0
     assert report["notes"] == []
+
+
+def test_a_build_nix_stops_after_another_fails_is_cancelled(nix_env: NixEnv) -> None:
+    marker = f"nca-slow-{uuid.uuid4().hex[:12]}"
+    flake = nix_env.flake("cancel", {"@MARKER@": marker})
+    nix_env.extra_config.append("max-jobs = 2")  # both builds run at once
+    started = time.monotonic()
+    run = nix_env.cli("build", "--no-keep-going", ".#fails", ".#slow", cwd=flake)
+    took = time.monotonic() - started
+    assert run.returncode == 1, run.stderr
+    assert took < 25, f"Nix did not stop the slow build ({took:.1f} s)"
+    report = run.report
+    assert names(report["builds"], "failed") == ["fails"]
+    assert names(report["builds"], "cancelled") == ["slow"]
+    totals = report["totals"]
+    assert (totals["built"], totals["failed"], totals["cancelled"]) == (0, 1, 1)
+    assert totals["hit_rate"] is None  # nothing built, nothing substituted: no miss either
+    # The argv had no --keep-going.
+    assert "--keep-going" not in report["runs"][0]["argv"]
+    assert report["verdict"] == "failed"

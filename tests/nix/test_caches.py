@@ -272,3 +272,44 @@ def test_cache_whose_nix_cache_info_fails_is_never_asked(
     assert only(report["substituters"], name="Magic Nix Cache")["substituted"] == 6
     assert report["verdict"] == "ok"
     assert report["errors"] == []
+
+
+def test_a_nar_that_fails_to_download_is_no_hit_and_explains_the_build(
+    caches: Caches, faults: FaultServers, nix_exe: NixExe, tmp_path: Path
+) -> None:
+    failing = faults.start_nar_failing(caches.magic, 500)
+    env = caches.env(nix_exe, tmp_path)
+    env.substituters = [failing.url]
+    env.extra_config += ["fallback = true", "download-attempts = 2"]
+    flake = env.flake("dag")
+    run = env.cli("build", ".#node-2-0", "--reproducibility", "off", cwd=flake)
+    report = run.report
+
+    # Nix asked for NARs and got none: nothing was substituted, and the cache served nothing.
+    assert report["substitutions"] == []
+    assert report["totals"]["substituted"] == 0
+    [row] = report["substituters"]
+    assert (row["url"], row["substituted"]) == (failing.url, 0)
+    assert row["errors"] == report["totals"]["cache_errors"] > 0
+    nar_errors = [e for e in report["cache_errors"] if "/nar/" in e["url"]]
+    assert nar_errors
+    # Each failed NAR is the failing cache's error (never a cache named `.../nar`), for a path
+    # that cache holds.
+    assert {e["substituter"] for e in report["cache_errors"]} == {failing.url}
+    attributed = [e for e in nar_errors if e["path"] is not None]
+    assert all(e["path"] in caches.magic.paths for e in attributed)
+    if nix_exe.version != "2.8":
+        # Where Nix ties a download to its copy (2.18+), every NAR error names its path.
+        assert attributed == nar_errors
+    if run.returncode != 0:
+        # Nix 2.8 gives up on the path although fallback is set.
+        assert report["verdict"] == "failed"
+        return
+    built = {store_name(b["drv"]): b for b in report["builds"] if b["status"] == "built"}
+    assert set(built) == closure_names(2, 0)
+    failed_first = {store_name(e["path"]) for e in attributed}
+    assert failed_first
+    for name in failed_first:
+        assert built[name]["reason"] == "cache-error"
+        assert built[name]["reason_detail"] == f"{failing.url} answered HTTP 500"
+    assert report["totals"]["hit_rate"] == 0.0

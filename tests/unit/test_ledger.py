@@ -12,7 +12,7 @@ from nix_cache_action.report import Report, merge
 from nix_cache_action.store_path import store_name
 
 LOGS = Path(__file__).parent.parent / "logs"
-VERSIONS = ["2.8", "2.34"]
+VERSIONS = ["2.8", "2.34", "det3.22"]
 
 
 def ledger_of(name: str, version: str) -> Ledger:
@@ -151,7 +151,7 @@ def test_times_phases_and_parallel_union() -> None:
     assert phases.build == 4.0  # 11..15 overlapping, counted once
 
 
-def test_interrupted_build_is_failed_and_unfinished_substitution_not_counted() -> None:
+def test_interrupted_build_is_cancelled_and_unfinished_substitution_not_counted() -> None:
     ledger = Ledger(run="build")
     ledger.consume(
         lines(
@@ -174,8 +174,11 @@ def test_interrupted_build_is_failed_and_unfinished_substitution_not_counted() -
         )
     )
     (build,) = ledger.builds()
-    assert build.status == "failed"
+    assert build.status == "cancelled"
     assert build.error == "interrupted before the build finished"
+    report = ledger.report()
+    assert (report.totals().built, report.totals().cancelled, report.totals().failed) == (0, 1, 0)
+    assert report.verdict() == "failed"  # something did not finish: never `ok`
     assert ledger.substitutions() == []
     assert ledger.unfinished_substitutions() == ["/s/ccc-c"]
 
@@ -400,3 +403,73 @@ def test_determinate_sid_on_every_line_keeps_the_byte_counts() -> None:
     ledger.consume(raw)
     [sub] = ledger.substitutions()
     assert (sub.nar_bytes, sub.download_bytes) == (96, 40)
+
+
+def test_a_build_whose_outputs_the_store_lacks_is_cancelled_not_built() -> None:
+    ledger = Ledger(run="build")
+    ledger.consume(
+        lines(
+            {"action": "start", "id": 2, "level": 3, "text": "building", "type": 105,
+             "fields": ["/s/aaa-a.drv", "", 1, 1]},
+            {"action": "start", "id": 3, "level": 3, "text": "building", "type": 105,
+             "fields": ["/s/bbb-b.drv", "", 1, 1]},
+            {"action": "stop", "id": 2},
+            {"action": "stop", "id": 3},
+        )
+    )  # fmt: skip
+    ledger.confirm_unbuilt(["/s/bbb-b.drv"])
+    statuses = {b.drv: b.status for b in ledger.builds()}
+    assert statuses == {"/s/aaa-a.drv": "built", "/s/bbb-b.drv": "cancelled"}
+    totals = ledger.report().totals()
+    assert (totals.built, totals.cancelled, totals.hit_rate) == (1, 1, 0.0)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_log_names_its_nix_only_where_it_says_so(version: str) -> None:
+    nix = ledger_of("build", version).report().nix
+    if version == "det3.22":
+        # At -v Determinate Nix opens its log with its version line.
+        assert (nix.version, nix.flavour) == ("2.35.2", "determinate")
+        assert nix.text == "Nix (Determinate Nix 3.22.2) 2.35.2"
+    else:
+        assert (nix.version, nix.flavour, nix.text) == (None, None, None)
+
+
+def test_determinate_retries_of_a_build_activity_are_one_build() -> None:
+    # Determinate Nix 3.22 starts and stops the build activity of a derivation each time the
+    # goal waits for a build slot; the recorded cold build has two activities for top and
+    # nondet. Each is still one build.
+    log = (LOGS / "build-det3.22.log").read_bytes()
+    assert (
+        log.count(b"building '/tmp/nca-record/store/3sf67aw2myg3v13xkfsci3yis6dlghn3-top.drv'") == 2
+    )
+    report = ledger_of("build", "det3.22").report()
+    assert sorted(store_name(b.drv) for b in report.builds) == ["leaf", "mid", "nondet", "top"]
+    assert report.totals().built == 4
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_nar_download_that_fails_is_a_cache_error_for_its_path_and_no_hit(version: str) -> None:
+    # nar500: the cache's narinfos are fine, every NAR answers HTTP 500 (2 attempts), and
+    # `fallback = true`.
+    report = ledger_of("nar500", version).report()
+    assert report.substitutions == ()
+    cache = "http://127.0.0.1:37517"
+    assert [(e.substituter, e.status) for e in report.cache_errors] == [(cache, 500)] * 2
+    assert {store_name(e.path or "") for e in report.cache_errors} == {"leaf"}
+    (row,) = report.substituters()
+    assert (row.url, row.substituted, row.errors) == (cache, 0, 2)
+    reasons = {store_name(b.drv): (b.reason, b.reason_detail) for b in report.builds}
+    if version == "2.8":
+        # Nix 2.8 gives up at the failed NAR, fallback or not: nothing is built.
+        assert reasons == {}
+        return
+    # Newer Nix builds what it could not fetch: leaf (its NAR failed) and top (its reference
+    # leaf could not be fetched) because of the cache; mid, which the cache lacks, as a miss.
+    answered = ("cache-error", f"{cache} answered HTTP 500")
+    assert reasons == {
+        "leaf": answered,
+        "top": answered,
+        "mid": ("not-in-cache", "no configured cache had it"),
+    }
+    assert report.totals().hit_rate == 0.0

@@ -19,13 +19,18 @@ RECENT_TAILS = 64
 
 @dataclass(slots=True)
 class BuildState:
+    """One derivation built (or rebuilt for the check) in one run, over all its activities."""
+
     drv: str
     check: bool  # a rebuild under `--rebuild`
     machine: str
     started: float | None
-    stopped: Stopped | None = None
+    stopped: Stopped | None = None  # None while any of its activities is open
     success: bool | None = None  # Determinate Nix's structured build result, when sent
+    error: str | None = None  # the failure that result gave
+    cancelled: bool = False  # stopped, yet its outputs are not in the store
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL_LINES))
+    open_activities: int = 1
 
 
 class BuildTracker:
@@ -33,15 +38,40 @@ class BuildTracker:
     that the tail of a failed build is never dropped."""
 
     def __init__(self, is_failed: Callable[[str], bool]) -> None:
-        self._builds: dict[int, BuildState] = {}
-        self._recent: deque[int] = deque()  # stopped builds whose tails are kept
+        self._builds: dict[int, BuildState] = {}  # by activity id: several ids may share one
+        self._by_drv: dict[tuple[str, bool], BuildState] = {}
+        self._open: set[int] = set()
+        self._latest: dict[str, BuildState] = {}  # by the drv's base name
+        self._recent: deque[BuildState] = deque()  # stopped builds whose tails are kept
         self._is_failed = is_failed
 
     def __iter__(self) -> Iterator[BuildState]:
-        return iter(self._builds.values())
+        return iter(self._by_drv.values())
 
     def start(self, event: BuildStarted, now: float | None) -> None:
-        self._builds[event.id] = BuildState(event.drv, event.is_check, event.machine, now)
+        """One state per derivation: Nix may open several build activities for one build.
+
+        Determinate Nix 3.22 starts and stops a build activity each time the goal waits for a
+        build slot before the build itself; a build sent to a remote builder has the remote
+        activity and one nested in it. The time counted runs from the first start to the last
+        stop, and the machine is whichever activity names one.
+        """
+        key = (event.drv, event.is_check)
+        state = self._by_drv.get(key)
+        if state is None:
+            state = BuildState(event.drv, event.is_check, event.machine, now)
+            self._by_drv[key] = state
+        else:
+            if state.stopped is not None:
+                state.stopped = None
+                state.open_activities = 0
+                # Waiting for a slot is not building: the build starts with its last activity.
+                state.started = now
+            state.open_activities += 1
+            state.machine = state.machine or event.machine
+        self._builds[event.id] = state
+        self._open.add(event.id)
+        self._latest[base_name(event.drv)] = state
 
     def log_line(self, event: BuildLogLine) -> None:
         build = self._builds.get(event.id)
@@ -59,8 +89,8 @@ class BuildTracker:
         path = event.payload.get("path")
         drv = path.get("drvPath") if isinstance(path, dict) else None
         if isinstance(drv, str):
-            wanted = base_name(drv)
-            build = next((b for b in self._builds.values() if base_name(b.drv) == wanted), None)
+            # The latest build of it: a log of two runs has the build and then its check.
+            build = self._latest.get(base_name(drv))
         else:
             build = self._builds.get(event.id)
         if build is not None:
@@ -70,12 +100,22 @@ class BuildTracker:
     def stop(self, activity: int, now: float | None) -> bool:
         """Close `activity` if it is a build; False when it is not."""
         build = self._builds.get(activity)
-        if build is None:
-            return False
+        if build is None or activity not in self._open:
+            return build is not None
+        self._open.discard(activity)
+        build.open_activities -= 1
+        if build.open_activities > 0:
+            return True  # an activity nested in another of the same build
         build.stopped = Stopped(now)
-        self._recent.append(activity)
+        self._recent.append(build)
         if len(self._recent) > RECENT_TAILS:
-            old = self._builds[self._recent.popleft()]
-            if old.success is not False and not self._is_failed(old.drv) and not old.check:
+            old = self._recent.popleft()
+            finished = old.stopped is not None  # not started again since
+            if (
+                finished
+                and old.success is not False
+                and not old.check
+                and not self._is_failed(old.drv)
+            ):
                 old.tail.clear()
         return True

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from nix_cache_action.ledger.substitutions import SubstitutionTracker
 from nix_cache_action.nix.events import Message
 from nix_cache_action.report import CacheError
 
@@ -13,45 +14,68 @@ MAX_ERRORS = 50
 MAX_ERROR_CHARS = 4000
 MORE_ERRORS = "... and {count} more errors"
 MISMATCH = "may not be deterministic"
+CACHE_ANSWERED = "{cache} answered HTTP {status}"
+CACHE_DISABLED = "{cache} was turned off for this run after an error"
+NOT_FETCHED = "a cache had it, but it could not be fetched"
 
 # Nix 2.8 quotes paths with '...', 2.34 with "..."; both are accepted.
 _NONDETERMINISTIC = re.compile(
     r"derivation '(?P<drv>[^']+\.drv)' " + MISMATCH + r": "
     r"output ['\"](?P<out>[^'\"]+)['\"] differs"
 )
+# Determinate Nix names itself at the top of a log at `-v`: `Nix (Determinate Nix 3.22.2) 2.35.2`.
+_BANNER = re.compile(r"^nix \([^)]*\) \d+\.\d+(?:\.\d+)?$", re.IGNORECASE)
 _HTTP_ERROR = re.compile(r"unable to download '(?P<url>[^']+)': HTTP error (?P<code>\d{3})")
 _DRV = re.compile(r"(/[^\s'\"]+\.drv)")
+# A path Nix wanted from a cache and could not get, or one it could not get for want of a
+# reference: both are then built (with --fallback) or fail, and neither was a hit.
+_NOT_FETCHED = re.compile(
+    r"path ['\"](?P<path>[^'\"]+)['\"] is required, but there is no substituter that can build it"
+    r"|some references of path ['\"](?P<referrer>[^'\"]+)['\"] could not be realised"
+)
+# Said right after a substitution from a cache Nix has turned off for this run stops empty.
+_DISABLED = re.compile(r"substituter ['\"](?P<cache>[^'\"]+)['\"] is disabled")
 _NOT_VALID_FOR_CHECK = re.compile(
     r"some outputs of '(?P<drv>[^']+\.drv)' are not valid, so checking is not possible"
 )
 
 
 class MessageTracker:
-    """What Nix said; `queried` (cache -> paths asked) names the cache behind an HTTP error."""
+    """What Nix said. The substitutions tracker names the cache and the store path behind a
+    failed download, and hears which substitutions came to nothing."""
 
-    def __init__(self, queried: Mapping[str, set[str]]) -> None:
-        self._queried = queried
+    def __init__(self, subs: SubstitutionTracker) -> None:
+        self._subs = subs
+        self._queried: Mapping[str, set[str]] = subs.queried
+        # Paths Nix wanted from a cache and could not get -> why, for the reason of its build.
+        self.not_fetched: dict[str, str] = {}
         self.cache_errors: list[CacheError] = []
         self.failed: dict[str, str] = {}  # drv -> the error that names it
         self.differs: dict[str, list[str]] = {}  # drv -> output paths that differed
         self.uncheckable: dict[str, str] = {}  # drv -> why --rebuild could not check it
         self._errors: list[str] = []
         self._errors_dropped = 0
+        self.banner: str | None = None  # the version line, where the log has one
 
     def message(self, event: Message) -> None:
         text = event.text
+        if self.banner is None and not event.is_error and _BANNER.match(text):
+            self.banner = text
         http = _HTTP_ERROR.search(text)
         if http is not None:
-            url = http["url"]
-            self.cache_errors.append(
-                CacheError(
-                    substituter=_substituter_of(url, self._queried),
-                    url=url,
-                    status=int(http["code"]),
-                    message=text.split("\n", 1)[0][:300],
-                    retried="retrying" in text,
-                )
-            )
+            self._cache_error(http["url"], int(http["code"]), text)
+        disabled = _DISABLED.search(text)
+        if disabled is not None:
+            skipped = self._subs.fail_last_from(disabled["cache"])
+            if skipped is not None:
+                name = _substituter_of(disabled["cache"], self._queried)
+                self.not_fetched.setdefault(skipped, CACHE_DISABLED.format(cache=name))
+        for found in _NOT_FETCHED.finditer(text):
+            path = found["path"] or found["referrer"]
+            self._subs.fail(path)
+            cause = next((e for e in reversed(self.cache_errors) if e.path == path), None)
+            cause = cause or (self.cache_errors[-1] if self.cache_errors else None)
+            self.not_fetched.setdefault(path, _answered(cause) if cause else NOT_FETCHED)
         if not (event.is_error and text.startswith("error:")):
             return
         self._remember(text)
@@ -67,6 +91,27 @@ class MessageTracker:
         if drvs:
             # The first drv named is the one that failed; later ones are its dependents.
             self.failed.setdefault(drvs[0], text)
+
+    def _cache_error(self, url: str, status: int, text: str) -> None:
+        owner = self._subs.owner_of(url)
+        if owner is not None:
+            # A NAR download: the path it was for, the cache of the substitution; the path was
+            # not fetched, whatever the substitution's activity says when it stops.
+            path, cache = owner
+            self._subs.fail(path)
+        else:
+            path, cache = None, _substituter_of(url, self._queried)
+        error = CacheError(
+            substituter=cache,
+            url=url,
+            status=status,
+            message=text.split("\n", 1)[0][:300],
+            retried="retrying" in text,
+            path=path,
+        )
+        self.cache_errors.append(error)
+        if path is not None:
+            self.not_fetched.setdefault(path, _answered(error))
 
     def failure(self, drv: str, text: str) -> None:
         """A failure Nix reported without a message (Determinate Nix's build result)."""
@@ -89,8 +134,14 @@ class MessageTracker:
         return [e for e in self.errors if MISMATCH not in e]
 
 
+def _answered(error: CacheError) -> str:
+    return CACHE_ANSWERED.format(cache=error.substituter, status=error.status)
+
+
 def _substituter_of(url: str, queried: Mapping[str, set[str]]) -> str:
     for cache in queried:
         if url.startswith(cache.split("?", 1)[0].rstrip("/") + "/"):
             return cache
-    return url.rsplit("/", 1)[0]
+    # A cache's NARs live under `<cache>/nar/`: the cache is what comes before.
+    head, nar, _ = url.partition("/nar/")
+    return head if nar else url.rsplit("/", 1)[0]

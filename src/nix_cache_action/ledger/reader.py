@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
+from nix_cache_action.errors import NixError
 from nix_cache_action.ledger.builds import BuildState, BuildTracker
-from nix_cache_action.ledger.messages import MessageTracker
+from nix_cache_action.ledger.messages import CACHE_ANSWERED, MessageTracker
 from nix_cache_action.ledger.substitutions import SubstitutionTracker
 from nix_cache_action.ledger.timing import since, span, union
 from nix_cache_action.nix.events import (
@@ -33,13 +34,17 @@ from nix_cache_action.nix.events import (
     SubstituteStarted,
     parse_line,
     progress_activity_id,
+    strip_ansi,
 )
+from nix_cache_action.nix.version import parse_version
 from nix_cache_action.report import (
     Build,
+    BuildStatus,
     CacheError,
     Check,
     MissReason,
     Mode,
+    NixInfo,
     Phases,
     Report,
     Run,
@@ -51,12 +56,15 @@ from nix_cache_action.store_path import output_name, store_hash, store_name
 
 _PROGRESS_TAIL_NL = PROGRESS_TAIL + b"\n"
 
+# Determinate Nix's build result status for a rebuild that differs.
+NOT_DETERMINISTIC = "NotDeterministic"
+BUILD_FAILED = "the build failed"
 INTERRUPTED_BUILD = "interrupted before the build finished"
+CANCELLED = "Nix stopped this build before it finished (its outputs are not in the store)"
 INTERRUPTED_CHECK = "interrupted during the rebuild"
 REBUILD_FAILED = "the rebuild failed: {error}"
 NO_CACHE_ASKED = "no cache was asked for it (no substituters, or all skipped)"
 NO_CACHE_HAD_IT = "no configured cache had it"
-CACHE_ANSWERED = "{cache} answered HTTP {status}"
 
 
 class Ledger:
@@ -69,7 +77,7 @@ class Ledger:
         self.realise_time: float | None = None
         self.plain_lines = 0
         self.subs = SubstitutionTracker()
-        self.messages = MessageTracker(self.subs.queried)
+        self.messages = MessageTracker(self.subs)
         self.builds_seen = BuildTracker(is_failed=self.messages.failed.__contains__)
 
     # --- input --------------------------------------------------------------------------------
@@ -141,8 +149,10 @@ class Ledger:
     def _build_result(self, event: BuildResult) -> None:
         build = self.builds_seen.result(event)
         message = event.payload.get("errorMsg")
-        if build is not None and event.success is False and isinstance(message, str):
-            self.messages.failure(build.drv, message)
+        # A rebuild that differs is a verdict, not a failure: its message says so already.
+        differs = event.payload.get("status") == NOT_DETERMINISTIC
+        if build is not None and event.success is False and not differs:
+            build.error = strip_ansi(message) if isinstance(message, str) else BUILD_FAILED
 
     # --- output -------------------------------------------------------------------------------
 
@@ -191,26 +201,42 @@ class Ledger:
             queried=self.queried,
             errors=tuple(self.failure_errors),
             notes=notes,
+            nix=self.nix_info(),
         )
+
+    def nix_info(self) -> NixInfo:
+        """Which Nix wrote the log, where the log says so; else nothing is claimed."""
+        banner = self.messages.banner
+        if banner is None:
+            return NixInfo()
+        try:
+            return parse_version(banner).info()
+        except NixError:
+            return NixInfo(text=banner)
 
     def builds(self, outputs: Mapping[str, Sequence[str]] | None = None) -> list[Build]:
         """Every build activity; `outputs` (drv -> output paths), when known, sharpens reasons."""
         return [self._build(state, (outputs or {}).get(state.drv)) for state in self.builds_seen]
 
     def _build(self, state: BuildState, outputs: Sequence[str] | None) -> Build:
-        error = self.messages.failed.get(state.drv)
+        # A failure reported on this build itself first (Determinate Nix's result), else the
+        # error message that names its drv; a check rebuild never borrows the build's failure.
+        error = state.error or (None if state.check else self.messages.failed.get(state.drv))
         failed = error is not None or state.success is False
-        if state.stopped is None:
-            failed, error = True, error or INTERRUPTED_BUILD
+        status: BuildStatus = "checked" if state.check else "failed" if failed else "built"
+        if not failed and (state.stopped is None or state.cancelled):
+            # Never finished: still running when the log ended (an interrupted run), or
+            # stopped by Nix with its outputs not made (the store says so).
+            status, error = "cancelled", INTERRUPTED_BUILD if state.stopped is None else CANCELLED
         reason: MissReason | None = None
         if state.check:
             detail = "rebuilt to check reproducibility"
         else:
             reason, detail = self._miss_reason(state.drv, outputs)
-        kept = failed or state.check
+        kept = failed or state.check or status == "cancelled"
         return Build(
             drv=state.drv,
-            status="checked" if state.check else "failed" if failed else "built",
+            status=status,
             seconds=span(state.started, state.stopped),
             started=since(self.first_time, state.started),
             reason=reason,
@@ -220,6 +246,22 @@ class Ledger:
             log_tail=tuple(state.tail) if kept else (),
             run=self.run,
         )
+
+    def confirm_unfetched(self, paths: Iterable[str]) -> None:
+        """These paths are not in the store: whatever the log said, no cache brought them."""
+        for path in paths:
+            self.subs.fail(path)
+
+    def fetched(self) -> list[str]:
+        return self.subs.fetched()
+
+    def confirm_unbuilt(self, drvs: Iterable[str]) -> None:
+        """These derivations' outputs are not in the store: whatever the log said, they were
+        not built (Nix stops other builds when one fails without --keep-going)."""
+        unbuilt = set(drvs)
+        for state in self.builds_seen:
+            if state.drv in unbuilt and not state.check:
+                state.cancelled = True
 
     def checks(self) -> list[Check]:
         """Verdicts from the log alone: every `checking outputs of` build, and every mismatch."""
@@ -267,6 +309,14 @@ class Ledger:
     def _miss_reason(self, drv: str, outputs: Sequence[str] | None) -> tuple[MissReason, str]:
         hashes = {store_hash(o) for o in outputs} if outputs else None
         name = store_name(drv)
+        # A path Nix asked a cache for and could not get (its NAR failed, or a reference's).
+        for path, why in self.messages.not_fetched.items():
+            if hashes is not None:
+                match = store_hash(path) in hashes
+            else:
+                match = store_name(path) == name or store_name(path).startswith(name + "-")
+            if match:
+                return "cache-error", why
         for err in self.messages.cache_errors:
             hash_part = err.url.rsplit("/", 1)[-1].removesuffix(".narinfo")
             path = self.subs.path_by_hash.get(hash_part, "")

@@ -26,6 +26,7 @@ class _Sub:
     stopped: Stopped | None = None
     nar_bytes: int | None = None
     download_bytes: int | None = None
+    failed: bool = False  # its download failed, or Nix said the path could not be fetched
 
 
 class SubstitutionTracker:
@@ -41,6 +42,7 @@ class SubstitutionTracker:
         self._subs_by_path: dict[str, int] = {}
         self._copies: dict[int, str] = {}  # copyPath activity -> store path
         self._transfers: dict[int, str] = {}  # NAR transfer -> store path
+        self._nar_urls: dict[str, str] = {}  # NAR URL -> store path, for failed downloads
         self.tracked: set[bytes] = set()
         self.last_progress: dict[bytes, bytes] = {}
         # Distinct store paths asked of each cache, and the path each narinfo hash stands for.
@@ -64,6 +66,7 @@ class SubstitutionTracker:
             owner = next(iter(self._copies)) if len(self._copies) == 1 else None
         if owner is not None:
             self._transfers[event.id] = self._copies[owner]
+            self._nar_urls[event.url] = self._copies[owner]
             self.tracked.add(str(event.id).encode())
 
     def query(self, event: QueryPathInfoStarted) -> None:
@@ -95,6 +98,27 @@ class SubstitutionTracker:
         sub.stopped = Stopped(now)
         return True
 
+    def owner_of(self, url: str) -> tuple[str, str] | None:
+        """(store path, cache) a NAR download was for, where the log tells."""
+        path = self._nar_urls.get(url)
+        sub = self._open(path) if path is not None else None
+        return None if sub is None else (sub.path, sub.substituter)
+
+    def fail(self, path: str) -> None:
+        """Every substitution of `path` so far came to nothing."""
+        for sub in self._subs.values():
+            if sub.path == path:
+                sub.failed = True
+
+    def fail_last_from(self, cache: str) -> str | None:
+        """The substitution from `cache` that stopped last came to nothing: its path."""
+        bare = cache.split("?", 1)[0].rstrip("/")
+        for sub in reversed(self._subs.values()):
+            if sub.substituter.split("?", 1)[0].rstrip("/") == bare and sub.stopped is not None:
+                sub.failed = True
+                return sub.path
+        return None
+
     def _open(self, path: str) -> _Sub | None:
         sub_id = self._subs_by_path.get(path)
         return self._subs.get(sub_id) if sub_id is not None else None
@@ -113,11 +137,18 @@ class SubstitutionTracker:
                 run=run,
             )
             for s in self._subs.values()
-            if s.stopped is not None
+            # Only a substitution that finished and brought the path is a hit.
+            if s.stopped is not None and not s.failed
         ]
 
     def unfinished(self) -> list[str]:
         return [s.path for s in self._subs.values() if s.stopped is None]
+
+    def fetched(self) -> list[str]:
+        """Paths whose substitution the log shows finished."""
+        return list(
+            dict.fromkeys(s.path for s in self._subs.values() if s.stopped and not s.failed)
+        )
 
     def intervals(self) -> list[tuple[float | None, Stopped | None]]:
         return [(s.started, s.stopped) for s in self._subs.values()]

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from nix_cache_action.errors import NixError
-from nix_cache_action.report import Flavour
+from nix_cache_action.report import Flavour, NixInfo
 
 MINIMUM = (2, 8)
 # Checked by this project's tests against Debian's 2.8 and 2.34; newer versions are attempted.
@@ -41,6 +41,9 @@ class NixVersion:
     @property
     def label(self) -> str:
         return ".".join(map(str, self.version))
+
+    def info(self) -> NixInfo:
+        return NixInfo(version=self.label, flavour=self.flavour, text=self.text)
 
     def at_least(self, major: int, minor: int) -> bool:
         return self.version[:2] >= (major, minor)

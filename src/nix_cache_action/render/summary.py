@@ -665,6 +665,8 @@ def _footer(report: Report) -> str:
     nix = report.nix
     version = " ".join(v for v in (nix.version, f"({nix.flavour})" if nix.flavour else None) if v)
     on = f" · Nix {escape_text(version)}" if version else ""
+    if nix.text:
+        on = f" · {escape_text(nix.text)}"
     return (
         f"<sub>nix-cache-action {escape_text(__version__)}{on} · reproducibility mode "
         f"{escape_text(report.reproducibility_mode)}</sub>\n"
