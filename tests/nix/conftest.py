@@ -266,7 +266,13 @@ def nix_executables() -> dict[str, NixExe]:
 @pytest.fixture(params=VERSIONS, ids=[f"nix{v}" for v in VERSIONS])
 def nix_exe(request: pytest.FixtureRequest, nix_executables: dict[str, NixExe]) -> NixExe:
     version: str = request.param
-    return nix_executables[version]
+    exe = nix_executables[version]
+    if version == DETERMINATE and not Path(exe.path).is_file():
+        # scripts/provision-nix.sh fails without it unless told to do without (GitHub's
+        # runners, which have no copy of the shared tools).
+        assert os.environ.get("NCA_WITHOUT_DETERMINATE") == "1", f"{exe.path} is missing"
+        pytest.skip("NCA_WITHOUT_DETERMINATE=1: no Determinate Nix on this machine")
+    return exe
 
 
 @pytest.fixture
