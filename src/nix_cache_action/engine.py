@@ -108,6 +108,7 @@ class Session:
         substitutions = []
         cache_errors = []
         errors: list[str] = []
+        warnings: list[str] = []
         queried: dict[str, set[str]] = {}
         phases = Phases(evaluation=self.evaluation_seconds, check=self.check_seconds)
         for ledger in self.ledgers:
@@ -115,6 +116,7 @@ class Session:
             substitutions.extend(ledger.substitutions())
             cache_errors.extend(ledger.cache_errors)
             errors.extend(ledger.failure_errors)
+            warnings.extend(ledger.messages.warnings)
             # Distinct paths over all runs: the check run asks again about the same ones.
             for url, paths in ledger.queried_paths.items():
                 queried.setdefault(url, set()).update(paths)
@@ -150,6 +152,7 @@ class Session:
             reproducibility_mode=self.options.reproducibility,
             queried={url: len(paths) for url, paths in queried.items()},
             errors=tuple(dict.fromkeys(errors)),
+            warnings=tuple(dict.fromkeys(warnings)),
             stopped=self.stopped,
             notes=tuple(self.notes),
         )

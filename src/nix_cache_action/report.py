@@ -197,6 +197,7 @@ class Report:
     # Distinct store paths asked of each substituter (narinfo look-ups), for per-cache hit rates.
     queried: dict[str, int] = field(default_factory=dict)
     errors: tuple[str, ...] = ()  # Nix's error messages and ours, ANSI-free, bounded
+    warnings: tuple[str, ...] = ()  # Nix's `warning:` messages, ANSI-free, each once, bounded
     # Why the run ended before its last step (interrupted, no usable Nix); None if it did not.
     stopped: str | None = None
     notes: tuple[str, ...] = ()  # what the tool itself noticed (skipped lines, interruptions)
@@ -297,6 +298,7 @@ class Report:
             "runs": [dataclasses.asdict(r) for r in self.runs],
             "queried": dict(self.queried),
             "errors": list(self.errors),
+            "warnings": list(self.warnings),
             "stopped": self.stopped,
             "notes": list(self.notes),
         }
@@ -326,6 +328,7 @@ class Report:
             reproducibility_mode=_mode(data.get("reproducibility_mode", "fail")),
             queried={str(k): int(v) for k, v in data.get("queried", {}).items()},
             errors=tuple(data.get("errors", [])),
+            warnings=tuple(data.get("warnings", [])),
             stopped=data.get("stopped"),
             notes=tuple(data.get("notes", [])),
         )
@@ -364,6 +367,7 @@ def merge(reports: list[Report]) -> Report:
         reproducibility_mode=next((m for m in MODES if m in modes), "fail"),
         queried=queried,
         errors=join("errors"),
+        warnings=tuple(dict.fromkeys(join("warnings"))),
         stopped=next((r.stopped for r in reports if r.stopped is not None), None),
         notes=join("notes"),
     )

@@ -289,3 +289,24 @@ def test_a_build_nix_stops_after_another_fails_is_cancelled(nix_env: NixEnv) -> 
     # The argv had no --keep-going.
     assert "--keep-going" not in report["runs"][0]["argv"]
     assert report["verdict"] == "failed"
+
+
+def test_nix_warnings_are_kept_and_shown(nix_env: NixEnv) -> None:
+    flake = nix_env.flake("outcomes")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(flake)]
+    for args in (["init", "-q"], ["add", "flake.nix"], ["commit", "-q", "-m", "x"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
+    (flake / "untracked-change").write_text("x\n", encoding="utf-8")
+    with (flake / "flake.nix").open("a", encoding="utf-8") as handle:
+        handle.write("\n")  # a tracked file changed: the Git tree is dirty
+    run = nix_env.cli("build", ".#good", "--reproducibility", "off", cwd=flake)
+    assert run.returncode == 0, run.stderr
+    # Upstream says "is dirty", Determinate Nix "has uncommitted changes".
+    said = "has uncommitted changes" if nix_env.exe.version == "det3.22" else "is dirty"
+    [dirty] = [w for w in run.report["warnings"] if said in w]
+    assert dirty.startswith("warning: Git tree")
+    assert "\x1b" not in dirty
+    assert dirty.splitlines()[0] in run.stderr  # the terminal says it
+    summary = run.summary_path.read_text(encoding="utf-8")
+    assert "warning from Nix" in summary
+    assert said in summary

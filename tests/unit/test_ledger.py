@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from nix_cache_action.ledger import Ledger
+from nix_cache_action.render.summary import render_summary
+from nix_cache_action.render.terminal import render_terminal
 from nix_cache_action.report import Report, merge
 from nix_cache_action.store_path import store_name
 
@@ -473,3 +475,27 @@ def test_a_nar_download_that_fails_is_a_cache_error_for_its_path_and_no_hit(vers
         "mid": ("not-in-cache", "no configured cache had it"),
     }
     assert report.totals().hit_rate == 0.0
+
+
+def test_warnings_are_kept_once_each_and_download_retries_are_cache_errors() -> None:
+    dirty = "\x1b[35;1mwarning:\x1b[0m Git tree '/src' is dirty"
+    retry = (
+        "warning: unable to download 'http://c/nar/x.nar.xz': HTTP error 500; retrying in 258 ms"
+    )
+    ledger = Ledger(run="build")
+    ledger.consume(
+        lines(
+            {"action": "msg", "level": 1, "msg": dirty},
+            {"action": "msg", "level": 1, "msg": dirty},
+            {"action": "msg", "level": 1, "msg": retry},
+            {"action": "msg", "level": 1, "msg": "warning: ignoring untrusted substituter 'x'"},
+        )
+    )
+    report = ledger.report()
+    assert report.warnings == (
+        "warning: Git tree '/src' is dirty",
+        "warning: ignoring untrusted substituter 'x'",
+    )
+    assert [e.status for e in report.cache_errors] == [500]
+    assert render_terminal(report).count("is dirty") == 1
+    assert "### ⚠️ 2 warnings from Nix" in render_summary(report)

@@ -55,6 +55,7 @@ class MessageTracker:
         self.uncheckable: dict[str, str] = {}  # drv -> why --rebuild could not check it
         self._errors: list[str] = []
         self._errors_dropped = 0
+        self._warnings: dict[str, None] = {}  # each once, in order
         self.banner: str | None = None  # the version line, where the log has one
 
     def message(self, event: Message) -> None:
@@ -64,6 +65,15 @@ class MessageTracker:
         http = _HTTP_ERROR.search(text)
         if http is not None:
             self._cache_error(http["url"], int(http["code"]), text)
+        elif text.startswith("warning:") and len(self._warnings) < MAX_ERRORS:
+            # A download a cache failed is a cache error already, with each retry.
+            self._warnings.setdefault(text[:MAX_ERROR_CHARS])
+        self._not_fetched(text)
+        if event.is_error and text.startswith("error:"):
+            self._error(text)
+
+    def _not_fetched(self, text: str) -> None:
+        """Paths Nix wanted from a cache and did not get."""
         disabled = _DISABLED.search(text)
         if disabled is not None:
             skipped = self._subs.fail_last_from(disabled["cache"])
@@ -76,8 +86,8 @@ class MessageTracker:
             cause = next((e for e in reversed(self.cache_errors) if e.path == path), None)
             cause = cause or (self.cache_errors[-1] if self.cache_errors else None)
             self.not_fetched.setdefault(path, _answered(cause) if cause else NOT_FETCHED)
-        if not (event.is_error and text.startswith("error:")):
-            return
+
+    def _error(self, text: str) -> None:
         self._remember(text)
         nondet = _NONDETERMINISTIC.search(text)
         if nondet is not None:
@@ -127,6 +137,10 @@ class MessageTracker:
     def errors(self) -> list[str]:
         extra = [MORE_ERRORS.format(count=self._errors_dropped)] if self._errors_dropped else []
         return [*self._errors, *extra]
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self._warnings)
 
     @property
     def failure_errors(self) -> list[str]:

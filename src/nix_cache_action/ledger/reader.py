@@ -200,6 +200,7 @@ class Ledger:
             reproducibility_mode=reproducibility_mode,
             queried=self.queried,
             errors=tuple(self.failure_errors),
+            warnings=tuple(self.messages.warnings),
             notes=notes,
             nix=self.nix_info(),
         )

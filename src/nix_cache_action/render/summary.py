@@ -163,6 +163,7 @@ def _render(facts: _Facts, detail: _Detail, limit: int) -> str:
         _failed_section,
         _not_reproducible_section,
         _cache_errors_section,
+        _warnings_section,
         _outputs_section,
         _caches_section,
         _misses_section,
@@ -472,6 +473,20 @@ def _cache_errors_section(facts: _Facts, detail: _Detail) -> str:
     if len(groups) > len(rows):
         out.append(f"And {len(groups) - len(rows)} more kinds of error in the JSON report.\n")
     return "\n".join(out)
+
+
+def _warnings_section(facts: _Facts, detail: _Detail) -> str:
+    warnings = facts.report.warnings
+    if not warnings:
+        return ""
+    items = [
+        escape_text(clip(first_line(w).removeprefix("warning:").strip(), detail.text_chars))
+        for w in warnings
+    ]
+    listed = bounded(items, detail.list_items, "more in the JSON report")
+    return "\n".join(
+        [f"### ⚠️ {count(len(warnings), 'warning')} from Nix", "", *(f"- {i}" for i in listed)]
+    )
 
 
 # --- what was built, and from where ---------------------------------------------------------

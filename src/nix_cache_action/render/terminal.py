@@ -26,5 +26,6 @@ def render_terminal(report: Report) -> str:
             f"  check {target}: {check.verdict}" + (f" ({check.reason})" if check.reason else "")
         )
     lines.extend(f"  {error.splitlines()[0]}" for error in report.errors[:10] if error.strip())
+    lines.extend(f"  {warning.splitlines()[0]}" for warning in report.warnings[:10])
     lines.extend(f"  note: {note}" for note in report.notes)
     return "\n".join(lines)
