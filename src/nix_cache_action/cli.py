@@ -15,7 +15,7 @@ from typing import IO
 
 from nix_cache_action import __version__
 from nix_cache_action.engine import EXIT_FAILED, BuildOptions, run_job
-from nix_cache_action.errors import InputError, NixCacheActionError
+from nix_cache_action.errors import InputError, LogError, NixCacheActionError
 from nix_cache_action.ledger import Ledger
 from nix_cache_action.nix.commands import Nix
 from nix_cache_action.nix.process import Subprocesses
@@ -24,6 +24,15 @@ from nix_cache_action.render.terminal import render_terminal
 from nix_cache_action.report import MODES, Report, Run, load_report, merge, write_report
 
 EXIT_USAGE = 2
+NO_RECORDS = (
+    "{source} holds no @nix record ({lines} lines of plain text): it is not Nix's internal-json"
+    " log. Record one with `nix build --log-format internal-json ... 2> LOG`, or pipe it:"
+    " `nix build --log-format internal-json ... 2>&1 | nix-cache-action analyze -`."
+)
+INCOMPLETE = (
+    "{source} ends in the middle of a run: {count} activities never stopped, so it does not"
+    " show all that happened"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -160,7 +169,11 @@ def _analyze(args: argparse.Namespace) -> int:
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
+    if ledger.records == 0:
+        raise LogError(NO_RECORDS.format(source=source, lines=ledger.plain_lines))
     notes = []
+    if ledger.incomplete:
+        notes.append(INCOMPLETE.format(source=source, count=ledger.open_activities))
     if ledger.plain_lines:
         notes.append(
             f"{ledger.plain_lines} lines of {source} were not @nix records "

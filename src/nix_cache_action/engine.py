@@ -155,6 +155,8 @@ class Session:
             warnings=tuple(dict.fromkeys(warnings)),
             stopped=self.stopped,
             notes=tuple(self.notes),
+            # A run stopped on purpose says so in `stopped`; this is Nix ending mid-run.
+            incomplete=self.stopped is None and any(ledger.incomplete for ledger in self.ledgers),
         )
 
 

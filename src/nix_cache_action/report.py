@@ -201,6 +201,9 @@ class Report:
     # Why the run ended before its last step (interrupted, no usable Nix); None if it did not.
     stopped: str | None = None
     notes: tuple[str, ...] = ()  # what the tool itself noticed (skipped lines, interruptions)
+    # The log ends in the middle of a run (activities started and never stopped): what it
+    # shows is not all that happened, so the verdict cannot be `ok`.
+    incomplete: bool = False
 
     # --- derived ------------------------------------------------------------------------------
 
@@ -262,7 +265,9 @@ class Report:
         Nix printed counts, as does a run that never got to its installables (no usable Nix).
         """
         unfinished = {"failed", "cancelled"}
-        if self.stopped is not None or any(b.status in unfinished for b in self.builds):
+        if self.stopped is not None or self.incomplete:
+            return False
+        if any(b.status in unfinished for b in self.builds):
             return False
         if self.installables:
             return all(i.status == "built" for i in self.installables)
@@ -301,6 +306,7 @@ class Report:
             "warnings": list(self.warnings),
             "stopped": self.stopped,
             "notes": list(self.notes),
+            "incomplete": self.incomplete,
         }
         return _jsonable(body)  # type: ignore[no-any-return]
 
@@ -331,6 +337,7 @@ class Report:
             warnings=tuple(data.get("warnings", [])),
             stopped=data.get("stopped"),
             notes=tuple(data.get("notes", [])),
+            incomplete=bool(data.get("incomplete", False)),
         )
 
 
@@ -370,6 +377,7 @@ def merge(reports: list[Report]) -> Report:
         warnings=tuple(dict.fromkeys(join("warnings"))),
         stopped=next((r.stopped for r in reports if r.stopped is not None), None),
         notes=join("notes"),
+        incomplete=any(r.incomplete for r in reports),
     )
 
 

@@ -99,3 +99,35 @@ def test_a_bad_argument_still_leaves_a_report(tmp_path: Path) -> None:
     report = json.loads(report_path.read_text())
     assert report["verdict"] == "failed"
     assert report["stopped"].startswith("log: /nonexistent/x.log is not a readable file")
+
+
+@pytest.mark.parametrize("text", ["", "building foo\nerror: plain format\n"])
+def test_a_log_without_any_nix_record_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    log = tmp_path / "plain.log"
+    log.write_text(text, encoding="utf-8")
+    report_path = tmp_path / "r.json"
+    assert main(["analyze", str(log), "--report", str(report_path)]) == 1
+    said = capsys.readouterr().err
+    assert "holds no @nix record" in said
+    assert "--log-format internal-json" in said
+    report = json.loads(report_path.read_text())
+    assert report["verdict"] == "failed"
+    assert "holds no @nix record" in report["stopped"]
+
+
+def test_a_log_that_ends_mid_run_is_incomplete_and_never_ok(tmp_path: Path) -> None:
+    whole = (LOGS / "build-2.34.log").read_bytes().splitlines(keepends=True)
+    # The first half: builds and the whole-run activities started, not all stopped.
+    cut = tmp_path / "cut.log"
+    cut.write_bytes(b"".join(whole[: len(whole) // 2]))
+    report_path = tmp_path / "r.json"
+    assert main(["analyze", str(cut), "--report", str(report_path)]) == 1
+    report = json.loads(report_path.read_text())
+    assert report["incomplete"] is True
+    assert report["verdict"] == "failed"
+    assert any("ends in the middle of a run" in n for n in report["notes"])
+    # The whole log is complete.
+    assert main(["analyze", str(LOGS / "build-2.34.log"), "--report", str(report_path)]) == 0
+    assert json.loads(report_path.read_text())["incomplete"] is False

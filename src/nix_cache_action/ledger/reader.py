@@ -76,6 +76,8 @@ class Ledger:
         self.first_time: float | None = None
         self.realise_time: float | None = None
         self.plain_lines = 0
+        self.records = 0  # `@nix` records read (progress results on the fast path not counted)
+        self._open: set[int] = set()  # activities started and not stopped yet
         self.subs = SubstitutionTracker()
         self.messages = MessageTracker(self.subs)
         self.builds_seen = BuildTracker(is_failed=self.messages.failed.__contains__)
@@ -115,6 +117,12 @@ class Ledger:
     def _apply(  # noqa: C901, PLR0912 - the dispatch: one case per event kind
         self, event: Event, line: bytes, now: float | None
     ) -> None:
+        if isinstance(event, ActivityStarted):
+            self._open.add(event.id)
+        elif isinstance(event, ActivityStopped):
+            self._open.discard(event.id)
+        if not isinstance(event, PlainText):
+            self.records += 1
         match event:
             case SubstituteStarted():
                 self.subs.substitute(event, now)
@@ -155,6 +163,15 @@ class Ledger:
             build.error = strip_ansi(message) if isinstance(message, str) else BUILD_FAILED
 
     # --- output -------------------------------------------------------------------------------
+
+    @property
+    def incomplete(self) -> bool:
+        """The log ends in the middle of a run: some activity never stopped."""
+        return bool(self._open)
+
+    @property
+    def open_activities(self) -> int:
+        return len(self._open)
 
     @property
     def queried_paths(self) -> Mapping[str, set[str]]:
@@ -203,6 +220,7 @@ class Ledger:
             warnings=tuple(self.messages.warnings),
             notes=notes,
             nix=self.nix_info(),
+            incomplete=self.incomplete,
         )
 
     def nix_info(self) -> NixInfo:

@@ -252,7 +252,12 @@ def _verdict_section(facts: _Facts) -> str:
     verdict = report.verdict()
     lines = [f"## {ICONS[verdict]} nix-cache-action: {escape_text(headline(report))}", ""]
     mode = report.reproducibility_mode
-    if verdict == "failed":
+    if report.incomplete:
+        lines.append(
+            "The log ends in the middle of a run (activities that never stopped): it does not"
+            " show all that happened."
+        )
+    elif verdict == "failed":
         lines.append("Not everything was built: the failures come first below.")
     elif verdict == "not-reproducible":
         lines.append(
