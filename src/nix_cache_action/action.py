@@ -117,6 +117,7 @@ def main(
         installables=settings.installables,
         reproducibility=settings.reproducibility,
         deep=settings.deep_check,
+        fallback=settings.fallback,
     )
     # The inputs (the GitHub token among them) are no business of Nix, its builders and hooks,
     # or diffoscope: they get the environment without them.

@@ -64,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
         "the first failure, and the builds Nix stops are reported as cancelled",
     )
     build.add_argument(
+        "--fallback",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="build what a cache fails to deliver (default; Nix's --fallback); where Nix "
+        "gives up on a cache error all the same, build once more without that cache",
+    )
+    build.add_argument(
         "--nix",
         default=os.environ.get("NIX_CACHE_ACTION_NIX", "nix"),
         help="the nix executable (default: nix on PATH)",
@@ -138,6 +145,7 @@ def _build(args: argparse.Namespace) -> int:
         reproducibility=args.reproducibility,
         deep=args.deep,
         keep_going=args.keep_going,
+        fallback=args.fallback,
     )
     runner = Subprocesses(cwd=directory)
     report, status = run_job(

@@ -70,6 +70,9 @@ UNEXPECTED = (
     "nix-cache-action stopped on an unexpected error ({kind}: {error}); the report holds what"
     " was known by then. Run again, and report the error if it stays."
 )
+RETRY = (
+    "Nix gave up on the build when {caches} answered with an error; building once more without it"
+)
 LOG_UNWRITABLE = "the raw Nix log could not be written to {path} ({error}); it was not kept"
 
 
@@ -79,6 +82,7 @@ class BuildOptions:
     reproducibility: Mode = "fail"
     deep: bool = False
     keep_going: bool = True
+    fallback: bool = True  # build what a cache fails to deliver (`--fallback`)
 
 
 @dataclass
@@ -98,6 +102,7 @@ class Session:
     errors: list[str] = field(default_factory=list)
     stopped: str | None = None  # why the run ended early
     outputs_by_drv: dict[str, list[str]] = field(default_factory=dict)
+    configured: list[str] = field(default_factory=list)  # the substituters Nix is set to ask
 
     def stop(self, why: str) -> None:
         self.stopped = why
@@ -120,13 +125,13 @@ class Session:
             # Distinct paths over all runs: the check run asks again about the same ones.
             for url, paths in ledger.queried_paths.items():
                 queried.setdefault(url, set()).update(paths)
-            if ledger.run == "build":
+            if ledger.run in ("build", "retry"):
                 own = ledger.phases()
                 phases = replace(
                     phases,
                     evaluation=_add(phases.evaluation, own.evaluation),
-                    download=own.download,
-                    build=own.build,
+                    download=_add(phases.download, own.download),
+                    build=_add(phases.build, own.build),
                 )
         installables = [
             # Still "built" without outputs: the build step never finished (interrupted).
@@ -155,8 +160,10 @@ class Session:
             warnings=tuple(dict.fromkeys(warnings)),
             stopped=self.stopped,
             notes=tuple(self.notes),
+            configured_substituters=tuple(self.configured),
             # A run stopped on purpose says so in `stopped`; this is Nix ending mid-run.
-            incomplete=self.stopped is None and any(ledger.incomplete for ledger in self.ledgers),
+            incomplete=self.stopped is None
+            and any(ledger.incomplete and not ledger.superseded for ledger in self.ledgers),
         )
 
 
@@ -244,6 +251,7 @@ class BuildJob:
         session, nix = self.session, self.nix
         session.nix = nix.version.info()
         self.say(f"nix-cache-action: {nix.version.text}")
+        session.configured = nix.substituters()
         good = self._evaluate_all()
         if not good:
             return
@@ -298,17 +306,56 @@ class BuildJob:
     # --- 2. build -----------------------------------------------------------------------------
 
     def _build(self, names: list[str]) -> Ledger:
-        ledger = Ledger(run="build")
+        ledger, built = self._build_once(names, "build")
+        failing = self._caches_nix_gave_up_on(ledger, built)
+        if failing:
+            # Nix 2.8 aborts the whole build on a cache's 418 (SubstituterDisabled), fallback
+            # or not: once more without that cache, so that a failing cache never fails the run.
+            rest = [c for c in self.session.configured if _bare(c) not in failing]
+            said = RETRY.format(caches=", ".join(sorted(failing)))
+            self.say(f"nix-cache-action: {said}")
+            self.session.notes.append(said)
+            first = ledger
+            ledger, built = self._build_once(names, "retry", substituters=rest, after=first)
+        self._record_outputs(ledger, built.outputs, names)
+        return ledger
+
+    def _build_once(
+        self,
+        names: list[str],
+        label: RunLabel,
+        substituters: list[str] | None = None,
+        after: Ledger | None = None,
+    ) -> tuple[Ledger, Built]:
+        ledger = Ledger(run=label)
+        if after is not None:
+            ledger.after(after)
+        options = self.options
         built: Built = self._stream(
             ledger,
-            lambda tee: self.nix.build(names, keep_going=self.options.keep_going, tee=tee),
+            lambda tee: self.nix.build(
+                names,
+                keep_going=options.keep_going,
+                fallback=options.fallback,
+                tee=tee,
+                substituters=substituters,
+            ),
         )
         if built.streamed.returncode != 0:
             self._confirm_built(ledger)
         if ledger.cache_errors:
             self._confirm_fetched(ledger)
-        self._record_outputs(ledger, built.outputs, names)
-        return ledger
+        return ledger, built
+
+    def _caches_nix_gave_up_on(self, ledger: Ledger, built: Built) -> set[str]:
+        """The caches to leave out of a second attempt: only when fallback is on, the run
+        failed with nothing failing to build, and a configured cache answered with an error."""
+        if not self.options.fallback or built.streamed.returncode in (0, None):
+            return set()
+        if any(b.status == "failed" for b in ledger.builds()):
+            return set()
+        configured = {_bare(c) for c in self.session.configured}
+        return {_bare(e.substituter) for e in ledger.cache_errors} & configured
 
     def _confirm_fetched(self, ledger: Ledger) -> None:
         """After cache errors, ask the store which substitutions brought their path: a failed
@@ -461,6 +508,11 @@ class BuildJob:
                 self.say("  " + text.splitlines()[0])
             case _:
                 pass
+
+
+def _bare(url: str) -> str:
+    """A cache URL without its query (Nix 2.31+ logs drop it) or a trailing slash."""
+    return url.split("?", 1)[0].rstrip("/")
 
 
 def _failure_reason(item: Installable, ledger: Ledger) -> str:

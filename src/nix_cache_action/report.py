@@ -36,7 +36,8 @@ FirstCopy = Literal["substituted", "built", "present", "unknown"]
 InstallableStatus = Literal["built", "failed", "error"]
 DifferenceKind = Literal["content", "only-in-first", "only-in-rebuild", "type"]
 Flavour = Literal["nix", "determinate", "lix"]
-RunLabel = Literal["build", "check", "deep-check", "analyze"]
+# `retry`: the build once more without a cache Nix gave up on.
+RunLabel = Literal["build", "retry", "check", "deep-check", "analyze"]
 
 # Magic Nix Cache's daemon always listens here (magic-nix-cache-action's default `listen`).
 MAGIC_NIX_CACHE_ADDRESSES = ("127.0.0.1:37515", "localhost:37515", "[::1]:37515")
@@ -201,6 +202,9 @@ class Report:
     # Why the run ended before its last step (interrupted, no usable Nix); None if it did not.
     stopped: str | None = None
     notes: tuple[str, ...] = ()  # what the tool itself noticed (skipped lines, interruptions)
+    # The caches Nix was configured to ask, as its configuration says (`build` only): each has a
+    # row in substituters(), also if it served nothing.
+    configured_substituters: tuple[str, ...] = ()
     # The log ends in the middle of a run (activities started and never stopped): what it
     # shows is not all that happened, so the verdict cannot be `ok`.
     incomplete: bool = False
@@ -236,7 +240,10 @@ class Report:
         for err in self.cache_errors:
             errors[err.substituter] = errors.get(err.substituter, 0) + 1
         asked = self.queried
-        urls = list(dict.fromkeys([*by_url, *errors, *asked]))
+        seen = {_bare(u) for u in [*by_url, *errors, *asked]}
+        # Configured caches the log never names (Nix skipped them, or needed nothing) too.
+        quiet = [c for c in self.configured_substituters if _bare(c) not in seen]
+        urls = list(dict.fromkeys([*by_url, *errors, *asked, *quiet]))
         rows = []
         for url in urls:
             subs = by_url.get(url, [])
@@ -306,6 +313,7 @@ class Report:
             "warnings": list(self.warnings),
             "stopped": self.stopped,
             "notes": list(self.notes),
+            "configured_substituters": list(self.configured_substituters),
             "incomplete": self.incomplete,
         }
         return _jsonable(body)  # type: ignore[no-any-return]
@@ -337,6 +345,7 @@ class Report:
             warnings=tuple(data.get("warnings", [])),
             stopped=data.get("stopped"),
             notes=tuple(data.get("notes", [])),
+            configured_substituters=tuple(data.get("configured_substituters", [])),
             incomplete=bool(data.get("incomplete", False)),
         )
 
@@ -377,6 +386,9 @@ def merge(reports: list[Report]) -> Report:
         warnings=tuple(dict.fromkeys(join("warnings"))),
         stopped=next((r.stopped for r in reports if r.stopped is not None), None),
         notes=join("notes"),
+        configured_substituters=tuple(
+            dict.fromkeys(c for r in reports for c in r.configured_substituters)
+        ),
         incomplete=any(r.incomplete for r in reports),
     )
 
@@ -397,6 +409,10 @@ def write_report(report: Report, path: Path) -> None:
 
 def load_report(path: Path) -> Report:
     return Report.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _bare(url: str) -> str:
+    return url.split("?", 1)[0].rstrip("/")
 
 
 def _sum_known(values: list[float | None]) -> float | None:

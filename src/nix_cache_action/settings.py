@@ -26,6 +26,7 @@ INPUT_NAMES = (
     "installables",
     "reproducibility",
     "deep-check",
+    "fallback",
     "summary",
     "annotations",
     "status-checks",
@@ -119,6 +120,7 @@ class Settings:
     installables: tuple[str, ...]
     reproducibility: Mode
     deep_check: bool
+    fallback: bool
     summary: bool
     annotations: bool
     status_checks: bool
@@ -137,6 +139,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         installables=_installables(environ.get(input_variable("installables"), "")),
         reproducibility=_mode(_input(environ, "reproducibility")),
         deep_check=_boolean(environ, "deep-check", default=False),
+        fallback=_boolean(environ, "fallback", default=True),
         summary=_boolean(environ, "summary", default=True),
         annotations=_boolean(environ, "annotations", default=True),
         status_checks=_boolean(environ, "status-checks", default=True),

@@ -31,6 +31,7 @@ from nix_cache_action.engine import (
     NO_OTHER_BUILDS,
     NOT_BUILT,
     REPRODUCIBILITY_OFF,
+    RETRY,
     STEP_INTERRUPTED,
     UNEXPECTED,
     BuildOptions,
@@ -41,6 +42,7 @@ from nix_cache_action.nix.commands import NIX_NOT_FOUND, Nix
 from nix_cache_action.nix.process import Interrupted, Tee
 from nix_cache_action.report import Check, FileDifference, Installable, Report, Run
 from nix_cache_action.reproducibility import CHECK_NOT_KEPT, REBUILD_DID_NOT_RUN
+from nix_cache_action.store_path import store_name
 
 # pytest puts this folder on sys.path (tests are not a package); mypy names it from the root.
 if TYPE_CHECKING:
@@ -54,7 +56,11 @@ MAGIC_NIX_CACHE = "http://127.0.0.1:37515"
 
 VERSION_TEXT = {"2.8": "nix (Nix) 2.8.0", "2.34": "nix (Nix) 2.34.8"}
 NIX = ["nix", "--extra-experimental-features", "nix-command flakes"]
-BUILD = [*NIX, "build", "--log-format", "internal-json", "--no-link", "--json", "--keep-going"]
+BUILD = [
+    *NIX,
+    *("build", "--log-format", "internal-json", "--no-link", "--json"),
+    *("--keep-going", "--fallback"),
+]
 REBUILD = [
     *NIX,
     *("build", "--log-format", "internal-json", "--no-link"),
@@ -145,6 +151,17 @@ def version_call(version: str) -> RunCall:
     return RunCall(["nix", "--version"], stdout=VERSION_TEXT[version] + "\n")
 
 
+def config_call(version: str, substituters: Sequence[str] = ()) -> RunCall:
+    """The configuration query each run makes once Nix is known (which caches it asks)."""
+    command = ["show-config", "--json"] if version == "2.8" else ["config", "show", "--json"]
+    answer = {"substituters": {"value": list(substituters), "defaultValue": []}}
+    return RunCall([*NIX, *command], stdout=json.dumps(answer))
+
+
+def start_calls(version: str) -> list[RunCall]:
+    return [version_call(version), config_call(version)]
+
+
 def evaluate_call(installable: str, drv: str) -> RunCall:
     return RunCall([*NIX, "path-info", "--derivation", installable], stdout=drv + "\n")
 
@@ -203,7 +220,7 @@ def test_one_installable_builds_hashes_and_rebuilds_without_a_separate_evaluatio
     s = store
     fake = FakeNix(
         [
-            version_call(version),
+            *start_calls(version),
             # No `path-info --derivation` first: the build evaluates it anyway.
             StreamCall(
                 [*BUILD, ".#default"],
@@ -242,8 +259,8 @@ def test_one_installable_builds_hashes_and_rebuilds_without_a_separate_evaluatio
     totals = report.totals()
     assert (totals.substituted, totals.built, totals.checked, totals.hit_rate) == (2, 0, 1, 1.0)
     assert [(r.label, r.argv, r.exit_status) for r in report.runs] == [
-        ("build", tuple(fake.calls[1]), 0),
-        ("check", tuple(fake.calls[3]), 0),
+        ("build", tuple(fake.calls[2]), 0),
+        ("check", tuple(fake.calls[4]), 0),
     ]
     assert report.nix.version == VERSION_TEXT[version].rsplit(" ", 1)[1]
     assert said[0] == f"nix-cache-action: {VERSION_TEXT[version]}"
@@ -259,7 +276,7 @@ def test_several_installables_are_each_evaluated_first_and_a_difference_fails_th
     build_lines = s.log("build", version)
     fake = FakeNix(
         [
-            version_call(version),
+            *start_calls(version),
             evaluate_call(".#default", s.top_drv),
             evaluate_call(".#nondet", s.nondet_drv),
             StreamCall(
@@ -317,7 +334,7 @@ def test_a_kept_check_copy_is_hashed_and_compared_file_by_file(
     monkeypatch.setattr(reproducibility, "diffoscope_text", lambda *_: "--- diffoscope report")
     fake = FakeNix(
         [
-            version_call("2.34"),
+            *start_calls("2.34"),
             evaluate_call(".#default", s.top_drv),
             evaluate_call(".#nondet", s.nondet_drv),
             StreamCall(
@@ -357,7 +374,7 @@ def test_an_unknown_hash_of_a_differing_output_is_asked_for_again(store: Store) 
     s = store
     fake = FakeNix(
         [
-            version_call("2.34"),
+            *start_calls("2.34"),
             evaluate_call(".#default", s.top_drv),
             evaluate_call(".#nondet", s.nondet_drv),
             StreamCall(
@@ -392,7 +409,7 @@ def test_reproducibility_off_builds_without_a_rebuild_and_says_why_nothing_was_c
     s = store
     fake = FakeNix(
         [
-            version_call("2.34"),
+            *start_calls("2.34"),
             StreamCall(
                 [*BUILD, ".#default"],
                 lines=s.log("substitute", "2.34"),
@@ -423,7 +440,7 @@ def test_deep_check_rebuilds_every_other_local_build_with_all_its_outputs(store:
     s = store
     fake = FakeNix(
         [
-            version_call("2.34"),
+            *start_calls("2.34"),
             evaluate_call(".#default", s.top_drv),
             evaluate_call(".#nondet", s.nondet_drv),
             StreamCall(
@@ -485,7 +502,7 @@ def test_deep_check_with_nothing_else_built_here_is_a_note(store: Store) -> None
     s = store
     fake = FakeNix(
         [
-            version_call("2.34"),
+            *start_calls("2.34"),
             StreamCall(
                 [*BUILD, ".#default"],
                 lines=s.log("substitute", "2.34"),
@@ -513,7 +530,7 @@ def test_a_failed_build_asks_each_installable_and_does_not_rebuild_the_failed_on
     s = store
     fake = FakeNix(
         [
-            version_call(version),
+            *start_calls(version),
             evaluate_call(".#fails", s.fails_drv),
             evaluate_call(".#default", s.top_drv),
             StreamCall(
@@ -558,7 +575,7 @@ def test_an_evaluation_error_names_the_installable_adds_the_fix_and_the_rest_is_
     )
     fake = FakeNix(
         [
-            version_call("2.34"),
+            *start_calls("2.34"),
             evaluate_call(".#default", s.top_drv),
             RunCall([*NIX, "path-info", "--derivation", ".#nope"], returncode=1, stderr=stderr),
             # Only what evaluated is built.
@@ -592,7 +609,7 @@ def test_a_single_installable_that_does_not_evaluate_is_evaluated_alone_to_name_
     line = json.dumps({"action": "msg", "level": 0, "msg": f"\x1b[31;1merror:\x1b[0m {error}"})
     fake = FakeNix(
         [
-            version_call("2.34"),
+            *start_calls("2.34"),
             StreamCall([*BUILD, ".#nope"], lines=[f"@nix {line}\n".encode()], returncode=1),
             RunCall(
                 [*NIX, "path-info", "--derivation", ".#nope"],
@@ -613,7 +630,7 @@ def test_a_single_installable_that_does_not_evaluate_is_evaluated_alone_to_name_
 def test_when_nothing_evaluates_nothing_is_built() -> None:
     fake = FakeNix(
         [
-            version_call("2.34"),
+            *start_calls("2.34"),
             RunCall([*NIX, "path-info", "--derivation", ".#a"], returncode=1, stderr="error: a\n"),
             RunCall([*NIX, "path-info", "--derivation", ".#b"], returncode=1, stderr="error: b\n"),
         ]
@@ -652,7 +669,7 @@ def test_interrupted_during_the_build_exits_130_with_what_was_parsed(
     # SIGTERM as top's substitution starts: leaf's has finished.
     cut = first_line_with(lines, b'"type":108', b"-top")
     argv = [*BUILD, ".#default"]
-    fake = FakeNix([version_call("2.34"), StreamCall(argv, lines=lines, raise_at=cut)])
+    fake = FakeNix([*start_calls("2.34"), StreamCall(argv, lines=lines, raise_at=cut)])
     log_path = tmp_path / "nix.log"
     report, status, _ = run(fake, ".#default", log_path=log_path)
     assert (status, report.verdict()) == (130, "failed")
@@ -673,7 +690,7 @@ def test_interrupted_during_the_build_exits_130_with_what_was_parsed(
 
 def two_installables_until_the_rebuild(s: Store) -> list[RunCall | StreamCall]:
     return [
-        version_call("2.34"),
+        *start_calls("2.34"),
         evaluate_call(".#default", s.top_drv),
         evaluate_call(".#nondet", s.nondet_drv),
         StreamCall(
@@ -766,7 +783,7 @@ def test_a_raw_log_that_cannot_be_opened_is_a_note_and_the_run_goes_on(
     log_path = tmp_path / "a-file" / "nix.log"
     fake = FakeNix(
         [
-            version_call("2.34"),
+            *start_calls("2.34"),
             StreamCall(
                 [*BUILD, ".#default"],
                 lines=s.log("substitute", "2.34"),
@@ -794,7 +811,7 @@ def test_the_raw_log_holds_every_line_of_every_run_and_each_run_names_it(
     build_lines, rebuild_lines = s.log("substitute", "2.34"), s.rebuild_of_top("2.34")
     fake = FakeNix(
         [
-            version_call("2.34"),
+            *start_calls("2.34"),
             StreamCall(
                 [*BUILD, ".#default"], lines=build_lines, stdout=build_json({s.top_drv: s.top})
             ),
@@ -813,3 +830,42 @@ def test_the_fake_interrupt_is_the_engines_interrupted() -> None:
     fake = FakeNix([StreamCall(["nix"], lines=[b"x\n"], raise_at=0)])
     with pytest.raises(Interrupted, match="SIGTERM"):
         fake.stream(["nix"], Tee(on_line=lambda *_: None))
+
+
+def test_a_cache_nix_gives_up_on_is_left_out_of_one_more_build(store: Store) -> None:
+    """Nix 2.8 aborts the whole build on a cache's 418, fallback or not (cache418-2.8.log): the
+    engine builds once more without that cache and reports both runs."""
+    s = store
+    teapot, good = "http://127.0.0.1:37516", "http://127.0.0.1:37515?trusted=1"
+    fake = FakeNix(
+        [
+            version_call("2.8"),
+            config_call("2.8", [teapot, good]),
+            StreamCall([*BUILD, ".#default"], lines=s.log("cache418", "2.8"), returncode=1),
+            StreamCall(
+                [*BUILD, "--option", "substituters", good, ".#default"],
+                lines=s.log("substitute", "2.8"),
+                stdout=build_json({s.top_drv: s.top}),
+            ),
+            path_info_call("2.8", {s.top: HASHES["top"]}),
+            StreamCall([*REBUILD, ".#default"], lines=s.rebuild_of_top("2.8")),
+        ]
+    )
+    report, status, said = run(fake, ".#default")
+    assert (status, report.verdict()) == (0, "ok")
+    assert [(r.label, r.exit_status) for r in report.runs] == [
+        ("build", 1),
+        ("retry", 0),
+        ("check", 0),
+    ]
+    # Both runs count: the teapot's 418 from the first, what the second fetched from the other.
+    assert [(e.substituter, e.status) for e in report.cache_errors] == [(teapot, 418)]
+    assert sorted(store_name(sub.path) for sub in report.substitutions) == ["leaf", "top"]
+    assert report.configured_substituters == (teapot, good)
+    assert {row.url: row.substituted for row in report.substituters()} == {
+        "http://127.0.0.1:37515": 2,
+        teapot: 0,
+    }
+    note = RETRY.format(caches=teapot)
+    assert note in report.notes
+    assert f"nix-cache-action: {note}" in said

@@ -23,6 +23,7 @@ from nix_cache_action.nix.commands import (
     PathInfo,
 )
 from nix_cache_action.nix.process import Tee
+from nix_cache_action.nix.version import parse_version
 
 # pytest puts this folder on sys.path (tests are not a package); mypy names it from the root.
 if TYPE_CHECKING:
@@ -185,9 +186,17 @@ def build_json(version: str, outputs: dict[str, dict[str, str]]) -> str:
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-@pytest.mark.parametrize(("keep_going", "flags"), [(True, ["--keep-going"]), (False, [])])
+@pytest.mark.parametrize(
+    ("keep_going", "fallback", "flags"),
+    [
+        (True, True, ["--keep-going", "--fallback"]),
+        (False, True, ["--fallback"]),
+        (True, False, ["--keep-going"]),
+        (False, False, []),
+    ],
+)
 def test_build_argv_and_outputs_from_json(
-    version: str, *, keep_going: bool, flags: list[str]
+    version: str, *, keep_going: bool, fallback: bool, flags: list[str]
 ) -> None:
     lines = [b'@nix {"action":"msg","level":3,"msg":"these 2 derivations will be built:"}\n']
     stdout = build_json(
@@ -197,7 +206,10 @@ def test_build_argv_and_outputs_from_json(
     nix, fake = probed(version, StreamCall(argv, lines=lines, stdout=stdout))
     seen: list[bytes] = []
     built = nix.build(
-        [".#hello", ".#zlib"], keep_going=keep_going, tee=Tee(lambda b, _t: seen.append(b))
+        [".#hello", ".#zlib"],
+        keep_going=keep_going,
+        fallback=fallback,
+        tee=Tee(lambda b, _t: seen.append(b)),
     )
     assert built.outputs == {HELLO_DRV: {"out": HELLO}, ZLIB_DRV: {"out": ZLIB, "dev": ZLIB_DEV}}
     assert built.streamed.returncode == 0
@@ -220,7 +232,7 @@ def test_build_argv_and_outputs_from_json(
 def test_build_stdout_without_a_list_of_built_derivations_gives_no_outputs(stdout: str) -> None:
     argv = [*BUILD, "--json", "--keep-going", HELLO]
     nix, fake = probed(NIX_2_34, StreamCall(argv, stdout=stdout))
-    assert nix.build([HELLO], keep_going=True, tee=TEE).outputs == {}
+    assert nix.build([HELLO], keep_going=True, fallback=False, tee=TEE).outputs == {}
     fake.assert_done()
 
 
@@ -228,7 +240,7 @@ def test_build_keeps_the_entries_that_name_a_derivation() -> None:
     stdout = json.dumps([{"path": ZLIB}, {"drvPath": HELLO_DRV, "outputs": {"out": HELLO}}])
     argv = [*BUILD, "--json", "--keep-going", ZLIB, ".#hello"]
     nix, fake = probed(NIX_2_34, StreamCall(argv, stdout=stdout))
-    assert nix.build([ZLIB, ".#hello"], keep_going=True, tee=TEE).outputs == {
+    assert nix.build([ZLIB, ".#hello"], keep_going=True, fallback=False, tee=TEE).outputs == {
         HELLO_DRV: {"out": HELLO}
     }
     fake.assert_done()
@@ -240,8 +252,43 @@ def test_a_failed_build_gives_no_outputs_even_with_json_on_stdout() -> None:
     stdout = build_json(NIX_2_34, {HELLO_DRV: {"out": HELLO}})
     argv = [*BUILD, "--json", "--keep-going", ".#hello"]
     nix, fake = probed(NIX_2_34, StreamCall(argv, returncode=1, stdout=stdout))
-    built = nix.build([".#hello"], keep_going=True, tee=TEE)
+    built = nix.build([".#hello"], keep_going=True, fallback=False, tee=TEE)
     assert (built.outputs, built.streamed.returncode) == ({}, 1)
+    fake.assert_done()
+
+
+def test_a_retry_names_the_caches_to_ask_in_place_of_the_configured_ones() -> None:
+    rest = ["http://a", "https://cache.example?priority=10"]
+    argv = [*BUILD, "--json", "--keep-going", "--fallback"]
+    argv += ["--option", "substituters", " ".join(rest), ".#hello"]
+    nix, fake = probed(NIX_2_8, StreamCall(argv))
+    nix.build([".#hello"], keep_going=True, fallback=True, tee=TEE, substituters=rest)
+    fake.assert_done()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_config_reads_the_settings_in_force(version: str) -> None:
+    parsed = parse_version(version)
+    old = parsed.flavour == "lix" or not parsed.at_least(2, 20)
+    command = ["show-config", "--json"] if old else ["config", "show", "--json"]
+    answer = {
+        "substituters": {"value": ["http://a", "http://127.0.0.1:37515?trusted=1"]},
+        "max-jobs": {"value": 2, "description": "..."},
+        "odd": "not an object",
+    }
+    nix, fake = probed(version, RunCall([*NIX, *command], stdout=json.dumps(answer)))
+    assert nix.config() == {
+        "substituters": ["http://a", "http://127.0.0.1:37515?trusted=1"],
+        "max-jobs": 2,
+    }
+    fake.assert_done()
+
+
+@pytest.mark.parametrize("stdout", ["", "not json", "[]"])
+def test_a_config_nix_cannot_give_is_empty(stdout: str) -> None:
+    argv = [*NIX, "config", "show", "--json"]
+    nix, fake = probed(NIX_2_34, RunCall(argv, stdout=stdout))
+    assert nix.substituters() == []
     fake.assert_done()
 
 

@@ -88,6 +88,7 @@ def test_declared_input_names_are_the_action_inputs() -> None:
         "installables",
         "reproducibility",
         "deep-check",
+        "fallback",
         "summary",
         "annotations",
         "status-checks",

@@ -81,6 +81,9 @@ class Ledger:
         self.subs = SubstitutionTracker()
         self.messages = MessageTracker(self.subs)
         self.builds_seen = BuildTracker(is_failed=self.messages.failed.__contains__)
+        self._earlier: Ledger | None = None
+        # A run Nix gave up on and that was done once more: its loose ends are not the verdict's.
+        self.superseded = False
 
     # --- input --------------------------------------------------------------------------------
 
@@ -325,7 +328,25 @@ class Ledger:
             run=self.run,
         )
 
+    def after(self, earlier: Ledger) -> None:
+        """This run repeats `earlier` (a retry): a miss is also explained by what the caches
+        answered there."""
+        self._earlier = earlier
+        earlier.superseded = True
+
     def _miss_reason(self, drv: str, outputs: Sequence[str] | None) -> tuple[MissReason, str]:
+        ledger: Ledger | None = self
+        while ledger is not None:
+            found = ledger._cache_reason(drv, outputs)  # noqa: SLF001 - the same class
+            if found is not None:
+                return "cache-error", found
+            ledger = ledger._earlier  # noqa: SLF001 - the same class
+        if not self.subs.queried:
+            return "not-in-cache", NO_CACHE_ASKED
+        return "not-in-cache", NO_CACHE_HAD_IT
+
+    def _cache_reason(self, drv: str, outputs: Sequence[str] | None) -> str | None:
+        """How a cache failed to deliver this derivation's output, if one did."""
         hashes = {store_hash(o) for o in outputs} if outputs else None
         name = store_name(drv)
         # A path Nix asked a cache for and could not get (its NAR failed, or a reference's).
@@ -335,7 +356,7 @@ class Ledger:
             else:
                 match = store_name(path) == name or store_name(path).startswith(name + "-")
             if match:
-                return "cache-error", why
+                return why
         for err in self.messages.cache_errors:
             hash_part = err.url.rsplit("/", 1)[-1].removesuffix(".narinfo")
             path = self.subs.path_by_hash.get(hash_part, "")
@@ -347,12 +368,8 @@ class Ledger:
                 queried_name = store_name(path) if path else ""
                 match = queried_name == name or queried_name.startswith(name + "-")
             if match:
-                return "cache-error", CACHE_ANSWERED.format(
-                    cache=err.substituter, status=err.status
-                )
-        if not self.subs.queried:
-            return "not-in-cache", NO_CACHE_ASKED
-        return "not-in-cache", NO_CACHE_HAD_IT
+                return CACHE_ANSWERED.format(cache=err.substituter, status=err.status)
+        return None
 
     def phases(self, *, check: bool = False) -> Phases:
         builds = [(b.started, b.stopped) for b in self.builds_seen if b.check == check]

@@ -115,9 +115,25 @@ class Nix:
 
     # --- building -----------------------------------------------------------------------------
 
-    def build(self, installables: Sequence[str], *, keep_going: bool, tee: Tee) -> Built:
-        """Build, with the log streamed to `tee`; outputs from `--json` on stdout."""
+    def build(
+        self,
+        installables: Sequence[str],
+        *,
+        keep_going: bool,
+        fallback: bool,
+        tee: Tee,
+        substituters: Sequence[str] | None = None,
+    ) -> Built:
+        """Build, with the log streamed to `tee`; outputs from `--json` on stdout.
+
+        `fallback` builds what a cache fails to deliver; `substituters` replaces the configured
+        list for this run (a retry without a cache Nix gave up on).
+        """
         flags = ["--keep-going"] if keep_going else []
+        if fallback:
+            flags.append("--fallback")
+        if substituters is not None:
+            flags += ["--option", "substituters", " ".join(substituters)]
         argv = self._argv("build", *LOG_FLAGS, "--no-link", "--json", *flags, *installables)
         streamed = self.runner.stream(argv, tee)
         outputs = _built_outputs(streamed.stdout) if streamed.returncode == 0 else {}
@@ -141,6 +157,28 @@ class Nix:
         return self.version.all_outputs(drv)
 
     # --- queries ------------------------------------------------------------------------------
+
+    def config(self) -> dict[str, object]:
+        """Nix's settings in force ({name: value}); {} when Nix cannot say."""
+        done = self._run(*self.version.config_show())
+        try:
+            raw = json.loads(done.stdout) if done.returncode == 0 else {}
+        except ValueError:
+            return {}
+        if not isinstance(raw, dict):
+            return {}
+        return {
+            str(name): entry["value"]
+            for name, entry in raw.items()
+            if isinstance(entry, dict) and "value" in entry
+        }
+
+    def substituters(self) -> list[str]:
+        """The caches Nix is configured to ask (`substituters` and `extra-substituters`)."""
+        value = self.config().get("substituters")
+        if isinstance(value, str):
+            return value.split()
+        return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
     def evaluate(self, installable: str) -> Evaluated:
         """The .drv behind an installable (evaluation only, nothing is built)."""

@@ -71,6 +71,12 @@ class NixVersion:
         names = sorted(outputs)
         return f"{drv}^{','.join(names)}" if names and self.has_output_selectors else None
 
+    def config_show(self) -> list[str]:
+        # `nix config show` arrived in 2.20 and `show-config` went later; Lix keeps 2.18's.
+        if self.flavour != "lix" and self.at_least(2, 20):
+            return ["config", "show", "--json"]
+        return ["show-config", "--json"]
+
     def derivation_show(self) -> list[str]:
         # Renamed in 2.15; the old name was removed later.
         return ["derivation", "show"] if self.at_least(2, 15) else ["show-derivation"]
