@@ -33,13 +33,16 @@ command -v jq >/dev/null || missing+=(jq)
 command -v xz >/dev/null || missing+=(xz-utils)
 command -v diffoscope >/dev/null || missing+=(diffoscope-minimal)
 command -v /usr/bin/time >/dev/null || missing+=(time)
+# A real remote builder on 127.0.0.1 for the tests: sshd in front of the system's Nix.
+command -v /usr/sbin/sshd >/dev/null || missing+=(openssh-server)
+command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "provision: apt-get install ${missing[*]}" >&2
   apt_install "${missing[@]}"
 fi
 
 # Nix from the unstable suite, into its own prefix.
-if [ ! -x "$WRAPPER_DIR/nix" ] || ! "$WRAPPER_DIR/nix" --version >/dev/null 2>&1; then
+if [ ! -x "$SID_PREFIX/root/usr/bin/nix" ]; then
   echo "provision: unpacking Nix from Debian's unstable suite into $SID_PREFIX" >&2
   rm -rf "$SID_PREFIX"
   work="$SID_PREFIX/apt"
@@ -69,18 +72,28 @@ if [ ! -x "$WRAPPER_DIR/nix" ] || ! "$WRAPPER_DIR/nix" --version >/dev/null 2>&1
     dpkg -x "$deb" "$SID_PREFIX/root"
   done
   rm -rf "$work"
-  root="$SID_PREFIX/root"
-  cat >"$WRAPPER_DIR/nix" <<WRAP
+fi
+# The wrapper is written on every run, so that a change to it reaches existing prefixes.
+root="$SID_PREFIX/root"
+wrapper=$(cat <<WRAP
 #!/bin/sh
 # Nix from Debian's unstable suite, run through its own loader and libraries.
-# Started this way it cannot re-exec itself as the build hook: turn the hook off.
-NIX_CONFIG="\${NIX_CONFIG:-}
+# Started this way it cannot re-exec itself as the build hook: the hook is off unless the
+# caller names one (\`build-hook = <this wrapper> __build-remote\` for remote builders).
+case "\${NIX_CONFIG:-}" in
+  *build-hook*) ;;
+  *) NIX_CONFIG="\${NIX_CONFIG:-}
 build-hook = "
-export NIX_CONFIG
+     export NIX_CONFIG ;;
+esac
 exec "$root/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" \\
   --library-path "$root/usr/lib/x86_64-linux-gnu:$root/lib/x86_64-linux-gnu" \\
   "$root/usr/bin/nix" "\$@"
 WRAP
+)
+if [ "$(cat "$WRAPPER_DIR/nix" 2>/dev/null)" != "$wrapper" ]; then
+  mkdir -p "$WRAPPER_DIR"
+  printf '%s\n' "$wrapper" >"$WRAPPER_DIR/nix"
   chmod +x "$WRAPPER_DIR/nix"
   "$WRAPPER_DIR/nix" --version >&2
 fi

@@ -96,6 +96,9 @@ class NixEnv:
     substituters: list[str] = field(default_factory=list)
     public_keys: list[str] = field(default_factory=list)
     extra_config: list[str] = field(default_factory=list)
+    # Builds go to this remote builder (max-jobs = 0); the store is then a chroot store at
+    # `store`, whose store directory is /nix/store like the builder's.
+    builder: RemoteBuilder | None = None
 
     def __post_init__(self) -> None:
         for directory in (self.state, self.logs, self.xdg_cache, self.tmp, self.conf_dir):
@@ -118,6 +121,10 @@ class NixEnv:
     @property
     def tmp(self) -> Path:
         # Nix 2.8 puts build directories (and, with --keep-failed, failed ones) under $TMPDIR.
+        if self.builder is not None:
+            # Determinate Nix keeps its ssh master connection's socket there, and a socket's
+            # path has at most 107 bytes: a pytest tmp_path is too long for it.
+            return Path("/tmp") / f"nca-{self.root.name[-40:]}"
         return self.root / "tmp"
 
     @property
@@ -125,7 +132,15 @@ class NixEnv:
         return self.root / "etc-nix"
 
     def config(self) -> str:
-        lines = [*BASE_CONFIG, *self.exe.config, f"substituters = {' '.join(self.substituters)}"]
+        own = self.exe.config if self.builder is None else ()
+        lines = [*BASE_CONFIG, *own, f"substituters = {' '.join(self.substituters)}"]
+        if self.builder is not None:
+            lines += [
+                f"store = {self.store}",
+                f"builders = ssh-ng://{RemoteBuilder.HOST} x86_64-linux",
+                "max-jobs = 0",
+                *self.builder.hook_config(self.exe),
+            ]
         if self.public_keys:
             lines.append(f"trusted-public-keys = {' '.join(self.public_keys)}")
         lines.extend(self.extra_config)
@@ -133,10 +148,15 @@ class NixEnv:
 
     def environ(self, path: str | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("NIX_") and k != "TMPDIR"}
+        if self.builder is None:
+            env.update(
+                NIX_STORE_DIR=str(self.store),
+                NIX_STATE_DIR=str(self.state),
+                NIX_LOG_DIR=str(self.logs),
+            )
+        else:
+            env["NIX_SSHOPTS"] = f"-F {self.builder.ssh_config}"
         env.update(
-            NIX_STORE_DIR=str(self.store),
-            NIX_STATE_DIR=str(self.state),
-            NIX_LOG_DIR=str(self.logs),
             # Neither /etc/nix/nix.conf nor the user's nix.conf: only NIX_CONFIG counts.
             NIX_CONF_DIR=str(self.conf_dir),
             NIX_USER_CONF_FILES=str(self.conf_dir / "user.conf"),
@@ -279,6 +299,69 @@ def nix_exe(request: pytest.FixtureRequest, nix_executables: dict[str, NixExe]) 
 def nix_env(nix_exe: NixExe, tmp_path: Path) -> NixEnv:
     """A Nix of the parametrized version with an empty store of its own and no caches."""
     return NixEnv(exe=nix_exe, root=tmp_path, store=tmp_path / "store")
+
+
+# --- a remote builder -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemoteBuilder:
+    """sshd on 127.0.0.1 in front of the machine's own Nix (Debian's nix-daemon on /nix/store),
+    reached as `ssh-ng://HOST` through an ssh config file of its own."""
+
+    HOST = "nca-builder"
+    ssh_config: Path
+
+    def hook_config(self, exe: NixExe) -> list[str]:
+        # 2.8 finds its own hook; the unpacked 2.34 and Determinate Nix must be told (their
+        # usual setting turns the hook off, see NixExe.config).
+        if exe.version == "2.8":
+            return []
+        return [f"build-hook = {exe.path} __build-remote"]
+
+
+@pytest.fixture(scope="session")
+def remote_builder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteBuilder]:
+    base = tmp_path_factory.mktemp("remote-builder")
+    for name in ("client", "host"):
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(base / name)], check=True
+        )
+    shutil.copy(base / "client.pub", base / "authorized_keys")
+    port = free_port()
+    (base / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {base / 'host'}\n"
+        f"AuthorizedKeysFile {base / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
+        "UsePAM no\nStrictModes no\n"
+        # The builder asks no cache (there is no network) and finds Nix on PATH.
+        'SetEnv PATH=/usr/bin:/bin "NIX_CONFIG=substituters ="\n',
+        encoding="utf-8",
+    )
+    ssh_config = base / "ssh_config"
+    ssh_config.write_text(
+        f"Host {RemoteBuilder.HOST}\n  HostName 127.0.0.1\n  Port {port}\n  User root\n"
+        f"  IdentityFile {base / 'client'}\n  StrictHostKeyChecking no\n"
+        "  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n",
+        encoding="utf-8",
+    )
+    Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # sshd's privilege separation
+    proc = subprocess.Popen(
+        ["/usr/sbin/sshd", "-D", "-f", str(base / "sshd_config"), "-E", str(base / "sshd.log")]
+    )
+    try:
+        wait_until(lambda: _port_open(port) or proc.poll() is not None, 30, f"sshd on {port}")
+        if proc.poll() is not None:
+            pytest.fail(f"sshd exited: {(base / 'sshd.log').read_text(encoding='utf-8')}")
+        yield RemoteBuilder(ssh_config)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def remote_env(nix_exe: NixExe, remote_builder: RemoteBuilder, tmp_path: Path) -> NixEnv:
+    """A Nix of the parametrized version whose builds all go to the remote builder."""
+    return NixEnv(exe=nix_exe, root=tmp_path, store=tmp_path / "chroot", builder=remote_builder)
 
 
 # --- binary caches --------------------------------------------------------------------------

@@ -310,3 +310,29 @@ def test_nix_warnings_are_kept_and_shown(nix_env: NixEnv) -> None:
     summary = run.summary_path.read_text(encoding="utf-8")
     assert "warning from Nix" in summary
     assert said in summary
+
+
+def test_a_build_on_a_remote_builder_is_one_build_with_its_machine(remote_env: NixEnv) -> None:
+    env = remote_env
+    assert env.builder is not None
+    flake = env.flake("remote", {"@MARKER@": uuid.uuid4().hex})
+    # Newer Nix does not send --rebuild builds to remote builders (max-jobs = 0 here): no check.
+    run = env.cli("build", ".#mid", ".#fails", "--reproducibility", "off", cwd=flake)
+    assert run.returncode == 1, run.stderr
+    report = run.report
+    machine = f"ssh-ng://{env.builder.HOST}"
+    # Nix logs a remote build as the build activity and one nested in it: still one build.
+    builds = {store_name(b["drv"]): b for b in report["builds"]}
+    assert len(report["builds"]) == len(builds) == 3
+    assert {name: b["status"] for name, b in builds.items()} == {
+        "leaf": "built",
+        "mid": "built",
+        "fails": "failed",
+    }
+    assert {b["machine"] for b in builds.values()} == {machine}
+    assert builds["fails"]["log_tail"] == ["oops"]
+    assert all(b["seconds"] is not None for b in builds.values())
+    totals = report["totals"]
+    assert (totals["built"], totals["failed"]) == (2, 1)
+    assert only(report["installables"], name=".#mid")["status"] == "built"
+    assert only(report["installables"], name=".#fails")["status"] == "failed"

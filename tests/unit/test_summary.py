@@ -695,3 +695,21 @@ def test_code_spans_hold_backticks_and_pipes() -> None:
 def test_fenced_uses_a_longer_fence_than_the_content() -> None:
     assert fenced("a\n````\nb").startswith("`````\n")
     assert fenced("plain", "sh") == "```sh\nplain\n```\n"
+
+
+def test_builds_are_counted_per_machine_when_there_is_more_than_one() -> None:
+    remote = "ssh-ng://builder.example"
+    report = Report(
+        builds=(
+            Build(_path("a", "x.drv"), "built", 2.0, machine=remote),
+            Build(_path("b", "y.drv"), "failed", 1.5, machine=remote),
+            Build(_path("c", "z.drv"), "built", 0.5),
+        )
+    )
+    html = _html(render_summary(report))
+    assert "Builds by machine" in html
+    rows = _table_with(html, "Machine")
+    assert rows[1:] == [[remote, "1", "1", "0", "3.5 s"], ["this machine", "1", "0", "0", "0.5 s"]]
+    # One machine: nothing to split.
+    alone = Report(builds=report.builds[:2])
+    assert "Builds by machine" not in render_summary(alone)

@@ -167,6 +167,7 @@ def _render(facts: _Facts, detail: _Detail, limit: int) -> str:
         _outputs_section,
         _caches_section,
         _misses_section,
+        _machines_section,
         _slowest_section,
         _timeline_section,
         _notes_section,
@@ -643,6 +644,35 @@ def _misses_section(facts: _Facts, detail: _Detail) -> str:
     out.append("")
     out.extend(folded)
     return "\n".join(out)
+
+
+THIS_MACHINE = "this machine"
+
+
+def _machines_section(facts: _Facts, detail: _Detail) -> str:
+    """Builds per machine, when they ran on more than one (remote builders)."""
+    by_machine: dict[str, list[Build]] = {}
+    for build in facts.report.builds:
+        by_machine.setdefault(build.machine or THIS_MACHINE, []).append(build)
+    if len(by_machine) < 2:
+        return ""
+    rows = [
+        [
+            escape_text(machine) if machine == THIS_MACHINE else code(machine, in_table=True),
+            str(sum(1 for b in builds if b.status == "built")),
+            str(sum(1 for b in builds if b.status == "failed")),
+            str(sum(1 for b in builds if b.status == "checked")),
+            seconds(_sum_seconds(builds)),
+        ]
+        for machine, builds in list(by_machine.items())[: detail.table_rows]
+    ]
+    header = ["Machine", "Built", "Failed", "Checked", "Seconds"]
+    return "\n".join(["### Builds by machine", "", table(header, rows, "lrrrr")])
+
+
+def _sum_seconds(builds: Sequence[Build]) -> float | None:
+    known = [b.seconds for b in builds if b.seconds is not None]
+    return sum(known) if known else None
 
 
 def _reason_label(build: Build) -> str:
