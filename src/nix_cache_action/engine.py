@@ -132,6 +132,7 @@ class Session:
                     evaluation=_add(phases.evaluation, own.evaluation),
                     download=_add(phases.download, own.download),
                     build=_add(phases.build, own.build),
+                    cache_wait=_add(phases.cache_wait, own.cache_wait),
                 )
         installables = [
             # Still "built" without outputs: the build step never finished (interrupted).
@@ -161,6 +162,7 @@ class Session:
             stopped=self.stopped,
             notes=tuple(self.notes),
             configured_substituters=tuple(self.configured),
+            seconds_lost=_lost(self.ledgers),
             # A run stopped on purpose says so in `stopped`; this is Nix ending mid-run.
             incomplete=self.stopped is None
             and any(ledger.incomplete and not ledger.superseded for ledger in self.ledgers),
@@ -508,6 +510,14 @@ class BuildJob:
                 self.say("  " + text.splitlines()[0])
             case _:
                 pass
+
+
+def _lost(ledgers: Sequence[Ledger]) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for ledger in ledgers:
+        for cache, seconds in ledger.seconds_lost().items():
+            total[cache] = round(total.get(cache, 0.0) + seconds, 3)
+    return total
 
 
 def _bare(url: str) -> str:

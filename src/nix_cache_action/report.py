@@ -145,6 +145,7 @@ class Phases:
     download: float | None = None
     build: float | None = None
     check: float | None = None
+    cache_wait: float | None = None  # failed cache requests (unreachable, erroring), retries too
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,7 @@ class SubstituterTotals:
     queried: int
     errors: int
     hit_rate: float | None  # paths served / distinct paths asked of it; None if unknown
+    seconds_lost: float | None  # in its failed requests, retries included; None if unknown
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,8 @@ class Report:
     # The caches Nix was configured to ask, as its configuration says (`build` only): each has a
     # row in substituters(), also if it served nothing.
     configured_substituters: tuple[str, ...] = ()
+    # Seconds each cache's failed requests took, retries included (live runs only).
+    seconds_lost: dict[str, float] = field(default_factory=dict)
     # The log ends in the middle of a run (activities started and never stopped): what it
     # shows is not all that happened, so the verdict cannot be `ok`.
     incomplete: bool = False
@@ -244,6 +248,9 @@ class Report:
         # Configured caches the log never names (Nix skipped them, or needed nothing) too.
         quiet = [c for c in self.configured_substituters if _bare(c) not in seen]
         urls = list(dict.fromkeys([*by_url, *errors, *asked, *quiet]))
+        lost: dict[str, float] = {}
+        for cache, seconds in self.seconds_lost.items():
+            lost[_bare(cache)] = round(lost.get(_bare(cache), 0.0) + seconds, 3)
         rows = []
         for url in urls:
             subs = by_url.get(url, [])
@@ -259,6 +266,7 @@ class Report:
                     queried=n_asked,
                     errors=errors.get(url, 0),
                     hit_rate=round(min(len(subs), n_asked) / n_asked, 4) if n_asked else None,
+                    seconds_lost=lost.get(_bare(url)),
                 )
             )
         return tuple(rows)
@@ -314,6 +322,7 @@ class Report:
             "stopped": self.stopped,
             "notes": list(self.notes),
             "configured_substituters": list(self.configured_substituters),
+            "seconds_lost": dict(self.seconds_lost),
             "incomplete": self.incomplete,
         }
         return _jsonable(body)  # type: ignore[no-any-return]
@@ -346,6 +355,7 @@ class Report:
             stopped=data.get("stopped"),
             notes=tuple(data.get("notes", [])),
             configured_substituters=tuple(data.get("configured_substituters", [])),
+            seconds_lost={str(k): float(v) for k, v in data.get("seconds_lost", {}).items()},
             incomplete=bool(data.get("incomplete", False)),
         )
 
@@ -390,6 +400,7 @@ def merge(reports: list[Report]) -> Report:
             dict.fromkeys(c for r in reports for c in r.configured_substituters)
         ),
         incomplete=any(r.incomplete for r in reports),
+        seconds_lost=_sum_maps([r.seconds_lost for r in reports]),
     )
 
 
@@ -409,6 +420,14 @@ def write_report(report: Report, path: Path) -> None:
 
 def load_report(path: Path) -> Report:
     return Report.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _sum_maps(maps: list[dict[str, float]]) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for one in maps:
+        for key, value in one.items():
+            total[key] = total.get(key, 0.0) + value
+    return total
 
 
 def _bare(url: str) -> str:

@@ -7,6 +7,7 @@ node-2-3's closure (6 paths, disjoint). Everything else must be built.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,13 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.nix
 
 DAG_NAMES = {f"node-{layer}-{k}" for layer in range(5) for k in range(6)} | {"dag-top"}
+
+
+def closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port  # closed again: a connection to it is refused
 
 
 def names_built(report: dict[str, Any]) -> list[str]:
@@ -349,3 +357,36 @@ def test_a_nar_that_fails_to_download_is_no_hit_and_explains_the_build(
         assert built[name]["reason"] == "cache-error"
         assert built[name]["reason_detail"] == f"{failing.url} answered HTTP 500"
     assert report["totals"]["hit_rate"] == 0.0
+
+
+def test_a_cache_that_cannot_be_reached_is_a_cache_error_with_the_time_it_cost(
+    caches: Caches, nix_exe: NixExe, tmp_path: Path
+) -> None:
+    dead = f"http://127.0.0.1:{closed_port()}"  # nothing listens there: connection refused
+    env = caches.env(nix_exe, tmp_path, caches.magic)
+    env.substituters = [dead, caches.magic.url]
+    env.extra_config += ["download-attempts = 3", "connect-timeout = 2"]
+    flake = env.flake("dag")
+    run = env.cli("build", ".#default", "--reproducibility", "off", cwd=flake)
+    assert run.returncode == 0, run.stderr
+    report = run.report
+
+    errors = [e for e in report["cache_errors"] if e["substituter"] == dead]
+    assert errors
+    assert all(e["status"] is None for e in errors)
+    assert all("connect" in e["message"].lower() for e in errors)  # the cause, named
+    assert any(e["retried"] for e in errors)  # Nix tried again before it gave up on it
+    row = only(report["substituters"], url=dead)
+    assert (row["substituted"], row["errors"]) == (0, len(errors))
+    assert row["seconds_lost"] is not None
+    assert row["seconds_lost"] > 0
+    assert report["seconds_lost"] == {dead: row["seconds_lost"]}
+    # The retries' wait is cache time, not evaluation.
+    assert report["phases"]["cache_wait"] == pytest.approx(row["seconds_lost"], abs=0.05)
+    # The good cache still served what it has; nothing of the dead one is a warning too.
+    totals = report["totals"]
+    assert (totals["substituted"], totals["built"]) == (6, 25)
+    assert not [w for w in report["warnings"] if dead in w]
+    assert f"{dead.removeprefix('http://')} could not be reached:" in run.stderr
+    assert "nothing came from it" in run.summary_path.read_text(encoding="utf-8")
+    assert report["verdict"] == "ok"

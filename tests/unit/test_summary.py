@@ -379,7 +379,9 @@ def test_cache_table_has_a_row_per_substituter_and_a_totals_line() -> None:
     html = _html(render_summary(_report()))
     rows = _table_with(html, "Cache", "Paths")
 
-    assert rows[0] == ["Cache", "Paths", "Unpacked", "Downloaded", "Seconds", "Errors", "Hit rate"]
+    assert rows[0] == [
+        *("Cache", "Paths", "Unpacked", "Downloaded", "Seconds", "Errors", "Lost", "Hit rate")
+    ]
     assert rows[1] == [
         "cache.nixos.org (https://cache.nixos.org)",
         "2",
@@ -387,6 +389,7 @@ def test_cache_table_has_a_row_per_substituter_and_a_totals_line() -> None:
         "7.1 MiB",
         "2.8 s",
         "0",
+        "-",  # no error, nothing lost
         "66.7%",
     ]
     assert rows[2] == [
@@ -396,6 +399,7 @@ def test_cache_table_has_a_row_per_substituter_and_a_totals_line() -> None:
         "87.9 KiB",
         "0.2 s",
         "1",
+        "?",  # an error, and no times known for it
         "33.3%",
     ]
     assert len(rows) == 3
@@ -713,3 +717,17 @@ def test_builds_are_counted_per_machine_when_there_is_more_than_one() -> None:
     # One machine: nothing to split.
     alone = Report(builds=report.builds[:2])
     assert "Builds by machine" not in render_summary(alone)
+
+
+def test_a_cache_that_never_answered_is_said_in_one_line() -> None:
+    dead = "http://127.0.0.1:9"
+    report = Report(
+        cache_errors=(
+            CacheError(dead, f"{dead}/nix-cache-info", None, "warning: unable to download"),
+        ),
+        seconds_lost={dead: 4.25},
+    )
+    html = _html(render_summary(report))
+    assert "127.0.0.1:9 could not be reached: 4.2 s lost, nothing came from it" in html
+    rows = _table_with(html, "Cache", "Paths")
+    assert rows[1][6] == "4.2 s"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from nix_cache_action.ledger.substitutions import SubstitutionTracker
+from nix_cache_action.ledger.substitutions import SubstitutionTracker, cache_of
 from nix_cache_action.nix.events import Message
 from nix_cache_action.report import CacheError
 
@@ -15,6 +15,7 @@ MAX_ERROR_CHARS = 4000
 MORE_ERRORS = "... and {count} more errors"
 MISMATCH = "may not be deterministic"
 CACHE_ANSWERED = "{cache} answered HTTP {status}"
+CACHE_UNREACHABLE = "{cache} could not be reached"
 CACHE_DISABLED = "{cache} was turned off for this run after an error"
 NOT_FETCHED = "a cache had it, but it could not be fetched"
 
@@ -25,7 +26,9 @@ _NONDETERMINISTIC = re.compile(
 )
 # Determinate Nix names itself at the top of a log at `-v`: `Nix (Determinate Nix 3.22.2) 2.35.2`.
 _BANNER = re.compile(r"^nix \([^)]*\) \d+\.\d+(?:\.\d+)?$", re.IGNORECASE)
-_HTTP_ERROR = re.compile(r"unable to download '(?P<url>[^']+)': HTTP error (?P<code>\d{3})")
+# Any failed download: an HTTP status, or no answer at all (connection refused, DNS, time-out).
+_DOWNLOAD_ERROR = re.compile(r"unable to download '(?P<url>[^']+)': (?P<cause>[^\n;]*)")
+_HTTP_STATUS = re.compile(r"^HTTP error (?P<code>\d{3})")
 _DRV = re.compile(r"(/[^\s'\"]+\.drv)")
 # A path Nix wanted from a cache and could not get, or one it could not get for want of a
 # reference: both are then built (with --fallback) or fail, and neither was a hit.
@@ -62,9 +65,11 @@ class MessageTracker:
         text = event.text
         if self.banner is None and not event.is_error and _BANNER.match(text):
             self.banner = text
-        http = _HTTP_ERROR.search(text)
-        if http is not None:
-            self._cache_error(http["url"], int(http["code"]), text)
+        failed = _DOWNLOAD_ERROR.search(text)
+        if failed is not None:
+            status = _HTTP_STATUS.match(failed["cause"])
+            self._subs.download_failed(failed["url"])
+            self._cache_error(failed["url"], int(status["code"]) if status else None, text)
         elif text.startswith("warning:") and len(self._warnings) < MAX_ERRORS:
             # A download a cache failed is a cache error already, with each retry.
             self._warnings.setdefault(text[:MAX_ERROR_CHARS])
@@ -78,14 +83,14 @@ class MessageTracker:
         if disabled is not None:
             skipped = self._subs.fail_last_from(disabled["cache"])
             if skipped is not None:
-                name = _substituter_of(disabled["cache"], self._queried)
+                name = cache_of(disabled["cache"], self._queried)
                 self.not_fetched.setdefault(skipped, CACHE_DISABLED.format(cache=name))
         for found in _NOT_FETCHED.finditer(text):
             path = found["path"] or found["referrer"]
             self._subs.fail(path)
             cause = next((e for e in reversed(self.cache_errors) if e.path == path), None)
             cause = cause or (self.cache_errors[-1] if self.cache_errors else None)
-            self.not_fetched.setdefault(path, _answered(cause) if cause else NOT_FETCHED)
+            self.not_fetched.setdefault(path, answered(cause) if cause else NOT_FETCHED)
 
     def _error(self, text: str) -> None:
         self._remember(text)
@@ -102,7 +107,7 @@ class MessageTracker:
             # The first drv named is the one that failed; later ones are its dependents.
             self.failed.setdefault(drvs[0], text)
 
-    def _cache_error(self, url: str, status: int, text: str) -> None:
+    def _cache_error(self, url: str, status: int | None, text: str) -> None:
         owner = self._subs.owner_of(url)
         if owner is not None:
             # A NAR download: the path it was for, the cache of the substitution; the path was
@@ -110,7 +115,7 @@ class MessageTracker:
             path, cache = owner
             self._subs.fail(path)
         else:
-            path, cache = None, _substituter_of(url, self._queried)
+            path, cache = None, cache_of(url, self._queried)
         error = CacheError(
             substituter=cache,
             url=url,
@@ -121,7 +126,7 @@ class MessageTracker:
         )
         self.cache_errors.append(error)
         if path is not None:
-            self.not_fetched.setdefault(path, _answered(error))
+            self.not_fetched.setdefault(path, answered(error))
 
     def failure(self, drv: str, text: str) -> None:
         """A failure Nix reported without a message (Determinate Nix's build result)."""
@@ -148,14 +153,7 @@ class MessageTracker:
         return [e for e in self.errors if MISMATCH not in e]
 
 
-def _answered(error: CacheError) -> str:
+def answered(error: CacheError) -> str:
+    if error.status is None:
+        return CACHE_UNREACHABLE.format(cache=error.substituter)
     return CACHE_ANSWERED.format(cache=error.substituter, status=error.status)
-
-
-def _substituter_of(url: str, queried: Mapping[str, set[str]]) -> str:
-    for cache in queried:
-        if url.startswith(cache.split("?", 1)[0].rstrip("/") + "/"):
-            return cache
-    # A cache's NARs live under `<cache>/nar/`: the cache is what comes before.
-    head, nar, _ = url.partition("/nar/")
-    return head if nar else url.rsplit("/", 1)[0]

@@ -12,9 +12,9 @@ from dataclasses import replace
 
 from nix_cache_action.errors import NixError
 from nix_cache_action.ledger.builds import BuildState, BuildTracker
-from nix_cache_action.ledger.messages import CACHE_ANSWERED, MessageTracker
+from nix_cache_action.ledger.messages import MessageTracker, answered
 from nix_cache_action.ledger.substitutions import SubstitutionTracker
-from nix_cache_action.ledger.timing import since, span, union
+from nix_cache_action.ledger.timing import Stopped, since, span, union
 from nix_cache_action.nix.events import (
     PROGRESS_HEAD,
     PROGRESS_TAIL,
@@ -132,7 +132,7 @@ class Ledger:
             case CopyPathStarted():
                 self.subs.copy(event)
             case FileTransferStarted():
-                self.subs.transfer(event)
+                self.subs.transfer(event, now)
             case QueryPathInfoStarted():
                 self.subs.query(event)
             case BuildStarted():
@@ -224,6 +224,7 @@ class Ledger:
             notes=notes,
             nix=self.nix_info(),
             incomplete=self.incomplete,
+            seconds_lost=self.seconds_lost(),
         )
 
     def nix_info(self) -> NixInfo:
@@ -368,15 +369,31 @@ class Ledger:
                 queried_name = store_name(path) if path else ""
                 match = queried_name == name or queried_name.startswith(name + "-")
             if match:
-                return CACHE_ANSWERED.format(cache=err.substituter, status=err.status)
+                return answered(err)
         return None
 
     def phases(self, *, check: bool = False) -> Phases:
         builds = [(b.started, b.stopped) for b in self.builds_seen if b.check == check]
         if check:
             return Phases(check=union(builds))
+        lost = [(a, Stopped(b)) for spans in self.subs.lost.values() for a, b in spans]
+        evaluation = span(self.first_time, self.realise_time)
+        if evaluation is not None and lost and self.first_time is not None:
+            # Nix asks its caches (nix-cache-info, narinfos) before it realises anything:
+            # time lost on a cache that does not answer is waiting, not evaluating.
+            start, end = self.first_time, self.first_time + evaluation
+            inside = [(max(a, start), Stopped(min(b.at or a, end))) for a, b in lost if a < end]
+            evaluation = max(0.0, evaluation - (union(inside) or 0.0))
         return Phases(
-            evaluation=span(self.first_time, self.realise_time),
+            evaluation=evaluation,
             download=union(self.subs.intervals()),
             build=union(builds),
+            cache_wait=union(lost),
         )
+
+    def seconds_lost(self) -> dict[str, float]:
+        """Per cache: seconds its failed downloads took, retries included (live runs only)."""
+        return {
+            cache: union([(a, Stopped(b)) for a, b in spans]) or 0.0
+            for cache, spans in self.subs.lost.items()
+        }

@@ -3,6 +3,8 @@ and which paths Nix asked each cache about."""
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from nix_cache_action.ledger.timing import Stopped, since, span
@@ -29,6 +31,10 @@ class _Sub:
     failed: bool = False  # its download failed, or Nix said the path could not be fetched
 
 
+# Closed downloads remembered for a failure Nix names after the download stopped.
+RECENT_DOWNLOADS = 256
+
+
 class SubstitutionTracker:
     """Substitute activities, the copies and transfers inside them, and narinfo queries.
 
@@ -48,6 +54,13 @@ class SubstitutionTracker:
         # Distinct store paths asked of each cache, and the path each narinfo hash stands for.
         self.queried: dict[str, set[str]] = {}
         self.path_by_hash: dict[str, str] = {}
+        # Time lost to downloads that failed (a cache unreachable, erroring, retried), by cache:
+        # open downloads with their start, the last closed ones (Nix may name a failure only
+        # after the download stopped), the URLs that failed, and what they cost.
+        self._downloads: dict[int, tuple[str, float]] = {}
+        self._closed: deque[tuple[str, float, float]] = deque(maxlen=RECENT_DOWNLOADS)
+        self._failed_urls: set[str] = set()
+        self.lost: dict[str, list[tuple[float, float]]] = {}
 
     def substitute(self, event: SubstituteStarted, now: float | None) -> None:
         self._subs[event.id] = _Sub(event.path, event.substituter, now)
@@ -57,7 +70,12 @@ class SubstitutionTracker:
         self._copies[event.id] = event.path
         self.tracked.add(str(event.id).encode())
 
-    def transfer(self, event: FileTransferStarted) -> None:
+    def transfer(self, event: FileTransferStarted, now: float | None = None) -> None:
+        if now is not None:
+            self._downloads[event.id] = (event.url, now)
+        self._own(event)
+
+    def _own(self, event: FileTransferStarted) -> None:
         # Nix 2.18+ says which copy a download belongs to (`parent`). Before that, a NAR
         # download is attributed only when exactly one copy is open: with parallel copies the
         # log alone cannot tell, and the bytes stay unknown rather than guessed.
@@ -77,8 +95,30 @@ class SubstitutionTracker:
         if key in self.tracked:
             self.last_progress[key] = line
 
+    def download_failed(self, url: str) -> None:
+        """A download of `url` failed (or is being retried): its time was lost."""
+        self._failed_urls.add(url)
+        for closed in [c for c in self._closed if c[0] == url]:
+            self._closed.remove(closed)
+            self._lose(*closed)
+
+    def _lose(self, url: str, start: float, end: float) -> None:
+        self.lost.setdefault(cache_of(url, self.queried), []).append((start, end))
+
+    def _download_stopped(self, activity: int, now: float | None) -> None:
+        started = self._downloads.pop(activity, None)
+        if started is None or now is None:
+            return
+        url, start = started
+        if url in self._failed_urls:
+            self._lose(url, start, now)
+        else:
+            self._closed.append((url, start, now))
+
     def stop(self, activity: int, now: float | None) -> bool:
         """Close `activity` if it is one of ours; False when it is not."""
+        if self._downloads:
+            self._download_stopped(activity, now)
         key = str(activity).encode()
         if key in self.tracked:
             self.tracked.discard(key)
@@ -152,6 +192,16 @@ class SubstitutionTracker:
 
     def intervals(self) -> list[tuple[float | None, Stopped | None]]:
         return [(s.started, s.stopped) for s in self._subs.values()]
+
+
+def cache_of(url: str, queried: Mapping[str, set[str]]) -> str:
+    """The cache a URL belongs to: one Nix asked about paths, else the URL's base."""
+    for cache in queried:
+        if url.startswith(cache.split("?", 1)[0].rstrip("/") + "/"):
+            return cache
+    # A cache's NARs live under `<cache>/nar/`: the cache is what comes before.
+    head, nar, _ = url.partition("/nar/")
+    return head if nar else url.rsplit("/", 1)[0]
 
 
 def _bytes_moved(line: bytes) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -25,7 +26,7 @@ def since(origin: float | None, moment: float | None) -> float | None:
     return moment - origin
 
 
-def union(intervals: list[tuple[float | None, Stopped | None]]) -> float | None:
+def union(intervals: Sequence[tuple[float | None, Stopped | None]]) -> float | None:
     """Wall time covered by possibly overlapping intervals (parallel downloads count once)."""
     known = sorted(
         (a, b.at) for a, b in intervals if a is not None and b is not None and b.at is not None

@@ -24,6 +24,7 @@ from nix_cache_action.render.format import (
     reproduce_commands,
     seconds,
     totals_phrase,
+    unreachable_caches,
 )
 from nix_cache_action.render.markdown import code, details, escape_text, fenced, table
 from nix_cache_action.render.mermaid import (
@@ -580,14 +581,27 @@ def _caches_section(facts: _Facts, _: _Detail) -> str:
             human_bytes(s.download_bytes),
             seconds(s.seconds),
             str(s.errors),
+            seconds(s.seconds_lost) if s.errors else "-",
             percent(s.hit_rate),
         ]
         for s in facts.substituters
     ]
     out = ["### Caches", ""]
+    out.extend(f"- ⚠️ {escape_text(line)}" for line in unreachable_caches(facts.report))
+    if len(out) > 2:
+        out.append("")
     if rows:
-        header = ["Cache", "Paths", "Unpacked", "Downloaded", "Seconds", "Errors", "Hit rate"]
-        out.append(table(header, rows, "lrrrrrr"))
+        header = [
+            "Cache",
+            "Paths",
+            "Unpacked",
+            "Downloaded",
+            "Seconds",
+            "Errors",
+            "Lost",
+            "Hit rate",
+        ]
+        out.append(table(header, rows, "lrrrrrrr"))
         out.append("A cache's hit rate: paths it served ÷ paths asked of it.\n")
     out.append(_totals_line(facts))
     return "\n".join(out)
@@ -608,6 +622,7 @@ def _totals_line(facts: _Facts) -> str:
             ("download", phases.download),
             ("build", phases.build),
             ("check", phases.check),
+            ("waiting on caches", phases.cache_wait),
         )
         if value is not None
     ]

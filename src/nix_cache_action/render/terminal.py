@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from nix_cache_action.render.format import human_bytes, seconds, totals_phrase
+from nix_cache_action.render.format import (
+    human_bytes,
+    seconds,
+    totals_phrase,
+    unreachable_caches,
+)
 from nix_cache_action.report import Report
 
 
@@ -12,12 +17,14 @@ def render_terminal(report: Report) -> str:
     lines.append(
         f"  evaluation {seconds(phases.evaluation)}, download {seconds(phases.download)}, "
         f"build {seconds(phases.build)}, check {seconds(phases.check)}"
+        + (f", waiting on caches {seconds(phases.cache_wait)}" if phases.cache_wait else "")
     )
     for sub in report.substituters():
         lines.append(
             f"  cache {sub.name}: {sub.substituted} paths, {human_bytes(sub.nar_bytes)}, "
             f"{seconds(sub.seconds)}" + (f", {sub.errors} errors" if sub.errors else "")
         )
+    lines.extend(f"  {line}" for line in unreachable_caches(report))
     for check in report.checks:
         target = check.installable or check.path or check.drv
         if check.output and check.output != "out":
