@@ -30,7 +30,13 @@ from nix_cache_action.report import (
     RunLabel,
     substituter_name,
 )
-from nix_cache_action.reproducibility import deep_checks, explain, not_checked, top_level_checks
+from nix_cache_action.reproducibility import (
+    REBUILD_CUT_SHORT,
+    deep_checks,
+    explain,
+    not_checked,
+    top_level_checks,
+)
 from nix_cache_action.store_path import output_name, store_name
 
 log = logging.getLogger(__name__)
@@ -70,6 +76,7 @@ UNEXPECTED = (
     "nix-cache-action stopped on an unexpected error ({kind}: {error}); the report holds what"
     " was known by then. Run again, and report the error if it stays."
 )
+REBUILD_KILLED = "the rebuild did not finish ({how}), so nothing was compared"
 RETRY = (
     "Nix gave up on the build when {caches} answered with an error; building once more without it"
 )
@@ -421,17 +428,18 @@ class BuildJob:
         check_ledger = Ledger(run="check")
         targets = [self.nix.rebuild_target(i.name, i.drv, sorted(i.outputs)) for i in built]
         try:
-            self._rebuild(check_ledger, targets)
+            streamed = self._rebuild(check_ledger, targets)
         except Interrupted:
             # Stopping comes first: what the rebuild showed is kept, nothing more is asked of
             # Nix or diffoscope.
             self.session.checks.extend(
-                top_level_checks(build_ledger, check_ledger, built, finished=False)
+                top_level_checks(build_ledger, check_ledger, built, cut_short=REBUILD_CUT_SHORT)
             )
             raise
+        cut_short = _unfinished(streamed, check_ledger)
         self.session.checks.extend(
             explain(self.nix, c, self.env)
-            for c in top_level_checks(build_ledger, check_ledger, built)
+            for c in top_level_checks(build_ledger, check_ledger, built, cut_short=cut_short)
         )
 
     def _deep_check(self, build_ledger: Ledger, built: list[Installable]) -> None:
@@ -448,10 +456,10 @@ class BuildJob:
             explain(self.nix, c, self.env) for c in deep_checks(self.nix, ledger)
         )
 
-    def _rebuild(self, ledger: Ledger, targets: Sequence[str]) -> None:
+    def _rebuild(self, ledger: Ledger, targets: Sequence[str]) -> Streamed:
         started = self.nix.clock()
         try:
-            self._stream(ledger, lambda tee: self.nix.rebuild(targets, tee))
+            return self._stream(ledger, lambda tee: self.nix.rebuild(targets, tee))
         finally:
             seconds = self.nix.clock() - started
             self.session.check_seconds = _add(self.session.check_seconds, seconds)
@@ -518,6 +526,16 @@ def _lost(ledgers: Sequence[Ledger]) -> dict[str, float]:
         for cache, seconds in ledger.seconds_lost().items():
             total[cache] = round(total.get(cache, 0.0) + seconds, 3)
     return total
+
+
+def _unfinished(streamed: Streamed, ledger: Ledger) -> str | None:
+    """Why a rebuild that Nix did not see through proves nothing, or None if it finished."""
+    status = streamed.returncode
+    if status is not None and status < 0:
+        return REBUILD_KILLED.format(how=f"Nix was killed by signal {-status}")
+    if ledger.incomplete:
+        return REBUILD_KILLED.format(how=f"Nix stopped in the middle of it, exit status {status}")
+    return None
 
 
 def _bare(url: str) -> str:

@@ -121,12 +121,12 @@ def not_checked(
 
 
 def top_level_checks(
-    first: Ledger, check: Ledger, built: Sequence[Installable], *, finished: bool = True
+    first: Ledger, check: Ledger, built: Sequence[Installable], *, cut_short: str | None = None
 ) -> list[Check]:
     """One Check per output of each installable, from the rebuild's log and the first build's.
 
     Nix reports a difference only after the rebuild's activities have stopped, so a rebuild
-    that did not finish (`finished=False`) proves nothing reproducible.
+    that did not finish (`cut_short` says how) proves nothing reproducible.
     """
     by_drv: dict[str, list[Check]] = {}
     for seen in check.checks():
@@ -159,11 +159,12 @@ def top_level_checks(
             elif differing:
                 # Nix stops comparing a derivation's outputs at the first that differs.
                 result.append(replace(base, reason=ANOTHER_OUTPUT_DIFFERED))
-            elif seen_for_drv and seen_for_drv[0].verdict == "reproducible" and not finished:
-                result.append(replace(base, reason=REBUILD_CUT_SHORT))
+            elif seen_for_drv and seen_for_drv[0].verdict == "reproducible" and cut_short:
+                result.append(replace(base, reason=cut_short))
             elif seen_for_drv and seen_for_drv[0].verdict == "reproducible":
-                # Nix compared the NAR hashes itself and found them equal.
-                result.append(replace(base, verdict="reproducible", check_nar_hash=nar_hash))
+                # Nix compared the NAR hashes itself and found them equal; it reports no hash
+                # of the rebuild, so none is claimed.
+                result.append(replace(base, verdict="reproducible"))
             else:
                 reason = seen_for_drv[0].reason if seen_for_drv else REBUILD_DID_NOT_RUN
                 result.append(replace(base, reason=reason))
@@ -185,16 +186,7 @@ def deep_checks(nix: Nix, ledger: Ledger) -> list[Check]:
         for name, path in outputs[check.drv].items():
             info = infos.get(path)
             nar_hash = info.nar_hash if info else None
-            same = check.verdict == "reproducible"
-            result.append(
-                replace(
-                    base,
-                    output=name,
-                    path=path,
-                    nar_hash=nar_hash,
-                    check_nar_hash=nar_hash if same else None,
-                )
-            )
+            result.append(replace(base, output=name, path=path, nar_hash=nar_hash))
     return result
 
 

@@ -63,6 +63,7 @@ class FakeNix:
     calls: list[tuple[str, ...]] = field(default_factory=list)
     now: float = 0.0
     mismatch: ScriptMismatchError | None = None
+    timeouts: list[float | None] = field(default_factory=list)  # of each `run`, in order
 
     def clock(self) -> float:
         # Each reading is one second after the last: durations count readings, never real time.
@@ -70,7 +71,7 @@ class FakeNix:
         return self.now
 
     def run(self, argv: Sequence[str], *, timeout: float | None = None) -> Completed:
-        del timeout  # a fake process never hangs
+        self.timeouts.append(timeout)  # a fake process never hangs, but the limit is noted
         call = self._next(argv, RunCall)
         if call.error is not None:
             raise call.error

@@ -30,6 +30,7 @@ from nix_cache_action.engine import (
     LOG_UNWRITABLE,
     NO_OTHER_BUILDS,
     NOT_BUILT,
+    REBUILD_KILLED,
     REPRODUCIBILITY_OFF,
     RETRY,
     STEP_INTERRUPTED,
@@ -40,6 +41,7 @@ from nix_cache_action.engine import (
 from nix_cache_action.ledger.reader import INTERRUPTED_CHECK
 from nix_cache_action.nix.commands import NIX_NOT_FOUND, Nix
 from nix_cache_action.nix.process import Interrupted, Tee
+from nix_cache_action.render.summary import render_summary
 from nix_cache_action.report import Check, FileDifference, Installable, Report, Run
 from nix_cache_action.reproducibility import CHECK_NOT_KEPT, REBUILD_DID_NOT_RUN
 from nix_cache_action.store_path import store_name
@@ -249,7 +251,7 @@ def test_one_installable_builds_hashes_and_rebuilds_without_a_separate_evaluatio
             path=s.top,
             verdict="reproducible",
             nar_hash=HASHES["top"],
-            check_nar_hash=HASHES["top"],
+            check_nar_hash=None,  # Nix compared the two itself; the rebuild's hash is unknown
             first_copy="substituted",
             substituter=MAGIC_NIX_CACHE,
             installable=".#default",
@@ -488,7 +490,6 @@ def test_deep_check_rebuilds_every_other_local_build_with_all_its_outputs(store:
             path=out,
             verdict="reproducible",
             nar_hash=HASHES[name],
-            check_nar_hash=HASHES[name],
             first_copy="built",
             deep=True,
             run="deep-check",
@@ -869,3 +870,27 @@ def test_a_cache_nix_gives_up_on_is_left_out_of_one_more_build(store: Store) -> 
     note = RETRY.format(caches=teapot)
     assert note in report.notes
     assert f"nix-cache-action: {note}" in said
+
+
+def test_a_rebuild_nix_did_not_see_through_proves_nothing(store: Store) -> None:
+    """Nix killed (SIGKILL, as the OOM killer does) after both check activities stopped and
+    before it compared: no output is called reproducible, and the reason says what happened."""
+    s = store
+    lines = s.log("rebuild", "2.34")
+    cut = first_line_with(lines, b"may not be deterministic")
+    fake = FakeNix(
+        [
+            *two_installables_until_the_rebuild(s),
+            StreamCall(
+                [*REBUILD, f"{s.top_drv}^out", f"{s.nondet_drv}^out"],
+                lines=lines[:cut],
+                returncode=-9,
+            ),
+        ]
+    )
+    report, _, _ = run(fake, ".#default", ".#nondet")
+    assert {c.verdict for c in report.checks} == {"not-checked"}
+    reason = REBUILD_KILLED.format(how="Nix was killed by signal 9")
+    assert {c.reason for c in report.checks} == {reason}
+    assert "could not be checked" in render_summary(report)
+    assert "built and checked" not in render_summary(report)

@@ -18,6 +18,8 @@ from nix_cache_action.errors import NixError
 from nix_cache_action.nix.commands import (
     NIX_NOT_FOUND,
     NIX_PATH_UNUSABLE,
+    TIMEOUT_NIX_VERSION,
+    TIMEOUT_QUERY_SECONDS,
     Evaluated,
     Nix,
     PathInfo,
@@ -606,3 +608,13 @@ def test_hash_path_that_fails_or_prints_nothing_is_none(returncode: int, stdout:
     argv = [*NIX, "hash", "path", MISSING]
     nix, _ = probed(NIX_2_34, RunCall(argv, returncode=returncode, stdout=stdout))
     assert nix.hash_path(MISSING) is None
+
+
+def test_every_query_has_a_time_limit_and_a_stuck_one_is_a_clear_error() -> None:
+    argv = [*NIX, "path-info", "--derivation", ".#hello"]
+    stuck = subprocess.TimeoutExpired(argv, TIMEOUT_QUERY_SECONDS)
+    nix, fake = probed(NIX_2_34, RunCall(argv, error=stuck))
+    with pytest.raises(NixError, match=r"`nix path-info --derivation '.#hello'` did not answer"):
+        nix.evaluate(".#hello")
+    # The version probe has its own, shorter limit; the query the common one.
+    assert fake.timeouts == [TIMEOUT_NIX_VERSION, TIMEOUT_QUERY_SECONDS]

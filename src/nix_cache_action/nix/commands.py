@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +37,15 @@ NIX_PROBE_FAILED = (
     "then run again."
 )
 TIMEOUT_NIX_VERSION = 60
+# A query evaluates at most one installable (`path-info --derivation` on a large flake takes a
+# minute or two); one that has not answered by then is stuck, on a lock or a dead cache. The
+# builds themselves have no limit here: Nix's own `timeout` and `max-silent-time` settings and
+# the job's timeout-minutes bound them.
+TIMEOUT_QUERY_SECONDS = 900
+QUERY_TIMED_OUT = (
+    "`{command}` did not answer within {seconds} s, so the run stopped. Check that the Nix store"
+    " is not locked by another process and that the caches answer, then run again."
+)
 
 # Flakes and the new CLI are experimental in upstream Nix; the extra- form adds to the user's own
 # setting instead of replacing it. Determinate Nix and Lix accept it too.
@@ -111,7 +121,14 @@ class Nix:
         return [self.executable, *FEATURES, *args]
 
     def _run(self, *args: str) -> Completed:
-        return self.runner.run(self._argv(*args))
+        argv = self._argv(*args)
+        try:
+            return self.runner.run(argv, timeout=TIMEOUT_QUERY_SECONDS)
+        except subprocess.TimeoutExpired as exc:
+            command = shlex.join(argv[:1] + list(args[:3]))
+            raise NixError(
+                QUERY_TIMED_OUT.format(command=command, seconds=TIMEOUT_QUERY_SECONDS)
+            ) from exc
 
     # --- building -----------------------------------------------------------------------------
 

@@ -272,8 +272,23 @@ def _verdict_section(facts: _Facts) -> str:
             "so this step passes with a warning."
         )
     else:
-        lines.append("Everything was built" + (" and checked." if report.checks else "."))
+        lines.append(_built_line(report))
     return "\n".join(lines) + "\n"
+
+
+def _built_line(report: Report) -> str:
+    """ "Checked" only when every output was compared: a check that could not run says so."""
+    unchecked = sum(1 for c in report.checks if c.verdict == "not-checked")
+    if not report.checks:
+        return "Everything was built."
+    if report.reproducibility_mode == "off":
+        return "Everything was built; the reproducibility check is off."
+    if not unchecked:
+        return "Everything was built and checked."
+    return (
+        f"Everything was built; {count(unchecked, 'output')} could not be checked"
+        " (the reasons are in the outputs table)."
+    )
 
 
 # --- failures -----------------------------------------------------------------------------------
