@@ -27,6 +27,7 @@ from nix_cache_action.github.workflow_commands import (
     write_outputs,
     write_summary,
 )
+from nix_cache_action.magic_nix_cache import read_daemon_log
 from nix_cache_action.nix.commands import Nix
 from nix_cache_action.nix.process import Subprocesses
 from nix_cache_action.render.annotations import (
@@ -134,6 +135,8 @@ def main(
             say=say,
             env=env,
         )
+    # Read last: the daemon uploads while the builds run.
+    report = dataclasses.replace(report, magic_nix_cache=read_daemon_log(environ))
     if status == EXIT_INTERRUPTED:
         # A cancelled job has seconds left: the report first, no commit statuses.
         settings = dataclasses.replace(settings, status_checks=False)

@@ -180,6 +180,15 @@ class Totals:
 
 
 @dataclass(frozen=True)
+class MagicNixCache:
+    """What Magic Nix Cache's daemon log says about this job."""
+
+    log_path: str
+    uploaded: int  # distinct store paths it uploaded to the GitHub Actions cache so far
+    throttled: bool  # GitHub throttled it, and it stopped using the cache for the run
+
+
+@dataclass(frozen=True)
 class NixInfo:
     version: str | None = None  # the Nix version its commands follow (2.35.2 for Determinate 3.22)
     flavour: Flavour | None = None
@@ -207,6 +216,7 @@ class Report:
     # The caches Nix was configured to ask, as its configuration says (`build` only): each has a
     # row in substituters(), also if it served nothing.
     configured_substituters: tuple[str, ...] = ()
+    magic_nix_cache: MagicNixCache | None = None  # from its daemon's log, where there is one
     # Seconds each cache's failed requests took, retries included (live runs only).
     seconds_lost: dict[str, float] = field(default_factory=dict)
     # The log ends in the middle of a run (activities started and never stopped): what it
@@ -323,6 +333,9 @@ class Report:
             "notes": list(self.notes),
             "configured_substituters": list(self.configured_substituters),
             "seconds_lost": dict(self.seconds_lost),
+            "magic_nix_cache": (
+                None if self.magic_nix_cache is None else dataclasses.asdict(self.magic_nix_cache)
+            ),
             "incomplete": self.incomplete,
         }
         return _jsonable(body)  # type: ignore[no-any-return]
@@ -356,6 +369,11 @@ class Report:
             notes=tuple(data.get("notes", [])),
             configured_substituters=tuple(data.get("configured_substituters", [])),
             seconds_lost={str(k): float(v) for k, v in data.get("seconds_lost", {}).items()},
+            magic_nix_cache=(
+                _from_dict(MagicNixCache, data["magic_nix_cache"])
+                if isinstance(data.get("magic_nix_cache"), dict)
+                else None
+            ),
             incomplete=bool(data.get("incomplete", False)),
         )
 
@@ -401,6 +419,9 @@ def merge(reports: list[Report]) -> Report:
         ),
         incomplete=any(r.incomplete for r in reports),
         seconds_lost=_sum_maps([r.seconds_lost for r in reports]),
+        magic_nix_cache=next(
+            (r.magic_nix_cache for r in reports if r.magic_nix_cache is not None), None
+        ),
     )
 
 

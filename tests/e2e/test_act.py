@@ -343,6 +343,13 @@ def test_outputs_of_the_passing_case(act_run: ActLog) -> None:
     assert outputs["report"].endswith("/nix-cache-action/report.json")
 
 
+def test_the_summary_reads_magic_nix_caches_daemon_log(act_run: ActLog) -> None:
+    # The stand-in's daemon log holds one upload (the real daemon's line for it).
+    summary = "".join(act_run.summaries(PASSING))
+    assert "Magic Nix Cache uploaded 1 store path to the GitHub Actions cache" in summary
+    assert "throttled" not in summary
+
+
 def test_outputs_of_the_failing_case(act_run: ActLog) -> None:
     outputs = act_run.outputs(FAILING)
     assert outputs["reproducible"] == "false"

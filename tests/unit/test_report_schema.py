@@ -28,6 +28,7 @@ from nix_cache_action.report import (
     Check,
     FileDifference,
     Installable,
+    MagicNixCache,
     NixInfo,
     Phases,
     Report,
@@ -75,6 +76,7 @@ DEFS: dict[str, type[Any]] = {
     "difference": FileDifference,
     "cache_error": CacheError,
     "run": Run,
+    "magic_nix_cache": MagicNixCache,
 }
 
 
@@ -440,9 +442,12 @@ def top_level_groups(text: str) -> list[Group]:
 
 
 def resolve(node: dict[str, Any]) -> dict[str, Any]:
-    """Follow `$ref`s and array `items` to the object schema a README list describes."""
+    """Follow `$ref`s, array `items` and a nullable `oneOf` to the object schema a README list
+    describes."""
     while True:
-        if "$ref" in node:
+        if "oneOf" in node:
+            [node] = [n for n in node["oneOf"] if n.get("type") != "null"]
+        elif "$ref" in node:
             node = SCHEMA["$defs"][node["$ref"].removeprefix("#/$defs/")]
         elif node.get("type") == "array":
             node = node["items"]

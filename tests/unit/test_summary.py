@@ -11,11 +11,13 @@ import dataclasses
 import re
 from html import unescape
 from html.parser import HTMLParser
+from pathlib import Path
 
 import cmarkgfm
 import pytest
 from cmarkgfm.cmark import Options
 
+from nix_cache_action.magic_nix_cache import read_daemon_log
 from nix_cache_action.render.markdown import code, escape_text, fenced
 from nix_cache_action.render.summary import (
     GITHUB_SUMMARY_LIMIT,
@@ -30,6 +32,7 @@ from nix_cache_action.report import (
     Check,
     FileDifference,
     Installable,
+    MagicNixCache,
     Mode,
     NixInfo,
     Phases,
@@ -731,3 +734,27 @@ def test_a_cache_that_never_answered_is_said_in_one_line() -> None:
     assert "127.0.0.1:9 could not be reached: 4.2 s lost, nothing came from it" in html
     rows = _table_with(html, "Cache", "Paths")
     assert rows[1][6] == "4.2 s"
+
+
+def test_magic_nix_cache_uploads_and_throttling_are_said(tmp_path: Path) -> None:
+    # A stand-in for Magic Nix Cache's daemon log (the daemon itself cannot run here), with the
+    # two lines the daemon writes.
+    daemon = tmp_path / "mnc"
+    daemon.mkdir()
+    (daemon / "daemon.log").write_text(
+        "INFO GitHub Action cache is enabled\n"
+        "INFO Uploaded '/nix/store/aaa-x' to the GitHub Action Cache\n"
+        "INFO Uploaded '/nix/store/bbb-y' to the GitHub Action Cache\n"
+        "INFO Uploaded '/nix/store/aaa-x' to the GitHub Action Cache\n"
+        "ERROR GitHub Actions Cache throttled Magic Nix Cache. Not trying to use it again on "
+        "this run.\n",
+        encoding="utf-8",
+    )
+    magic = read_daemon_log({"MAGIC_NIX_CACHE_DAEMONDIR": str(daemon)})
+    assert magic == MagicNixCache(str(daemon / "daemon.log"), uploaded=2, throttled=True)
+    html = _html(render_summary(Report(magic_nix_cache=magic)))
+    assert "Magic Nix Cache uploaded 2 store paths to the GitHub Actions cache" in html
+    assert "since 2026-01-16 a repository may create about 200 cache entries a minute" in html
+    # No daemon, or a daemon directory without a log: nothing is claimed.
+    assert read_daemon_log({}) is None
+    assert read_daemon_log({"MAGIC_NIX_CACHE_DAEMONDIR": str(tmp_path / "none")}) is None

@@ -432,21 +432,29 @@ def _differences_table(
     return text
 
 
+# Since 2026-01-16 GitHub lets each repository create about 200 cache entries a minute; Magic
+# Nix Cache makes one per store path, answers Nix with 418 for any error of the cache API, and on
+# a 429 stops using the cache for the rest of the run.
+MAGIC_THROTTLED = (
+    (
+        "GitHub throttled Magic Nix Cache: since 2026-01-16 a repository may create about 200"
+        " cache entries a minute, and it makes one per store path; it answers Nix with 418, and"
+        " Nix stops asking it for the rest of the run"
+    ),
+    (
+        "Nothing is lost: Nix built what it could not fetch. Re-run later; to stay under the"
+        " rate, build fewer or smaller closures per job, or use a binary cache of your own"
+        " (Cachix, attic, an S3 bucket) instead of or beside Magic Nix Cache"
+    ),
+)
+MAGIC_UPLOADED = "Magic Nix Cache uploaded {uploaded} to the GitHub Actions cache during this step."
+
+
 def explain_cache_error(name: str, status: int | None) -> tuple[str, str]:
     """What an HTTP status from a cache means, and what to do about it."""
     magic = name == "Magic Nix Cache"
-    if status == 418 and magic:
-        return (
-            (
-                "GitHub throttled Magic Nix Cache's use of its cache API; the daemon answers 418 "
-                "for the rest of the run"
-            ),
-            (
-                "Nothing is lost: Nix built what it could not fetch. Re-run later; if it keeps "
-                "happening, fewer or smaller closures per run, or a binary cache of your own, "
-                "stay under GitHub's rate"
-            ),
-        )
+    if status in {418, 429} and magic:
+        return MAGIC_THROTTLED
     if status is None:
         return (
             "no HTTP answer (connection refused, time-out or DNS)",
@@ -603,6 +611,12 @@ def _caches_section(facts: _Facts, _: _Detail) -> str:
     ]
     out = ["### Caches", ""]
     out.extend(f"- ⚠️ {escape_text(line)}" for line in unreachable_caches(facts.report))
+    magic = facts.report.magic_nix_cache
+    if magic is not None:
+        out.append(f"- {MAGIC_UPLOADED.format(uploaded=count(magic.uploaded, 'store path'))}")
+        if magic.throttled:
+            meaning, fix = MAGIC_THROTTLED
+            out.append(f"- ⚠️ {escape_text(meaning)}. {escape_text(fix)}.")
     if len(out) > 2:
         out.append("")
     if rows:
