@@ -33,6 +33,8 @@ command -v jq >/dev/null || missing+=(jq)
 command -v xz >/dev/null || missing+=(xz-utils)
 command -v diffoscope >/dev/null || missing+=(diffoscope-minimal)
 command -v /usr/bin/time >/dev/null || missing+=(time)
+# The tests build in Nix's sandbox, where busybox is the builders' /bin/sh (sandbox-paths).
+[ -x /bin/busybox ] || missing+=(busybox-static)
 # A real remote builder on 127.0.0.1 for the tests: sshd in front of the system's Nix.
 command -v /usr/sbin/sshd >/dev/null || missing+=(openssh-server)
 command -v ssh-keygen >/dev/null || missing+=(openssh-client)

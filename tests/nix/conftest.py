@@ -44,16 +44,19 @@ SYSTEM_NIX = "/usr/bin/nix"
 # Magic Nix Cache's daemon listens here; a cache on this address must be reported under its name.
 MAGIC_NIX_CACHE_PORT = 37515
 CLI_TIMEOUT_SECONDS = 180
+# Builds run in Nix's sandbox, as on GitHub's runners; the fixtures' builders are /bin/sh, which
+# Debian's static busybox stands for inside it (its applets: echo, date, head, od, ...).
+SANDBOX_CONFIG = ("sandbox = true", "sandbox-paths = /bin/sh=/bin/busybox")
+NO_SANDBOX_CONFIG = ("sandbox = false",)
 # Determinate Nix is what GitHub users run (DeterminateSystems/nix-installer-action's default).
 DETERMINATE = "det3.22"
 DETERMINATE_NIX = "/opt/detnix/bin/nix"
 VERSIONS = ("2.8", "2.34", DETERMINATE)
 
-# Settings every Nix run here needs: no sandbox or build users (single-user root, no daemon),
-# no remembered negative narinfo answers, no evaluation cache shared between stores.
+# Settings every Nix run here needs: no build users (single-user root, no daemon), no remembered
+# negative narinfo answers, no evaluation cache shared between stores.
 BASE_CONFIG = (
     "experimental-features = nix-command flakes",
-    "sandbox = false",
     "build-users-group =",
     "narinfo-cache-negative-ttl = 0",
     "eval-cache = false",
@@ -99,6 +102,8 @@ class NixEnv:
     # Builds go to this remote builder (max-jobs = 0); the store is then a chroot store at
     # `store`, whose store directory is /nix/store like the builder's.
     builder: RemoteBuilder | None = None
+    # Off only for the fixtures whose builders need the host (a copy of /bin/sleep, /tmp).
+    sandbox: bool = True
 
     def __post_init__(self) -> None:
         for directory in (self.state, self.logs, self.xdg_cache, self.tmp, self.conf_dir):
@@ -133,7 +138,8 @@ class NixEnv:
 
     def config(self) -> str:
         own = self.exe.config if self.builder is None else ()
-        lines = [*BASE_CONFIG, *own, f"substituters = {' '.join(self.substituters)}"]
+        sandbox = SANDBOX_CONFIG if self.sandbox and self.builder is None else NO_SANDBOX_CONFIG
+        lines = [*BASE_CONFIG, *sandbox, *own, f"substituters = {' '.join(self.substituters)}"]
         if self.builder is not None:
             lines += [
                 f"store = {self.store}",

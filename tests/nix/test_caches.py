@@ -366,7 +366,7 @@ def test_a_cache_that_cannot_be_reached_is_a_cache_error_with_the_time_it_cost(
     dead = f"http://127.0.0.1:{closed_port()}"  # nothing listens there: connection refused
     env = caches.env(nix_exe, tmp_path, caches.magic)
     env.substituters = [dead, caches.magic.url]
-    env.extra_config += ["download-attempts = 3", "connect-timeout = 2"]
+    env.extra_config += ["download-attempts = 3"]
     flake = env.flake("dag")
     run = env.cli("build", ".#default", "--reproducibility", "off", cwd=flake)
     assert run.returncode == 0, run.stderr
@@ -381,7 +381,7 @@ def test_a_cache_that_cannot_be_reached_is_a_cache_error_with_the_time_it_cost(
     assert (row["substituted"], row["errors"]) == (0, len(errors))
     assert row["seconds_lost"] is not None
     assert row["seconds_lost"] > 0
-    assert report["seconds_lost"] == {dead: row["seconds_lost"]}
+    assert report["seconds_lost"] == {dead: row["seconds_lost"]}, report["cache_errors"]
     # The retries' wait is cache time, not evaluation.
     assert report["phases"]["cache_wait"] == pytest.approx(row["seconds_lost"], abs=0.05)
     # The good cache still served what it has; nothing of the dead one is a warning too.
