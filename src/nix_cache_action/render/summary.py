@@ -70,7 +70,8 @@ _REASONS: dict[MissReason, str] = {
     "not-in-cache": "Not in any cache",
 }
 CHECK_REBUILD = "Rebuilt to check reproducibility"
-_REASON_ORDER = (*_REASONS.values(), CHECK_REBUILD)
+CANCELLED = "Cancelled: Nix stopped them before they finished"
+_REASON_ORDER = (*_REASONS.values(), CHECK_REBUILD, CANCELLED)
 _KINDS = {
     "content": "content differs",
     "only-in-first": "only in the first copy",
@@ -661,33 +662,64 @@ def _totals_line(facts: _Facts) -> str:
 
 
 def _misses_section(facts: _Facts, detail: _Detail) -> str:
+    """Why each derivation had to be built (its cache miss), from the same builds the totals
+    count; rebuilds for the check and builds Nix cancelled are listed apart, as not misses."""
     builds = facts.report.builds
     if not builds:
         return ""
-    groups: dict[tuple[str, str], list[Build]] = {}
-    for build in builds:
-        groups.setdefault((_reason_label(build), build.reason_detail), []).append(build)
-    keys = sorted(groups, key=lambda k: _REASON_ORDER.index(k[0]))
-    out = [f"### Why {count(len(builds), 'derivation was', 'derivations were')} built", ""]
-    folded = []
-    for label, given in keys:
-        members = groups[(label, given)]
-        # The ledger's detail for check rebuilds only repeats the label.
-        why = "" if given.lower() == label.lower() else given
-        because = f" ({escape_text(clip(why, 300))})" if why else ""
-        out.append(f"- **{escape_text(label)}**{because}: {len(members)}")
-        items = [
-            code(store_name(b.drv))
-            + (f" ({seconds(b.seconds)})" if b.seconds is not None else "")
-            + (" ❌ failed" if b.status == "failed" else "")
-            for b in members
-        ]
-        shown = bounded(items, detail.list_items, "more (all of them are in the JSON report)")
-        summary = f"{label}" + (f": {clip(why, 120)}" if why else "") + f" ({len(members)})"
-        folded.append(details(summary, "\n".join(f"- {item}" for item in shown)))
+    misses = [b for b in builds if b.status in {"built", "failed"}]
+    apart = [b for b in builds if b.status not in {"built", "failed"}]
+    out = [
+        f"### Why {count(len(misses), 'derivation was', 'derivations were')} built"
+        if misses
+        else "### Rebuilds",
+        "",
+    ]
+    folded: list[str] = []
+    for label, members in _grouped(misses):
+        out.append(_group_line(label, members))
+        folded.append(_group_fold(label, members, detail))
+    if apart:
+        if misses:
+            out.append("")
+            out.append("Not misses:")
+            out.append("")
+        for label, members in _grouped(apart):
+            out.append(_group_line(label, members))
+            folded.append(_group_fold(label, members, detail))
     out.append("")
     out.extend(folded)
     return "\n".join(out)
+
+
+def _grouped(builds: Sequence[Build]) -> list[tuple[tuple[str, str], list[Build]]]:
+    groups: dict[tuple[str, str], list[Build]] = {}
+    for build in builds:
+        label = _reason_label(build)
+        # The ledger's detail for check rebuilds only repeats the label.
+        given = build.reason_detail
+        why = "" if given.lower() == label.lower() or build.status == "cancelled" else given
+        groups.setdefault((label, why), []).append(build)
+    return sorted(groups.items(), key=lambda item: _REASON_ORDER.index(item[0][0]))
+
+
+def _group_line(label: tuple[str, str], members: Sequence[Build]) -> str:
+    name, why = label
+    because = f" ({escape_text(clip(why, 300))})" if why else ""
+    return f"- **{escape_text(name)}**{because}: {len(members)}"
+
+
+def _group_fold(label: tuple[str, str], members: Sequence[Build], detail: _Detail) -> str:
+    name, why = label
+    items = [
+        code(store_name(b.drv))
+        + (f" ({seconds(b.seconds)})" if b.seconds is not None else "")
+        + (" ❌ failed" if b.status == "failed" else "")
+        for b in members
+    ]
+    shown = bounded(items, detail.list_items, "more (all of them are in the JSON report)")
+    summary = f"{name}" + (f": {clip(why, 120)}" if why else "") + f" ({len(members)})"
+    return details(summary, "\n".join(f"- {item}" for item in shown))
 
 
 THIS_MACHINE = "this machine"
@@ -720,6 +752,8 @@ def _sum_seconds(builds: Sequence[Build]) -> float | None:
 
 
 def _reason_label(build: Build) -> str:
+    if build.status == "cancelled":
+        return CANCELLED
     return CHECK_REBUILD if build.reason is None else _REASONS[build.reason]
 
 
