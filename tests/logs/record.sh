@@ -10,6 +10,9 @@
 #   cache418-V.log   .#default with a substituter that answers every .narinfo with HTTP 418
 #   nar500-V.log     .#default from a copy of that cache whose NARs answer HTTP 500, with
 #                    `fallback = true` and 2 download attempts (Nix builds what it cannot fetch)
+#   unreachable-V.log .#default with a substituter nothing listens on (connection refused),
+#                    2 download attempts
+#   cancel-V.log     `--max-jobs 2 .#fails-late .#slow` without --keep-going: Nix stops slow
 # RECORD_VERSIONS="det3.22" records only the versions it names.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -89,6 +92,11 @@ for v in ${RECORD_VERSIONS:-2.8 2.34 det3.22}; do
   NIX_CONFIG="$base_conf"$'\nsubstituters = http://127.0.0.1:37517\nfallback = true\ndownload-attempts = 2' \
     nix_ build --log-format internal-json -v --no-link .#default 2>"$here/nar500-$v.log" || true
   kill "$srv"; wait "$srv" 2>/dev/null || true
+  rm -rf "$work/store" "$work/state" "$work/xdg"
+  NIX_CONFIG="$base_conf"$'\nsubstituters = http://127.0.0.1:9\ndownload-attempts = 2' \
+    nix_ build --log-format internal-json -v --no-link .#default 2>"$here/unreachable-$v.log" || true
+  nix_ build --log-format internal-json -v --no-link --max-jobs 2 .#fails-late .#slow \
+    2>"$here/cancel-$v.log" || true
   cd "$here"
 done
 rm -rf "$work"

@@ -499,3 +499,33 @@ def test_warnings_are_kept_once_each_and_download_retries_are_cache_errors() -> 
     assert [e.status for e in report.cache_errors] == [500]
     assert render_terminal(report).count("is dirty") == 1
     assert "### ⚠️ 2 warnings from Nix" in render_summary(report)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_cache_nothing_listens_on_is_a_cache_error_without_a_status(version: str) -> None:
+    report = ledger_of("unreachable", version).report()
+    dead = "http://127.0.0.1:9"
+    assert [(e.substituter, e.status) for e in report.cache_errors] == [(dead, None)] * 2
+    assert all("connect" in e.message.lower() for e in report.cache_errors)
+    assert report.warnings == ()  # the failed downloads are cache errors, not warnings
+    (row,) = report.substituters()
+    assert (row.url, row.substituted, row.errors, row.seconds_lost) == (dead, 0, 2, None)
+    assert sorted(store_name(b.drv) for b in report.builds) == ["leaf", "mid", "top"]
+    assert report.seconds_lost == {}  # a recorded log has no times
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_build_nix_stopped_looks_built_in_the_log_until_the_store_says_otherwise(
+    version: str,
+) -> None:
+    # cancel: fails-late fails without --keep-going, and Nix stops slow, whose activity stops
+    # as a finished build's does: only the store (BuildJob asks it) can tell the two apart.
+    ledger = ledger_of("cancel", version)
+    statuses = {store_name(b.drv): b.status for b in ledger.builds()}
+    assert statuses == {"fails-late": "failed", "slow": "built"}
+    slow = next(b.drv for b in ledger.builds() if store_name(b.drv) == "slow")
+    ledger.confirm_unbuilt([slow])
+    statuses = {store_name(b.drv): b.status for b in ledger.builds()}
+    assert statuses == {"fails-late": "failed", "slow": "cancelled"}
+    totals = ledger.report().totals()
+    assert (totals.built, totals.failed, totals.cancelled, totals.hit_rate) == (0, 1, 1, None)

@@ -15,6 +15,9 @@
       default = mk "top" "cat $deps > $out" [ mid ];
       nondet = mk "nondet" "date +%s%N > $out" [ leaf ];
       fails = mk "fails" "echo oops >&2; exit 3" [ leaf ];
+      # cancel-V.log: without --keep-going, Nix stops slow when fails-late fails.
+      slow = mk "slow" "echo slow started; sleep 30; echo slow > $out" [ leaf ];
+      fails-late = mk "fails-late" "sleep 1; echo oops >&2; exit 3" [ leaf ];
     };
   };
 }
