@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, TYPE_CHECKING, TypeVar
 
 from nix_cache_action.errors import NixCacheActionError
 from nix_cache_action.ledger import Ledger
@@ -27,7 +27,6 @@ from nix_cache_action.report import (
     Phases,
     Report,
     Run,
-    RunLabel,
     substituter_name,
 )
 from nix_cache_action.reproducibility import (
@@ -38,6 +37,9 @@ from nix_cache_action.reproducibility import (
     top_level_checks,
 )
 from nix_cache_action.store_path import output_name, store_name
+
+if TYPE_CHECKING:
+    from nix_cache_action.report import RunLabel
 
 log = logging.getLogger(__name__)
 
