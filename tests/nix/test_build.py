@@ -358,3 +358,20 @@ def test_a_rebuild_that_was_killed_is_not_checked_and_says_why(nix_env: NixEnv) 
     assert "built and checked" not in summary
     assert "1 output could not be checked" in summary
     assert report["verdict"] == "ok"
+
+
+def test_two_installables_of_one_derivation_each_keep_their_outputs(nix_env: NixEnv) -> None:
+    flake = nix_env.flake("outcomes")
+    run = nix_env.cli("build", ".#good", ".#good-alias", cwd=flake)
+    assert run.returncode == 0, run.stderr
+    report = run.report
+    good = only(report["installables"], name=".#good")
+    alias = only(report["installables"], name=".#good-alias")
+    assert good["drv"] == alias["drv"]
+    assert good["outputs"] == alias["outputs"] != {}
+    assert good["nar_hashes"] == alias["nar_hashes"] != {}
+    # One build of it, each installable with its own verdict.
+    assert names(report["builds"], "built") == ["good", "leaf"]
+    verdicts = {c["installable"]: c["verdict"] for c in report["checks"]}
+    assert verdicts == {".#good": "reproducible", ".#good-alias": "reproducible"}
+    assert report["verdict"] == "ok"
