@@ -27,7 +27,9 @@ from nix_cache_action.report import (
     Phases,
     Report,
     Run,
+    cache_key,
     substituter_name,
+    sum_maps,
 )
 from nix_cache_action.reproducibility import (
     REBUILD_CUT_SHORT,
@@ -171,7 +173,7 @@ class Session:
             stopped=self.stopped,
             notes=tuple(self.notes),
             configured_substituters=tuple(self.configured),
-            seconds_lost=_lost(self.ledgers),
+            seconds_lost=sum_maps([ledger.seconds_lost() for ledger in self.ledgers]),
             # A run stopped on purpose says so in `stopped`; this is Nix ending mid-run.
             incomplete=self.stopped is None
             and any(ledger.incomplete and not ledger.superseded for ledger in self.ledgers),
@@ -322,7 +324,7 @@ class BuildJob:
         if failing:
             # Nix 2.8 aborts the whole build on a cache's 418 (SubstituterDisabled), fallback
             # or not: once more without that cache, so that a failing cache never fails the run.
-            rest = [c for c in self.session.configured if _bare(c) not in failing]
+            rest = [c for c in self.session.configured if cache_key(c) not in failing]
             said = RETRY.format(caches=", ".join(sorted(failing)))
             self.say(f"nix-cache-action: {said}")
             self.session.notes.append(said)
@@ -365,8 +367,8 @@ class BuildJob:
             return set()
         if any(b.status == "failed" for b in ledger.builds()):
             return set()
-        configured = {_bare(c) for c in self.session.configured}
-        return {_bare(e.substituter) for e in ledger.cache_errors} & configured
+        configured = {cache_key(c) for c in self.session.configured}
+        return {cache_key(e.substituter) for e in ledger.cache_errors} & configured
 
     def _confirm_fetched(self, ledger: Ledger) -> None:
         """After cache errors, ask the store which substitutions brought their path: a failed
@@ -522,14 +524,6 @@ class BuildJob:
                 pass
 
 
-def _lost(ledgers: Sequence[Ledger]) -> dict[str, float]:
-    total: dict[str, float] = {}
-    for ledger in ledgers:
-        for cache, seconds in ledger.seconds_lost().items():
-            total[cache] = round(total.get(cache, 0.0) + seconds, 3)
-    return total
-
-
 def _unfinished(streamed: Streamed, ledger: Ledger) -> str | None:
     """Why a rebuild that Nix did not see through proves nothing, or None if it finished."""
     status = streamed.returncode
@@ -538,11 +532,6 @@ def _unfinished(streamed: Streamed, ledger: Ledger) -> str | None:
     if ledger.incomplete:
         return REBUILD_KILLED.format(how=f"Nix stopped in the middle of it, exit status {status}")
     return None
-
-
-def _bare(url: str) -> str:
-    """A cache URL without its query (Nix 2.31+ logs drop it) or a trailing slash."""
-    return url.split("?", 1)[0].rstrip("/")
 
 
 def _failure_reason(item: Installable, ledger: Ledger) -> str:

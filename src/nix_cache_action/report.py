@@ -45,7 +45,7 @@ MAGIC_NIX_CACHE_ADDRESSES = ("127.0.0.1:37515", "localhost:37515", "[::1]:37515"
 
 def substituter_name(url: str) -> str:
     """A short human name for a substituter URL: Magic Nix Cache by its address, else the host."""
-    bare = url.split("?", 1)[0].rstrip("/")
+    bare = cache_key(url)
     host = bare.split("://", 1)[-1].split("/", 1)[0]
     if host in MAGIC_NIX_CACHE_ADDRESSES:
         return "Magic Nix Cache"
@@ -242,7 +242,7 @@ class Report:
             hit_rate=round(substituted / miss_base, 4) if miss_base else None,
             nar_bytes=sum(s.nar_bytes or 0 for s in self.substitutions),
             download_bytes=sum(s.download_bytes or 0 for s in self.substitutions),
-            build_seconds=_sum_known(seconds),
+            build_seconds=sum_known(seconds),
             cache_errors=len(self.cache_errors),
         )
 
@@ -254,13 +254,13 @@ class Report:
         for err in self.cache_errors:
             errors[err.substituter] = errors.get(err.substituter, 0) + 1
         asked = self.queried
-        seen = {_bare(u) for u in [*by_url, *errors, *asked]}
+        seen = {cache_key(u) for u in [*by_url, *errors, *asked]}
         # Configured caches the log never names (Nix skipped them, or needed nothing) too.
-        quiet = [c for c in self.configured_substituters if _bare(c) not in seen]
+        quiet = [c for c in self.configured_substituters if cache_key(c) not in seen]
         urls = list(dict.fromkeys([*by_url, *errors, *asked, *quiet]))
         lost: dict[str, float] = {}
         for cache, seconds in self.seconds_lost.items():
-            lost[_bare(cache)] = round(lost.get(_bare(cache), 0.0) + seconds, 3)
+            lost[cache_key(cache)] = round(lost.get(cache_key(cache), 0.0) + seconds, 3)
         rows = []
         for url in urls:
             subs = by_url.get(url, [])
@@ -272,11 +272,11 @@ class Report:
                     substituted=len(subs),
                     nar_bytes=sum(s.nar_bytes or 0 for s in subs),
                     download_bytes=sum(s.download_bytes or 0 for s in subs),
-                    seconds=_sum_known([s.seconds for s in subs]),
+                    seconds=sum_known([s.seconds for s in subs]),
                     queried=n_asked,
                     errors=errors.get(url, 0),
                     hit_rate=round(min(len(subs), n_asked) / n_asked, 4) if n_asked else None,
-                    seconds_lost=lost.get(_bare(url)),
+                    seconds_lost=lost.get(cache_key(url)),
                 )
             )
         return tuple(rows)
@@ -388,7 +388,7 @@ def merge(reports: list[Report]) -> Report:
 
     phases = Phases(
         **{
-            f.name: _sum_known([getattr(r.phases, f.name) for r in reports])
+            f.name: sum_known([getattr(r.phases, f.name) for r in reports])
             for f in dataclasses.fields(Phases)
         }
     )
@@ -418,7 +418,7 @@ def merge(reports: list[Report]) -> Report:
             dict.fromkeys(c for r in reports for c in r.configured_substituters)
         ),
         incomplete=any(r.incomplete for r in reports),
-        seconds_lost=_sum_maps([r.seconds_lost for r in reports]),
+        seconds_lost=sum_maps([r.seconds_lost for r in reports]),
         magic_nix_cache=next(
             (r.magic_nix_cache for r in reports if r.magic_nix_cache is not None), None
         ),
@@ -443,19 +443,22 @@ def load_report(path: Path) -> Report:
     return Report.from_json(json.loads(path.read_text(encoding="utf-8")))
 
 
-def _sum_maps(maps: list[dict[str, float]]) -> dict[str, float]:
+def sum_maps(maps: list[dict[str, float]]) -> dict[str, float]:
+    """Seconds per key, added up over several runs or reports."""
     total: dict[str, float] = {}
     for one in maps:
         for key, value in one.items():
-            total[key] = total.get(key, 0.0) + value
+            total[key] = round(total.get(key, 0.0) + value, 3)
     return total
 
 
-def _bare(url: str) -> str:
+def cache_key(url: str) -> str:
+    """A cache's URL without its query or a trailing slash: one cache, however it is written
+    (the configuration keeps `?trusted=1`, logs of Nix 2.31+ drop it)."""
     return url.split("?", 1)[0].rstrip("/")
 
 
-def _sum_known(values: list[float | None]) -> float | None:
+def sum_known(values: list[float | None]) -> float | None:
     known = [v for v in values if v is not None]
     return round(sum(known), 3) if known else None
 

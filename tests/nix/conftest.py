@@ -558,15 +558,13 @@ class FaultServers:
     def start(self, store: Path, status: int, *, fail_cache_info: bool = False) -> FaultServer:
         """A cache for `store` that answers every .narinfo (and, if told, nix-cache-info) with
         `status`."""
-        server = FaultServer(store, status, fail_cache_info=fail_cache_info)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        self._running.append((server, thread))
-        return server
+        return self._serve(FaultServer(store, status, fail_cache_info=fail_cache_info))
 
     def start_nar_failing(self, cache: Cache, status: int) -> FaultServer:
         """A copy of `cache` whose narinfos are fine and whose every NAR answers `status`."""
-        server = FaultServer(Path("/unused"), status, directory=cache.directory)
+        return self._serve(FaultServer(Path("/unused"), status, directory=cache.directory))
+
+    def _serve(self, server: FaultServer) -> FaultServer:
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         self._running.append((server, thread))

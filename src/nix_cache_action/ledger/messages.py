@@ -4,7 +4,6 @@ outputs a rebuild found different."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 
 from nix_cache_action.ledger.substitutions import SubstitutionTracker, cache_of
 from nix_cache_action.nix.events import Message
@@ -49,7 +48,6 @@ class MessageTracker:
 
     def __init__(self, subs: SubstitutionTracker) -> None:
         self._subs = subs
-        self._queried: Mapping[str, set[str]] = subs.queried
         # Paths Nix wanted from a cache and could not get -> why, for the reason of its build.
         self.not_fetched: dict[str, str] = {}
         self.cache_errors: list[CacheError] = []
@@ -83,7 +81,7 @@ class MessageTracker:
         if disabled is not None:
             skipped = self._subs.fail_last_from(disabled["cache"])
             if skipped is not None:
-                name = cache_of(disabled["cache"], self._queried)
+                name = cache_of(disabled["cache"], self._subs.queried)
                 self.not_fetched.setdefault(skipped, CACHE_DISABLED.format(cache=name))
         for found in _NOT_FETCHED.finditer(text):
             path = found["path"] or found["referrer"]
@@ -115,7 +113,7 @@ class MessageTracker:
             path, cache = owner
             self._subs.fail(path)
         else:
-            path, cache = None, cache_of(url, self._queried)
+            path, cache = None, cache_of(url, self._subs.queried)
         error = CacheError(
             substituter=cache,
             url=url,

@@ -16,7 +16,7 @@ from nix_cache_action.nix.events import (
     SubstituteStarted,
     parse_line,
 )
-from nix_cache_action.report import Substitution
+from nix_cache_action.report import Substitution, cache_key
 from nix_cache_action.store_path import store_hash
 
 
@@ -152,9 +152,9 @@ class SubstitutionTracker:
 
     def fail_last_from(self, cache: str) -> str | None:
         """The substitution from `cache` that stopped last came to nothing: its path."""
-        bare = cache.split("?", 1)[0].rstrip("/")
+        wanted = cache_key(cache)
         for sub in reversed(self._subs.values()):
-            if sub.substituter.split("?", 1)[0].rstrip("/") == bare and sub.stopped is not None:
+            if cache_key(sub.substituter) == wanted and sub.stopped is not None:
                 sub.failed = True
                 return sub.path
         return None
@@ -197,7 +197,7 @@ class SubstitutionTracker:
 def cache_of(url: str, queried: Mapping[str, set[str]]) -> str:
     """The cache a URL belongs to: one Nix asked about paths, else the URL's base."""
     for cache in queried:
-        if url.startswith(cache.split("?", 1)[0].rstrip("/") + "/"):
+        if url.startswith(cache_key(cache) + "/"):
             return cache
     # A cache's NARs live under `<cache>/nar/`: the cache is what comes before.
     head, nar, _ = url.partition("/nar/")

@@ -6,7 +6,7 @@ import math
 import shlex
 from collections.abc import Sequence
 
-from nix_cache_action.report import Check, Report, Totals, substituter_name
+from nix_cache_action.report import Check, Report, SubstituterTotals, Totals, substituter_name
 from nix_cache_action.store_path import store_name
 
 MAX_HOURS_SHOWN = 999
@@ -129,9 +129,9 @@ def check_name(check: Check) -> str:
 UNREACHABLE = "{name} could not be reached: {lost} lost, nothing came from it"
 
 
-def unreachable_caches(report: Report) -> list[str]:
+def unreachable_caches(report: Report, rows: Sequence[SubstituterTotals]) -> list[str]:
     """One line per cache that never answered (every error of it without an HTTP status) and
-    served nothing: what it cost."""
+    served nothing: what it cost. `rows` is `report.substituters()`, which callers have."""
     answered = {e.substituter for e in report.cache_errors if e.status is not None}
     silent = {e.substituter for e in report.cache_errors if e.status is None} - answered
     return [
@@ -139,6 +139,6 @@ def unreachable_caches(report: Report) -> list[str]:
             name=row.name,
             lost="time unknown" if row.seconds_lost is None else seconds(row.seconds_lost),
         )
-        for row in report.substituters()
+        for row in rows
         if row.url in silent and row.substituted == 0
     ]

@@ -45,6 +45,7 @@ from nix_cache_action.report import (
     SubstituterTotals,
     Totals,
     substituter_name,
+    sum_known,
 )
 from nix_cache_action.store_path import store_name
 
@@ -611,7 +612,9 @@ def _caches_section(facts: _Facts, _: _Detail) -> str:
         for s in facts.substituters
     ]
     out = ["### Caches", ""]
-    out.extend(f"- ⚠️ {escape_text(line)}" for line in unreachable_caches(facts.report))
+    out.extend(
+        f"- ⚠️ {escape_text(line)}" for line in unreachable_caches(facts.report, facts.substituters)
+    )
     magic = facts.report.magic_nix_cache
     if magic is not None:
         out.append(f"- {MAGIC_UPLOADED.format(uploaded=count(magic.uploaded, 'store path'))}")
@@ -738,17 +741,12 @@ def _machines_section(facts: _Facts, detail: _Detail) -> str:
             str(sum(1 for b in builds if b.status == "built")),
             str(sum(1 for b in builds if b.status == "failed")),
             str(sum(1 for b in builds if b.status == "checked")),
-            seconds(_sum_seconds(builds)),
+            seconds(sum_known([b.seconds for b in builds])),
         ]
         for machine, builds in list(by_machine.items())[: detail.table_rows]
     ]
     header = ["Machine", "Built", "Failed", "Checked", "Seconds"]
     return "\n".join(["### Builds by machine", "", table(header, rows, "lrrrr")])
-
-
-def _sum_seconds(builds: Sequence[Build]) -> float | None:
-    known = [b.seconds for b in builds if b.seconds is not None]
-    return sum(known) if known else None
 
 
 def _reason_label(build: Build) -> str:

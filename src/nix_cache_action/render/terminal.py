@@ -19,12 +19,13 @@ def render_terminal(report: Report) -> str:
         f"build {seconds(phases.build)}, check {seconds(phases.check)}"
         + (f", waiting on caches {seconds(phases.cache_wait)}" if phases.cache_wait else "")
     )
-    for sub in report.substituters():
+    rows = report.substituters()
+    for sub in rows:
         lines.append(
             f"  cache {sub.name}: {sub.substituted} paths, {human_bytes(sub.nar_bytes)}, "
             f"{seconds(sub.seconds)}" + (f", {sub.errors} errors" if sub.errors else "")
         )
-    lines.extend(f"  {line}" for line in unreachable_caches(report))
+    lines.extend(f"  {line}" for line in unreachable_caches(report, rows))
     for check in report.checks:
         target = check.installable or check.path or check.drv
         if check.output and check.output != "out":
