@@ -7,6 +7,7 @@ node-2-3's closure (6 paths, disjoint). Everything else must be built.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,8 @@ import pytest
 from nix_cache_action.store_path import store_name
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from tests.nix.conftest import Caches, FaultServers, NixEnv, NixExe
 
 pytestmark = pytest.mark.nix
@@ -28,6 +31,22 @@ def closed_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port  # closed again: a connection to it is refused
+
+
+@contextlib.contextmanager
+def unanswered_port() -> Iterator[int]:
+    """A port whose connections time out: a listener that never accepts, its backlog full."""
+    with contextlib.ExitStack() as stack:
+        listener = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port: int = listener.getsockname()[1]
+        for _ in range(4):  # past the backlog the kernel drops the SYNs: connect() waits
+            filler = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            filler.settimeout(0.0)  # non-blocking
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("127.0.0.1", port))
+        yield port
 
 
 def names_built(report: dict[str, Any]) -> list[str]:
@@ -390,4 +409,30 @@ def test_a_cache_that_cannot_be_reached_is_a_cache_error_with_the_time_it_cost(
     assert not [w for w in report["warnings"] if dead in w]
     assert f"{dead.removeprefix('http://')} could not be reached:" in run.stderr
     assert "nothing came from it" in run.summary_path.read_text(encoding="utf-8")
+    assert report["verdict"] == "ok"
+
+
+def test_a_cache_whose_connections_time_out_costs_every_second_nix_waited(
+    caches: Caches, nix_exe: NixExe, tmp_path: Path
+) -> None:
+    env = caches.env(nix_exe, tmp_path, caches.magic)
+    # Two attempts, each waiting the whole connect time-out before Nix gives up.
+    env.extra_config += ["download-attempts = 2", "connect-timeout = 1"]
+    flake = env.flake("dag")
+    with unanswered_port() as port:
+        silent = f"http://127.0.0.1:{port}"
+        env.substituters = [silent, caches.magic.url]
+        run = env.cli("build", ".#default", "--reproducibility", "off", cwd=flake)
+    assert run.returncode == 0, run.stderr
+    report = run.report
+    errors = [e for e in report["cache_errors"] if e["substituter"] == silent]
+    assert errors
+    assert all(e["status"] is None for e in errors)
+    assert all("Timeout was reached" in e["message"] for e in errors), errors
+    row = only(report["substituters"], url=silent)
+    assert row["substituted"] == 0
+    # At least the two connect time-outs; no more than the whole run.
+    assert 2.0 <= row["seconds_lost"] <= sum(r["seconds"] for r in report["runs"]), row
+    assert report["phases"]["cache_wait"] == pytest.approx(row["seconds_lost"], abs=0.05)
+    assert (report["totals"]["substituted"], report["totals"]["built"]) == (6, 25)
     assert report["verdict"] == "ok"
