@@ -19,6 +19,7 @@ from nix_cache_action.errors import InputError, LogError, NixCacheActionError
 from nix_cache_action.ledger import Ledger
 from nix_cache_action.nix.commands import Nix
 from nix_cache_action.nix.process import Subprocesses
+from nix_cache_action.render.format import count
 from nix_cache_action.render.summary import render_summary
 from nix_cache_action.render.terminal import render_terminal
 from nix_cache_action.report import MODES, Report, Run, load_report, merge, write_report
@@ -32,6 +33,12 @@ NO_RECORDS = (
 INCOMPLETE = (
     "{source} ends in the middle of a run: {count} activities never stopped, so it does not"
     " show all that happened"
+)
+
+UNCONFIRMED = (
+    "{source} has a failed build, and this Nix's log does not say whether {builds} finished:"
+    " without --keep-going Nix stops the builds still running, and they look finished here."
+    " `nix-cache-action build` asks the store instead"
 )
 
 
@@ -179,9 +186,24 @@ def _analyze(args: argparse.Namespace) -> int:
             stream.close()
     if ledger.records == 0:
         raise LogError(NO_RECORDS.format(source=source, lines=ledger.plain_lines))
+    notes = _analyze_notes(ledger, source)
+    report = ledger.report(
+        reproducibility_mode=args.reproducibility,
+        runs=(Run(label="analyze", plain_lines=ledger.plain_lines, log_path=source),),
+        notes=notes,
+    )
+    _emit(report, args)
+    return report.exit_status()
+
+
+def _analyze_notes(ledger: Ledger, source: str) -> tuple[str, ...]:
+    """What a recorded log leaves unknown or unread."""
     notes = []
     if ledger.incomplete:
         notes.append(INCOMPLETE.format(source=source, count=ledger.open_activities))
+    unconfirmed = ledger.unconfirmed_builds()
+    if unconfirmed:
+        notes.append(UNCONFIRMED.format(source=source, builds=count(unconfirmed, "other build")))
     if ledger.plain_lines:
         notes.append(
             f"{ledger.plain_lines} lines of {source} were not @nix records "
@@ -190,13 +212,7 @@ def _analyze(args: argparse.Namespace) -> int:
     unfinished = ledger.unfinished_substitutions()
     if unfinished:
         notes.append(f"{len(unfinished)} substitutions had not finished when the log ended")
-    report = ledger.report(
-        reproducibility_mode=args.reproducibility,
-        runs=(Run(label="analyze", plain_lines=ledger.plain_lines, log_path=source),),
-        notes=tuple(notes),
-    )
-    _emit(report, args)
-    return report.exit_status()
+    return tuple(notes)
 
 
 def _merge(args: argparse.Namespace) -> int:

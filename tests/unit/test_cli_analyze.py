@@ -131,3 +131,18 @@ def test_a_log_that_ends_mid_run_is_incomplete_and_never_ok(tmp_path: Path) -> N
     # The whole log is complete.
     assert main(["analyze", str(LOGS / "build-2.34.log"), "--report", str(report_path)]) == 0
     assert json.loads(report_path.read_text())["incomplete"] is False
+
+
+@pytest.mark.parametrize(("version", "built"), [("2.34", 1), ("det3.22", 0)])
+def test_a_stopped_build_is_counted_only_as_far_as_the_log_can_tell(
+    tmp_path: Path, version: str, built: int
+) -> None:
+    report_path = tmp_path / "r.json"
+    status = main(["analyze", str(LOGS / f"cancel-{version}.log"), "--report", str(report_path)])
+    report = json.loads(report_path.read_text())
+    assert status == 1
+    totals = report["totals"]
+    # Determinate Nix's log says slow never finished; upstream's cannot, and the report says so.
+    assert (totals["built"], totals["failed"], totals["cancelled"]) == (built, 1, 1 - built)
+    notes = [n for n in report["notes"] if "whether 1 other build finished" in n]
+    assert len(notes) == built

@@ -44,6 +44,9 @@ class BuildTracker:
         self._latest: dict[str, BuildState] = {}  # by the drv's base name
         self._recent: deque[BuildState] = deque()  # stopped builds whose tails are kept
         self._is_failed = is_failed
+        # Whether this Nix sends a structured result for every build it finishes (Determinate
+        # Nix does): then a build stopped without one was not finished.
+        self.sends_results = False
 
     def __iter__(self) -> Iterator[BuildState]:
         return iter(self._by_drv.values())
@@ -89,6 +92,7 @@ class BuildTracker:
         path = event.payload.get("path")
         drv = path.get("drvPath") if isinstance(path, dict) else None
         if isinstance(drv, str):
+            self.sends_results = True
             # The latest build of it: a log of two runs has the build and then its check.
             build = self._latest.get(base_name(drv))
         else:

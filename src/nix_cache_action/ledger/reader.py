@@ -247,7 +247,7 @@ class Ledger:
         error = state.error or (None if state.check else self.messages.failed.get(state.drv))
         failed = error is not None or state.success is False
         status: BuildStatus = "checked" if state.check else "failed" if failed else "built"
-        if not failed and (state.stopped is None or state.cancelled):
+        if not failed and (state.stopped is None or state.cancelled or self._unfinished(state)):
             # Never finished: still running when the log ended (an interrupted run), or
             # stopped by Nix with its outputs not made (the store says so).
             status, error = "cancelled", INTERRUPTED_BUILD if state.stopped is None else CANCELLED
@@ -268,6 +268,33 @@ class Ledger:
             error=error if kept else None,
             log_tail=tuple(state.tail) if kept else (),
             run=self.run,
+        )
+
+    def _unfinished(self, state: BuildState) -> bool:
+        """Stopped without the result this Nix sends for each build it finishes, in a run where
+        a build failed: Nix stopped it (no --keep-going). Where Nix sends no results, only the
+        store can tell (`confirm_unbuilt`)."""
+        return (
+            self.builds_seen.sends_results
+            and state.success is None
+            and not state.check
+            and bool(self.messages.failed)
+        )
+
+    def unconfirmed_builds(self) -> int:
+        """How many builds the log calls finished while it cannot know: Nix sends no result per
+        build, and a build failed, so without --keep-going the others were stopped unfinished
+        and look the same. Only the store can tell (`confirm_unbuilt`)."""
+        if self.builds_seen.sends_results or not self.messages.failed:
+            return 0
+        return sum(
+            1
+            for state in self.builds_seen
+            if not state.check
+            and not state.cancelled
+            and state.stopped is not None
+            and state.drv not in self.messages.failed
+            and state.success is None
         )
 
     def confirm_unfetched(self, paths: Iterable[str]) -> None:
