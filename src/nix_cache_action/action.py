@@ -8,6 +8,7 @@ what is known, so a failed, cancelled or misconfigured run still leaves its repo
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import sys
 import tempfile
@@ -15,7 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from nix_cache_action.engine import EXIT_FAILED, EXIT_INTERRUPTED, BuildOptions, run_job
+from nix_cache_action.engine import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    UNEXPECTED,
+    BuildOptions,
+    run_job,
+)
 from nix_cache_action.errors import InputError
 from nix_cache_action.github.statuses import Publisher, StatusPublisher
 from nix_cache_action.github.workflow_commands import (
@@ -27,9 +34,11 @@ from nix_cache_action.github.workflow_commands import (
     write_outputs,
     write_summary,
 )
+from nix_cache_action.limits import cut
 from nix_cache_action.magic_nix_cache import read_daemon_log
 from nix_cache_action.nix.commands import Nix
-from nix_cache_action.nix.process import Subprocesses
+from nix_cache_action.nix.process import Interrupted, Subprocesses, sigterm_interrupts
+from nix_cache_action.redaction import Redactor, environment_secrets
 from nix_cache_action.render.annotations import (
     BAD_INPUT_NOTE,
     BAD_INPUT_TITLE,
@@ -59,14 +68,19 @@ from nix_cache_action.settings import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
 OUTPUT_DIRECTORY = "nix-cache-action"
 REPORT_FILE = "report.json"
 LOG_FILE = "nix.log"
+DEBUG_VARIABLE = "RUNNER_DEBUG"
 NIX_EXECUTABLE = "nix"
 LOG_NOTE = "nix-cache-action: the raw Nix log goes to {path}"
 REPORT_NOTE = "nix-cache-action: the JSON report is at {path}"
+STATUSES_CANCELLED = "the commit statuses were cut short: the job was cancelled ({signal})"
+PUBLISH_FAILED = "could not write {what}: {error}; the verdict and the rest are unaffected"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -95,25 +109,57 @@ def main(
     *,
     publisher_factory: Callable[[str, str, str, str], Publisher] = StatusPublisher,
 ) -> int:
-    """Run the action; the exit status is the step's.
+    """Run the action; the exit status is the step's, and follows the verdict.
 
     `publisher_factory(token, repository, api_url, sha)` makes the commit status publisher.
     """
     # Looked up now rather than as a default argument, so a replaced sys.stdout is honoured.
     stdout = sys.stdout if stdout is None else stdout
     commands = WorkflowCommands(stdout)
-    # Masked before anything else is printed, even if another input turns out to be wrong.
-    commands.add_mask(environ.get(input_variable("github-token"), "").strip())
+    if environ.get(DEBUG_VARIABLE) == "1":  # the runner's "debug logging" switch
+        logging.basicConfig(level=logging.DEBUG, format="%(message)s")
+    # Masked before anything else is printed, even if an input turns out to be wrong: Nix
+    # quotes its configuration back, and the report and summary quote Nix.
+    secrets = environment_secrets(environ, input_variable("github-token"))
+    for secret in sorted(secrets):
+        commands.add_mask(secret)
+    redactor = Redactor.of(secrets)
     try:
         settings = load_settings(environ)
     except InputError as error:
-        return _bad_input(error, environ, commands)
+        return _bad_input(error, environ, commands, redactor)
+    paths = Paths.for_context(settings.github)
+    try:
+        report, status = _run(settings, paths, environ, commands, stdout)
+    except Exception as error:
+        log.debug("unexpected error", exc_info=True)
+        why = cut(UNEXPECTED.format(kind=type(error).__name__, error=error))
+        report, status = Report(errors=(why,), stopped=why), EXIT_FAILED
+    if status == EXIT_INTERRUPTED:
+        # A cancelled job has seconds left: the report first, no commit statuses.
+        settings = dataclasses.replace(settings, status_checks=False)
+    publish(
+        redactor.report(report),
+        settings=settings,
+        paths=paths,
+        commands=commands,
+        stdout=stdout,
+        publisher_factory=publisher_factory,
+    )
+    return status
 
+
+def _run(
+    settings: Settings,
+    paths: Paths,
+    environ: Mapping[str, str],
+    commands: WorkflowCommands,
+    stdout: TextIO,
+) -> tuple[Report, int]:
     def say(text: str) -> None:
         stdout.write(text + "\n")
         stdout.flush()
 
-    paths = Paths.for_context(settings.github)
     options = BuildOptions(
         installables=settings.installables,
         reproducibility=settings.reproducibility,
@@ -124,10 +170,10 @@ def main(
     # or diffoscope: they get the environment without them.
     env = without_inputs(environ)
     runner = Subprocesses(cwd=settings.working_directory, env=env)
-    say(LOG_NOTE.format(path=paths.log))
     # Nix's messages quote builders' output: while it runs the runner reads no workflow
     # commands, so a build log cannot add annotations, masks or outputs of its own.
     with commands.paused():
+        say(LOG_NOTE.format(path=paths.log))
         report, status = run_job(
             options,
             lambda: Nix.probe(NIX_EXECUTABLE, runner),
@@ -136,22 +182,15 @@ def main(
             env=env,
         )
     # Read last: the daemon uploads while the builds run.
-    report = dataclasses.replace(report, magic_nix_cache=read_daemon_log(environ))
-    if status == EXIT_INTERRUPTED:
-        # A cancelled job has seconds left: the report first, no commit statuses.
-        settings = dataclasses.replace(settings, status_checks=False)
-    publish(
-        report,
-        settings=settings,
-        paths=paths,
-        commands=commands,
-        stdout=stdout,
-        publisher_factory=publisher_factory,
-    )
-    return status
+    return dataclasses.replace(report, magic_nix_cache=read_daemon_log(environ)), status
 
 
-def _bad_input(error: InputError, environ: Mapping[str, str], commands: WorkflowCommands) -> int:
+def _bad_input(
+    error: InputError,
+    environ: Mapping[str, str],
+    commands: WorkflowCommands,
+    redactor: Redactor,
+) -> int:
     """One error naming the input; a report and summary that say why nothing was built."""
     try:
         context = load_context(environ)
@@ -160,15 +199,42 @@ def _bad_input(error: InputError, environ: Mapping[str, str], commands: Workflow
         # can be trusted, so the report goes to the temporary directory and no summary is
         # written.
         context = GitHubContext()
-    report = Report(errors=(str(error),), notes=(BAD_INPUT_NOTE.format(name=error.name),))
-    commands.error(str(error), title=BAD_INPUT_TITLE.format(name=error.name))
+    message = redactor.text(str(error))
+    report = Report(errors=(message,), notes=(BAD_INPUT_NOTE.format(name=error.name),))
+    commands.error(message, title=BAD_INPUT_TITLE.format(name=error.name))
     paths = Paths.for_context(context)
-    write_report(report, paths.report)
-    if context.step_summary is not None:
-        _write_summary(context.step_summary, report)
-    if context.output is not None:
-        write_outputs(context.output, outputs_for(report, paths.report))
+    failures = Failures()
+    failures.attempt("the JSON report", lambda: write_report(report, paths.report))
+    summary, output = context.step_summary, context.output
+    if summary is not None:
+        failures.attempt("the job summary", lambda: _write_summary(summary, report))
+    if output is not None:
+        failures.attempt(
+            "the step outputs", lambda: write_outputs(output, outputs_for(report, paths.report))
+        )
+    for warning in failures.warnings:
+        commands.warning(warning, title=TITLE)
     return EXIT_FAILED
+
+
+class Failures:
+    """What could not be published, each said once as a warning: one publisher failing never
+    stops the others, and never changes the exit status."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def attempt(self, what: str, publish_one: Callable[[], None]) -> bool:
+        try:
+            publish_one()
+        except Interrupted:
+            raise  # a cancellation is not a failure of this one publisher
+        except Exception as error:  # a full disk, a directory, a bad file, a bug
+            log.debug("could not publish %s", what, exc_info=True)
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            self.warnings.append(cut(PUBLISH_FAILED.format(what=what, error=reason)))
+            return False
+        return True
 
 
 def publish(  # noqa: PLR0913 - one keyword per thing published, each optional in tests
@@ -180,29 +246,64 @@ def publish(  # noqa: PLR0913 - one keyword per thing published, each optional i
     stdout: TextIO | None = None,
     publisher_factory: Callable[[str, str, str, str], Publisher] = StatusPublisher,
 ) -> None:
-    """The report, the summary, the step outputs, the commit statuses and the annotations."""
+    """The report, the summary, the step outputs, the annotations, then the commit statuses.
+
+    Each on its own: what fails becomes a warning and the rest still goes out. The statuses
+    come last, as they wait on the network: a cancellation in the middle of them has the
+    annotations and outputs already written.
+    """
     out = sys.stdout if stdout is None else stdout
     context = settings.github
-    write_report(report, paths.report)
-    out.write(REPORT_NOTE.format(path=paths.report) + "\n")
-    if settings.summary and context.step_summary is not None:
-        _write_summary(context.step_summary, report)
-    if context.output is not None:
-        write_outputs(context.output, outputs_for(report, paths.report))
-    warnings = post_statuses(report, settings, out, publisher_factory)
+    failures = Failures()
+    if failures.attempt("the JSON report", lambda: write_report(report, paths.report)):
+        commands.echo(REPORT_NOTE.format(path=paths.report))
+    summary, output = context.step_summary, context.output
+    if settings.summary and summary is not None:
+        failures.attempt("the job summary", lambda: _write_summary(summary, report))
+    if output is not None:
+        failures.attempt(
+            "the step outputs", lambda: write_outputs(output, outputs_for(report, paths.report))
+        )
     buffer = AnnotationBuffer()
     if settings.annotations:
-        for annotation in annotations_for(report):
-            buffer.add(annotation)
-        for warning in warnings:
-            buffer.add(Annotation(AnnotationLevel.WARNING, warning, title=TITLE))
+        failures.attempt("the annotations", lambda: buffer.extend(annotations_for(report)))
     else:
         # Without annotations, why the run stopped is still said as an error.
         stopped = stopped_annotation(report)
         if stopped is not None:
             buffer.add(stopped)
-        out.writelines(WARNING_LINE.format(warning=w) + "\n" for w in warnings)
+    _warn(buffer, failures.warnings, settings, commands)
     buffer.flush(commands)
+    warnings: list[str] = []
+    failures = Failures()
+    try:
+        # A cancellation now stops the posting, not the step: the rest is out already.
+        with sigterm_interrupts():
+            failures.attempt(
+                "the commit statuses",
+                lambda: warnings.extend(
+                    post_statuses(report, settings, commands, publisher_factory)
+                ),
+            )
+    except Interrupted as signal:
+        warnings.append(STATUSES_CANCELLED.format(signal=signal))
+    _warn(buffer, [*warnings, *failures.warnings], settings, commands)
+    buffer.flush(commands)
+    out.flush()
+
+
+def _warn(
+    buffer: AnnotationBuffer,
+    warnings: Sequence[str],
+    settings: Settings,
+    commands: WorkflowCommands,
+) -> None:
+    if settings.annotations:
+        for warning in warnings:
+            buffer.add(Annotation(AnnotationLevel.WARNING, warning, title=TITLE))
+    else:
+        for warning in warnings:
+            commands.echo(WARNING_LINE.format(warning=warning))
 
 
 def _write_summary(path: Path, report: Report) -> None:
@@ -214,7 +315,7 @@ def _write_summary(path: Path, report: Report) -> None:
 def post_statuses(
     report: Report,
     settings: Settings,
-    out: TextIO,
+    commands: WorkflowCommands,
     publisher_factory: Callable[[str, str, str, str], Publisher],
 ) -> list[str]:
     """Post the statuses if asked and possible; what went wrong comes back as warnings."""
@@ -222,14 +323,14 @@ def post_statuses(
     if not settings.status_checks or context.repository is None or not report.installables:
         return []
     if not settings.github_token:
-        out.write(EMPTY_CREDENTIALS_NOTE + "\n")
+        commands.echo(EMPTY_CREDENTIALS_NOTE)
         return []
     try:
         sha = commit_sha(context)
     except InputError as error:
         return [STATUS_SETUP_WARNING.format(reason=error)]
     if sha is None:
-        out.write(NO_COMMIT_NOTE + "\n")
+        commands.echo(NO_COMMIT_NOTE)
         return []
     statuses = statuses_for(report, context)
     try:
@@ -239,5 +340,6 @@ def post_statuses(
             outcome = publisher.publish(statuses)
     except Exception as error:  # noqa: BLE001 - a status is never worth a lost verdict
         return [STATUS_SETUP_WARNING.format(reason=f"{type(error).__name__}: {error}")]
-    out.writelines(POSTED_NOTE.format(context=name) + "\n" for name in outcome.posted)
+    for name in outcome.posted:
+        commands.echo(POSTED_NOTE.format(context=name))
     return list(outcome.warnings)

@@ -9,20 +9,22 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, NoReturn, TextIO
 
 from nix_cache_action import __version__
 from nix_cache_action.engine import EXIT_FAILED, BuildOptions, run_job
 from nix_cache_action.errors import InputError, LogError, NixCacheActionError
+from nix_cache_action.files import check_target, write_text
 from nix_cache_action.ledger import Ledger
 from nix_cache_action.nix.commands import Nix
 from nix_cache_action.nix.process import Subprocesses
 from nix_cache_action.render.format import count
 from nix_cache_action.render.summary import render_summary
 from nix_cache_action.render.terminal import render_terminal
-from nix_cache_action.report import MODES, Report, Run, load_report, merge, write_report
+from nix_cache_action.report import MODES, SCHEMA_VERSION, Report, Run, merge, write_report
+from nix_cache_action.schema import schema_errors
 
 EXIT_USAGE = 2
 NO_RECORDS = (
@@ -42,14 +44,36 @@ UNCONFIRMED = (
 )
 
 
+UNEXPECTED = (
+    "stopped on an unexpected error ({kind}: {error}); run again with --debug for the"
+    " traceback, and report it if it stays"
+)
+UNWRITABLE = "nix-cache-action: warning: could not write the {what} to {path}: {error}"
+STDIN_CLOSED = "standard input is closed; pass a log file, or pipe the log in"
+NIX_OPTION = (
+    "{value!r} looks like a Nix option, not an installable; pass Nix settings through"
+    " NIX_CONFIG and list only installables"
+)
+
+
+class UsageError(Exception):
+    """argparse's complaint about the command line, raised instead of exiting at once, so that
+    a report can still be written where one was asked for."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nix-cache-action",
         description="Build Nix installables, account for every cache hit and miss, "
         "and check that each build is reproducible.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     build = sub.add_parser("build", help="build installables, rebuild them, report")
     build.add_argument("installables", nargs="*", default=[".#default"])
@@ -119,13 +143,28 @@ def _outputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", type=Path, help="write the JSON report here")
     parser.add_argument("--summary", type=Path, help="write the markdown summary here")
     parser.add_argument("--json", action="store_true", help="print the JSON report on stdout")
+    parser.add_argument(
+        "--debug", action="store_true", help="log every Nix command, and a traceback on errors"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=os.environ.get("NIX_CACHE_ACTION_LOG_LEVEL", "WARNING"), format="%(message)s"
+    argv = list(sys.argv[1:] if argv is None else argv)
+    level = (
+        "DEBUG" if "--debug" in argv else os.environ.get("NIX_CACHE_ACTION_LOG_LEVEL", "WARNING")
     )
-    args = _parser().parse_args(argv)
+    logging.basicConfig(level=level, format="%(message)s")
+    try:
+        args = _parser().parse_args(argv)
+    except UsageError as error:
+        _parser().print_usage(sys.stderr)
+        print(error, file=sys.stderr)  # noqa: T201
+        # Even a bad argument leaves a report saying so where one was asked for.
+        asked = _asked_report(argv)
+        if asked is not None:
+            stopped = _stopped(str(error))
+            _write(lambda: write_report(stopped, asked), "report", asked)
+        return EXIT_USAGE
     try:
         if args.command == "build":
             return _build(args)
@@ -134,9 +173,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _merge(args)
     except NixCacheActionError as exc:
         print(f"nix-cache-action: {exc}", file=sys.stderr)  # noqa: T201
-        # Even a bad argument leaves a report saying so where one was asked for.
-        _emit(Report(errors=(str(exc),), stopped=str(exc)), args, quiet=True)
+        _emit(_stopped(str(exc)), args, quiet=True)
         return EXIT_USAGE if isinstance(exc, InputError) else EXIT_FAILED
+    except Exception as exc:  # whatever it was, the report says the run stopped
+        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+        message = UNEXPECTED.format(kind=type(exc).__name__, error=exc)
+        print(f"nix-cache-action: {message}", file=sys.stderr)  # noqa: T201
+        _emit(_stopped(message), args, quiet=True)
+        return EXIT_FAILED
+
+
+def _stopped(message: str) -> Report:
+    return Report(errors=(message,), stopped=message)
+
+
+def _asked_report(argv: Sequence[str]) -> Path | None:
+    """The --report of a command line argparse refused, if it names one."""
+    for index, arg in enumerate(argv):
+        if arg == "--report" and index + 1 < len(argv):
+            return Path(argv[index + 1])
+        if arg.startswith("--report="):
+            return Path(arg.removeprefix("--report="))
+    return None
+
+
+def _check_targets(args: argparse.Namespace) -> None:
+    """Files the run will write, refused now rather than after the build."""
+    if args.report is not None:
+        check_target(args.report, "--report", "report.json")
+    if args.summary is not None:
+        check_target(args.summary, "--summary", "summary.md")
+    if getattr(args, "log", None) is not None and args.command == "build":
+        check_target(args.log, "--log", "nix.log")
 
 
 def _say(text: str) -> None:
@@ -144,6 +212,11 @@ def _say(text: str) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
+    _check_targets(args)
+    for installable in args.installables:
+        # argv of `nix build`: after `--`, an option would reach Nix as one.
+        if installable.startswith("-"):
+            raise InputError("installables", NIX_OPTION.format(value=installable))
     directory = args.directory
     if directory is not None and not directory.is_dir():
         raise InputError("--directory", f"{directory} is not a directory; pass an existing one")
@@ -164,8 +237,11 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
+    _check_targets(args)
     ledger = Ledger(run="analyze")
     if args.log == "-":
+        if sys.stdin is None or _closed(sys.stdin):
+            raise InputError("log", STDIN_CLOSED)
         stream: IO[bytes] = sys.stdin.buffer
         source = "standard input"
     else:
@@ -216,27 +292,66 @@ def _analyze_notes(ledger: Ledger, source: str) -> tuple[str, ...]:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    reports = []
-    for path in args.reports:
-        try:
-            reports.append(load_report(path))
-        except (OSError, ValueError) as exc:
-            raise InputError("reports", f"{path}: {exc}") from exc
+    _check_targets(args)
+    reports = [_read_report(path) for path in args.reports]
     merged = merge(reports)
     _emit(merged, args)
     return merged.exit_status()
 
 
+def _read_report(path: Path) -> Report:
+    """A report another run wrote, refused with the field that is wrong."""
+    try:
+        data = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise InputError("reports", f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    except ValueError as exc:
+        raise InputError("reports", f"{path} is not JSON ({exc}); pass report files") from exc
+    if isinstance(data, dict) and data.get("schema_version") != SCHEMA_VERSION:
+        found = data.get("schema_version")
+        raise InputError(
+            "reports",
+            f"{path} has schema_version {found!r}, not {SCHEMA_VERSION}; make it again with"
+            " this version of nix-cache-action",
+        )
+    errors = schema_errors(data)
+    if errors:
+        raise InputError(
+            "reports",
+            f"{path} is not a nix-cache-action report: {'; '.join(errors)}",
+        )
+    try:
+        return Report.from_json(data)
+    except (TypeError, ValueError) as exc:
+        raise InputError("reports", f"{path}: {exc}") from exc
+
+
+def _write(write: Callable[[], None], what: str, path: Path) -> None:
+    """A file that cannot be written is a warning: the verdict is what the exit status says."""
+    try:
+        write()
+    except OSError as exc:
+        print(UNWRITABLE.format(what=what, path=path, error=exc.strerror or exc), file=sys.stderr)  # noqa: T201
+
+
 def _emit(report: Report, args: argparse.Namespace, *, quiet: bool = False) -> None:
     if args.report is not None:
-        write_report(report, args.report)
+        _write(lambda: write_report(report, args.report), "report", args.report)
     if args.summary is not None:
-        args.summary.parent.mkdir(parents=True, exist_ok=True)
-        args.summary.write_text(render_summary(report), encoding="utf-8")
+        summary = render_summary(report)
+        _write(lambda: write_text(args.summary, summary), "summary", args.summary)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))  # noqa: T201
     elif not quiet:
         _say(render_terminal(report))
+
+
+def _closed(stream: TextIO) -> bool:
+    try:
+        os.fstat(stream.fileno())
+    except (OSError, ValueError):
+        return True
+    return False
 
 
 def _is_pipe(stream: IO[bytes]) -> bool:

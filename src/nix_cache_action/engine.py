@@ -8,14 +8,16 @@ run stopped, and the verdict is `failed`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, TypeVar
 
 from nix_cache_action.errors import NixCacheActionError
 from nix_cache_action.ledger import Ledger
+from nix_cache_action.limits import cut
 from nix_cache_action.nix.commands import Built, Nix
 from nix_cache_action.nix.events import BuildStarted, Event, Message, SubstituteStarted
 from nix_cache_action.nix.process import Interrupted, Streamed, Tee, sigterm_interrupts
@@ -85,6 +87,10 @@ RETRY = (
     "Nix gave up on the build when {caches} answered with an error; building once more without it"
 )
 LOG_UNWRITABLE = "the raw Nix log could not be written to {path} ({error}); it was not kept"
+LOG_STOPPED = (
+    "the raw Nix log stopped being written to {path} ({error}); it ends there, and the build"
+    " went on"
+)
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,7 @@ class Session:
     configured: list[str] = field(default_factory=list)  # the substituters Nix is set to ask
 
     def stop(self, why: str) -> None:
+        why = cut(why)  # an exception's text may quote anything
         self.stopped = why
         self.errors.append(why)
 
@@ -171,7 +178,7 @@ class Session:
             errors=tuple(dict.fromkeys(errors)),
             warnings=tuple(dict.fromkeys(warnings)),
             stopped=self.stopped,
-            notes=tuple(self.notes),
+            notes=tuple(cut(note) for note in self.notes),
             configured_substituters=tuple(self.configured),
             seconds_lost=sum_maps([ledger.seconds_lost() for ledger in self.ledgers]),
             # A run stopped on purpose says so in `stopped`; this is Nix ending mid-run.
@@ -208,32 +215,33 @@ def run_job(
             say(f"nix-cache-action: {error}")
             status = EXIT_FAILED
         except Exception as error:
-            # Never a verdict of `ok` after an error nobody foresaw: the run is stopped, and
-            # the traceback goes to stderr for whoever reports it.
-            log.exception("unexpected error")
+            # Never a verdict of `ok` after an error nobody foresaw: the run is stopped. The
+            # traceback is for whoever debugs it (RUNNER_DEBUG=1, --debug), not for every log.
+            log.debug("unexpected error", exc_info=True)
             session.stop(UNEXPECTED.format(kind=type(error).__name__, error=error))
             status = EXIT_FAILED
     report = session.report()
     return report, report.exit_status() if status is None else status
 
 
-class _NoLog:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *_: object) -> None:
-        return None
-
-
-def _open_log(path: Path | None, session: Session) -> IO[bytes] | _NoLog:
+@contextlib.contextmanager
+def _open_log(path: Path | None, session: Session) -> Iterator[IO[bytes] | None]:
+    """The raw log's file, or None when there is none; closing it never fails the run."""
     if path is None:
-        return _NoLog()
+        yield None
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return path.open("wb")
+        handle = path.open("wb")
     except OSError as error:
-        session.notes.append(LOG_UNWRITABLE.format(path=path, error=error))
-        return _NoLog()
+        session.notes.append(LOG_UNWRITABLE.format(path=path, error=error.strerror or error))
+        yield None
+        return
+    try:
+        yield handle
+    finally:
+        with contextlib.suppress(OSError):  # a full disk: the tee said so already
+            handle.close()
 
 
 class BuildJob:
@@ -441,10 +449,7 @@ class BuildJob:
             )
             raise
         cut_short = _unfinished(streamed, check_ledger)
-        self.session.checks.extend(
-            explain(self.nix, c, self.env)
-            for c in top_level_checks(build_ledger, check_ledger, built, cut_short=cut_short)
-        )
+        self._explained(top_level_checks(build_ledger, check_ledger, built, cut_short=cut_short))
 
     def _deep_check(self, build_ledger: Ledger, built: list[Installable]) -> None:
         """Every other derivation this run built here."""
@@ -456,9 +461,15 @@ class BuildJob:
             return
         ledger = Ledger(run="deep-check")
         self._rebuild(ledger, [self.nix.all_outputs(d) for d in locally])
-        self.session.checks.extend(
-            explain(self.nix, c, self.env) for c in deep_checks(self.nix, ledger)
-        )
+        self._explained(deep_checks(self.nix, ledger))
+
+    def _explained(self, checks: Sequence[Check]) -> None:
+        """The verdicts go on record first; then each differing one gets diffoscope's account.
+        A cancellation in the middle of diffoscope keeps every verdict."""
+        start = len(self.session.checks)
+        self.session.checks.extend(checks)
+        for index, check in enumerate(checks):
+            self.session.checks[start + index] = explain(self.nix, check, self.env)
 
     def _rebuild(self, ledger: Ledger, targets: Sequence[str]) -> Streamed:
         started = self.nix.clock()
@@ -488,8 +499,19 @@ class BuildJob:
             if event is not None:
                 self._tell(event)
 
+        def on_log_error(error: OSError) -> None:
+            # The log is a copy for people; the build goes on without it.
+            note = LOG_STOPPED.format(path=log_path, error=error.strerror or error)
+            if note not in session.notes:
+                session.notes.append(note)
+                self.say(f"nix-cache-action: {note}")
+            self.raw_log = None
+
+        tee = Tee(
+            on_line=on_line, raw_log=self.raw_log, on_start=on_start, on_log_error=on_log_error
+        )
         try:
-            result = command(Tee(on_line=on_line, raw_log=self.raw_log, on_start=on_start))
+            result = command(tee)
         except BaseException as error:
             interrupted = isinstance(error, Interrupted)
             if index:

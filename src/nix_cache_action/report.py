@@ -1,9 +1,9 @@
 """The Report: everything one or more runs found out, its vocabulary, and its versioned JSON form.
 
 Every word the report uses for a mode, a status, a verdict or a reason is a `Literal` here and
-nowhere else. The JSON form is described by `schema/report-v1.json` (tests validate real reports
-against it, and README's table against both). Bump SCHEMA_VERSION when a field changes meaning or
-goes away; adding a field keeps the version.
+nowhere else. The JSON form is described by `schema/report-v1.json` in this package (tests
+validate real reports against it, and README's table against both). Bump SCHEMA_VERSION when
+a field changes meaning or goes away; adding a field keeps the version.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from nix_cache_action import __version__
+from nix_cache_action.files import write_text
 
 SCHEMA_VERSION = 1
 
@@ -378,10 +379,29 @@ class Report:
         )
 
 
+MERGED_TWICE = "{count} of the merged reports repeated another one exactly and counted once"
+MERGED_MODES = (
+    "the merged reports were made in different reproducibility modes ({by_mode}); the"
+    " strictest, {strictest}, decides the verdict"
+)
+
+
 def merge(reports: list[Report]) -> Report:
-    """One report for several runs (a matrix of jobs): lists are joined, totals re-derived."""
+    """One report for several runs (a matrix of jobs): lists are joined, totals re-derived.
+
+    A report given twice (the same run) counts once, and a merge of reports made in different
+    reproducibility modes says so: the strictest mode decides its verdict.
+    """
     if not reports:
         return Report()
+    unique: list[Report] = []
+    for report in reports:  # by equality: a report holds dicts, so it has no hash
+        if report not in unique:
+            unique.append(report)
+    merge_notes = []
+    if len(unique) < len(reports):
+        merge_notes.append(MERGED_TWICE.format(count=len(reports) - len(unique)))
+    reports = unique
 
     def join(name: str) -> tuple[Any, ...]:
         return tuple(item for report in reports for item in getattr(report, name))
@@ -413,7 +433,7 @@ def merge(reports: list[Report]) -> Report:
         errors=join("errors"),
         warnings=tuple(dict.fromkeys(join("warnings"))),
         stopped=next((r.stopped for r in reports if r.stopped is not None), None),
-        notes=join("notes"),
+        notes=join("notes") + tuple(merge_notes) + _modes_note(reports),
         configured_substituters=tuple(
             dict.fromkeys(c for r in reports for c in r.configured_substituters)
         ),
@@ -432,11 +452,20 @@ def _mode(value: object) -> Mode:
     raise ValueError(f"reproducibility_mode {value!r} is not one of {', '.join(MODES)}")
 
 
+def _modes_note(reports: list[Report]) -> tuple[str, ...]:
+    modes = {r.reproducibility_mode for r in reports}
+    if len(modes) < 2:  # one mode among them needs no word
+        return ()
+    by_mode = ", ".join(
+        f"{sum(r.reproducibility_mode == m for r in reports)} in {m}" for m in MODES if m in modes
+    )
+    strictest = next(m for m in MODES if m in modes)
+    return (MERGED_MODES.format(by_mode=by_mode, strictest=strictest),)
+
+
 def write_report(report: Report, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)  # never leave a half-written report behind
+    """Atomically for a regular file, never half-written; OSError when it cannot be."""
+    write_text(path, json.dumps(report.to_json(), indent=2) + "\n")
 
 
 def load_report(path: Path) -> Report:

@@ -38,7 +38,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 # Every report a real Nix run writes is checked against the published schema.
-REPORT_SCHEMA: dict[str, Any] = json.loads((REPO / "schema/report-v1.json").read_text("utf-8"))
+REPORT_SCHEMA: dict[str, Any] = json.loads((REPO / "src/nix_cache_action/schema/report-v1.json").read_text("utf-8"))
 FLAKES = REPO / "tests" / "fixtures" / "flakes"
 SYSTEM_NIX = "/usr/bin/nix"
 # Magic Nix Cache's daemon listens here; a cache on this address must be reported under its name.

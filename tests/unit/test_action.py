@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from nix_cache_action.action import Paths, main, publish
+from nix_cache_action.action import DEBUG_VARIABLE, Paths, main, publish
 from nix_cache_action.github.statuses import PublishOutcome
 from nix_cache_action.github.workflow_commands import WorkflowCommands
 from nix_cache_action.magic_nix_cache import DAEMON_DIR_VARIABLE
+from nix_cache_action.redaction import SECRET_SOURCES
 from nix_cache_action.render.annotations import annotations_for
 from nix_cache_action.render.outputs import OUTPUT_NAMES, outputs_for
 from nix_cache_action.render.statuses import CommitStatus, statuses_for
@@ -428,11 +429,13 @@ def test_main_reads_only_the_inputs_and_the_runner_context(
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
     environ = Recording({**runner.environ(), "UNRELATED": "x", "INPUT_UNDECLARED": "y"})
-    main(environ, io.StringIO())
+    main(environ, io.StringIO(), publisher_factory=FakePublisher())
     inputs = {input_variable(name) for name in INPUT_NAMES}
     assert inputs <= environ.read
     # Besides: where Magic Nix Cache's daemon keeps its log (magic-nix-cache-action sets it).
-    assert environ.read <= inputs | set(CONTEXT_VARIABLES) | {DAEMON_DIR_VARIABLE}
+    # And the runner's debug switch, and Nix's configuration for the secrets it may hold.
+    allowed = {DAEMON_DIR_VARIABLE, DEBUG_VARIABLE, *SECRET_SOURCES}
+    assert environ.read <= inputs | set(CONTEXT_VARIABLES) | allowed
 
 
 # --- publish(): a good run ----------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""schema/report-v1.json describes exactly what `Report.to_json()` writes, and README's table too.
+"""The package's schema/report-v1.json describes exactly what `Report.to_json()` writes, and
+README's table too.
 
 Real reports (from every recorded log in tests/logs, merged, round-tripped, empty and hand-made
 with every optional field) must validate; the schema's enums must be report.py's `Literal`s; every
@@ -40,7 +41,7 @@ from nix_cache_action.report import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = ROOT / "schema" / "report-v1.json"
+SCHEMA_PATH = ROOT / "src" / "nix_cache_action" / "schema" / "report-v1.json"
 README = ROOT / "README.md"
 LOGS = ROOT / "tests" / "logs"
 LOG_PATHS = sorted(LOGS.glob("*.log"))

@@ -6,6 +6,7 @@ Nothing here touches the network: the one outside call, PyGithub's create_status
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 from email.utils import formatdate
 from typing import TYPE_CHECKING
@@ -114,7 +115,20 @@ def test_context_keeps_installables_up_to_100_characters() -> None:
     assert len(installable) == CONTEXT_INSTALLABLE_LIMIT
     assert ELLIPSIS in installable
     assert installable.startswith(".#packages.x86_64-linux.")
-    assert installable.endswith("tail-end")
+    name, _, digest = installable.rpartition(" #")
+    assert name.endswith("tail-end")
+    assert digest == hashlib.sha256(LONG.encode()).hexdigest()[:8]
+
+
+def test_two_long_installables_differing_only_where_they_are_cut_get_two_contexts() -> None:
+    middle = "x" * 200
+    first, second = f".#checks.{middle}-a-{middle}.test", f".#checks.{middle}-b-{middle}.test"
+    contexts = {
+        status_for(i, verdict="reproducible", hit_rate=None, seconds=None, failed=False).context
+        for i in (first, second)
+    }
+    assert len(contexts) == 2
+    assert all(len(c) == len(CONTEXT_PREFIX) + CONTEXT_INSTALLABLE_LIMIT for c in contexts)
 
 
 @pytest.mark.parametrize(

@@ -15,15 +15,18 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, TextIO
 
+from nix_cache_action.limits import cut
 from nix_cache_action.render.summary import GITHUB_SUMMARY_LIMIT
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterable, Iterator, Mapping
     from pathlib import Path
 
 # GitHub shows at most this many annotations of each type (error, warning, notice) per step and
 # drops the rest without a word.
 ANNOTATIONS_PER_TYPE = 10
+# Characters of an annotation's message; GitHub shows a few lines of it anyway.
+ANNOTATION_LIMIT = 4096
 # The overflow annotation lists what was held back; past this many characters it only counts.
 OVERFLOW_LABELS_LIMIT = 1000
 OUTPUT_NAME_MESSAGE = "output name {name!r} may hold only letters, digits, '-' and '_'"
@@ -106,7 +109,19 @@ class WorkflowCommands:
             "file": annotation.file,
             "line": None if annotation.line is None else str(annotation.line),
         }
-        self._issue(annotation.level.value, annotation.message, properties)
+        # Bounded where it leaves: a message joins several lines of outside text.
+        self._issue(annotation.level.value, cut(annotation.message, ANNOTATION_LIMIT), properties)
+
+    def echo(self, text: str) -> None:
+        """A plain line that may quote outside text (a path, an installable, an API's words):
+        the runner honours `::cmd::` at a line's start and `##[cmd]` anywhere in it, so such a
+        line is printed inside a pause, where neither form runs."""
+        if "::" in text or "##[" in text:
+            with self.paused():
+                self._stream.write(text + "\n")
+        else:
+            self._stream.write(text + "\n")
+            self._stream.flush()
 
     def add_mask(self, value: str) -> None:
         # The runner rejects an empty mask with a warning of its own; there is nothing to hide.
@@ -160,6 +175,9 @@ class AnnotationBuffer:
 
     def add(self, annotation: Annotation) -> None:
         self._annotations.append(annotation)
+
+    def extend(self, annotations: Iterable[Annotation]) -> None:
+        self._annotations.extend(annotations)
 
     def __len__(self) -> int:
         return len(self._annotations)

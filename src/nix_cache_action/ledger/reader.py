@@ -15,6 +15,7 @@ from nix_cache_action.ledger.builds import BuildState, BuildTracker
 from nix_cache_action.ledger.messages import MessageTracker, answered
 from nix_cache_action.ledger.substitutions import SubstitutionTracker
 from nix_cache_action.ledger.timing import Stopped, since, span, union
+from nix_cache_action.limits import cut
 from nix_cache_action.nix.events import (
     PROGRESS_HEAD,
     PROGRESS_TAIL,
@@ -163,7 +164,7 @@ class Ledger:
         # A rebuild that differs is a verdict, not a failure: its message says so already.
         differs = event.payload.get("status") == NOT_DETERMINISTIC
         if build is not None and event.success is False and not differs:
-            build.error = strip_ansi(message) if isinstance(message, str) else BUILD_FAILED
+            build.error = cut(strip_ansi(message)) if isinstance(message, str) else BUILD_FAILED
 
     # --- output -------------------------------------------------------------------------------
 

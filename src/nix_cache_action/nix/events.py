@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, TypeAlias
 
+from nix_cache_action.limits import cut
+
 PREFIX = b"@nix "
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 
@@ -226,7 +228,7 @@ def progress_activity_id(line: bytes) -> bytes | None:
 
 
 def _text(line: bytes) -> PlainText:
-    return PlainText(strip_ansi(line.decode("utf-8", "replace").rstrip("\r\n")))
+    return PlainText(cut(strip_ansi(line.decode("utf-8", "replace").rstrip("\r\n"))))
 
 
 def parse_line(line: bytes) -> Event:
@@ -234,8 +236,8 @@ def parse_line(line: bytes) -> Event:
     if not line.startswith(PREFIX):
         return _text(line)
     try:
-        record = json.loads(line[len(PREFIX) :])
-    except (ValueError, RecursionError):  # a truncated line, bad UTF-8, absurd nesting
+        record = _json(line[len(PREFIX) :])
+    except (ValueError, RecursionError):  # a truncated line, absurd nesting
         return _text(line)
     if not isinstance(record, dict):
         return _text(line)
@@ -245,6 +247,15 @@ def parse_line(line: bytes) -> Event:
         # A record of a shape we do not know (wrong field types, missing keys) is kept as text
         # rather than stopping the report.
         return _text(line)
+
+
+def _json(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        # A builder's or a trace's bytes that are not UTF-8: the record still counts, with
+        # those bytes replaced.
+        return json.loads(body.decode("utf-8", "replace"))
 
 
 def _fields(record: dict[str, Any]) -> tuple[int | str, ...]:
@@ -278,8 +289,8 @@ def _event(record: dict[str, Any]) -> Event:
         raw = record.get("raw_msg")
         return Message(
             level=_int(record.get("level", 0)),
-            text=strip_ansi(_str(record["msg"])),
-            raw_msg=strip_ansi(raw) if isinstance(raw, str) else None,
+            text=cut(strip_ansi(_str(record["msg"]))),
+            raw_msg=cut(strip_ansi(raw)) if isinstance(raw, str) else None,
             file=record.get("file") if isinstance(record.get("file"), str) else None,
             line=record.get("line") if isinstance(record.get("line"), int) else None,
             column=record.get("column") if isinstance(record.get("column"), int) else None,
@@ -334,5 +345,5 @@ def _result(record: dict[str, Any]) -> Event:
     if type_ == ResultType.PROGRESS:
         return Progress(id_, _int(f[0]), _int(f[1]), _int(f[2]), _int(f[3]))
     if type_ == ResultType.BUILD_LOG_LINE:
-        return BuildLogLine(id_, strip_ansi(_str(f[0])))
+        return BuildLogLine(id_, cut(strip_ansi(_str(f[0]))))
     return OtherResult(id_, type_, f, None)

@@ -51,6 +51,10 @@ def _ignore_argv(_argv: tuple[str, ...]) -> None:
     return None
 
 
+def _ignore_error(_error: OSError) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Tee:
     """Where a streamed run's stderr goes: each line to `on_line`, the raw bytes to `raw_log`.
@@ -62,6 +66,8 @@ class Tee:
     on_line: Callable[[bytes, float], None]
     raw_log: IO[bytes] | None = None
     on_start: Callable[[tuple[str, ...]], None] = field(default=_ignore_argv)
+    # The raw log could not be written (a full disk): teeing stops, Nix goes on.
+    on_log_error: Callable[[OSError], None] = field(default=_ignore_error)
 
 
 class Runner(Protocol):
@@ -140,10 +146,14 @@ class Subprocesses:
             assert proc.stderr is not None  # noqa: S101 - Popen was asked for the pipe
             for line in proc.stderr:
                 if raw_log is not None:
-                    raw_log.write(line)
-                    # Live, like tee: someone may be following it, and a killed run keeps its
-                    # log. About 1.5 us a line, nothing next to Nix's own work.
-                    raw_log.flush()
+                    try:
+                        raw_log.write(line)
+                        # Live, like tee: someone may be following it, and a killed run keeps
+                        # its log. About 1.5 us a line, nothing next to Nix's own work.
+                        raw_log.flush()
+                    except OSError as error:
+                        raw_log = None
+                        tee.on_log_error(error)
                 tee.on_line(line, self.clock())
             returncode: int | None = proc.wait()
         except Interrupted:
@@ -156,7 +166,10 @@ class Subprocesses:
             if reader.is_alive():
                 reader.join(timeout=5)
             if raw_log is not None:
-                raw_log.flush()
+                try:
+                    raw_log.flush()
+                except OSError as error:
+                    tee.on_log_error(error)
             if interrupted:
                 log.warning("stopped %s", shlex.join(args))
         return Streamed(

@@ -7,6 +7,7 @@ are here.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -24,6 +25,8 @@ CONTEXT_PREFIX = "nix-cache-action / "
 # GitHub documents no limit for a context, but the checks list shows it on one line: past this
 # many characters the installable is shortened.
 CONTEXT_INSTALLABLE_LIMIT = 100
+# Hex digits of the whole name's hash in a shortened context: 1 in 16^8 for a collision.
+CONTEXT_HASH_LENGTH = 8
 ELLIPSIS = "\u2026"
 
 
@@ -71,8 +74,20 @@ def status_for(
     figures = f" (cache hits {percent(hit_rate, 0)}, {took})"
     room = DESCRIPTION_LIMIT - len(headline) - len(": ") - len(figures)
     description = f"{headline}: {shorten(installable, room)}{figures}"
-    context = CONTEXT_PREFIX + shorten(installable, CONTEXT_INSTALLABLE_LIMIT)
-    return CommitStatus(context, state, description)
+    return CommitStatus(context_for(installable), state, description)
+
+
+def context_for(installable: str) -> str:
+    """The status context of an installable: the name itself when it fits; else shortened with
+    a hash of the whole name at the end, so that two names differing only in the part cut out
+    still get two contexts (one would overwrite the other's status)."""
+    if len(installable) <= CONTEXT_INSTALLABLE_LIMIT:
+        return CONTEXT_PREFIX + installable
+    digest = hashlib.sha256(installable.encode("utf-8", "replace")).hexdigest()[
+        :CONTEXT_HASH_LENGTH
+    ]
+    suffix = f" #{digest}"
+    return CONTEXT_PREFIX + shorten(installable, CONTEXT_INSTALLABLE_LIMIT - len(suffix)) + suffix
 
 
 def shorten(text: str, limit: int) -> str:

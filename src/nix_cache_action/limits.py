@@ -1,0 +1,19 @@
+"""How much outside text is kept: one builder can print a 50 MB line, and none of it may make
+the report, the summary or an annotation unbounded. Text from Nix is cut where it enters (the
+log's events), and what is published is cut again where it leaves (an annotation)."""
+
+from __future__ import annotations
+
+# A log-tail line, a message of Nix's, an error or a note: a few KiB is more than anyone reads.
+TEXT_LIMIT = 4096
+CUT_MARKER = " … [cut: {count} more characters]"
+
+
+def cut(text: str, limit: int = TEXT_LIMIT) -> str:
+    """`text` if it fits in `limit` characters, else its start and a marker saying so."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + CUT_MARKER.format(count=len(text) - limit)
+
+
+__all__ = ["CUT_MARKER", "TEXT_LIMIT", "cut"]
