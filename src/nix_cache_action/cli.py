@@ -38,9 +38,9 @@ INCOMPLETE = (
 )
 
 UNCONFIRMED = (
-    "{source} has a failed build, and this Nix's log does not say whether {builds} finished:"
-    " without --keep-going Nix stops the builds still running, and they look finished here."
-    " `nix-cache-action build` asks the store instead"
+    "{source} shows {what}, and this Nix's log does not say whether {builds} finished: Nix"
+    " stops the builds still running then, and they look finished here. `nix-cache-action"
+    " build` asks the store instead"
 )
 
 
@@ -279,7 +279,9 @@ def _analyze_notes(ledger: Ledger, source: str) -> tuple[str, ...]:
         notes.append(INCOMPLETE.format(source=source, count=ledger.open_activities))
     unconfirmed = ledger.unconfirmed_builds()
     if unconfirmed:
-        notes.append(UNCONFIRMED.format(source=source, builds=count(unconfirmed, "other build")))
+        what = "an interrupted run" if ledger.messages.interrupted else "a failed build"
+        builds = count(unconfirmed, "other build")
+        notes.append(UNCONFIRMED.format(source=source, what=what, builds=builds))
     if ledger.plain_lines:
         notes.append(
             f"{ledger.plain_lines} lines of {source} were not @nix records "

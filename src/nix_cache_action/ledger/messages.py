@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from nix_cache_action.ledger.substitutions import SubstitutionTracker, cache_of
+from nix_cache_action.ledger.substitutions import SubState, SubstitutionTracker, cache_of
 from nix_cache_action.nix.events import Message
 from nix_cache_action.report import CacheError
 
@@ -17,6 +17,8 @@ CACHE_ANSWERED = "{cache} answered HTTP {status}"
 CACHE_UNREACHABLE = "{cache} could not be reached"
 CACHE_DISABLED = "{cache} was turned off for this run after an error"
 NOT_FETCHED = "a cache had it, but it could not be fetched"
+CACHE_BAD_COPY = "{cache} sent a copy Nix could not use ({why})"
+INTERRUPTED_MESSAGE = "interrupted by the user"
 
 # Nix 2.8 quotes paths with '...', 2.34 with "..."; both are accepted.
 _NONDETERMINISTIC = re.compile(
@@ -58,11 +60,17 @@ class MessageTracker:
         self._errors_dropped = 0
         self._warnings: dict[str, None] = {}  # each once, in order
         self.banner: str | None = None  # the version line, where the log has one
+        self.interrupted = False  # Nix said it was interrupted (SIGINT, SIGTERM)
 
-    def message(self, event: Message) -> None:
+    def message(self, event: Message, after_substitution: SubState | None = None) -> None:
+        """`after_substitution`: the substitution whose activity stopped just before."""
         text = event.text
         if self.banner is None and not event.is_error and _BANNER.match(text):
             self.banner = text
+        if event.is_error and INTERRUPTED_MESSAGE in text:
+            self.interrupted = True
+        if after_substitution is not None and self._copy_failed(after_substitution, event):
+            return
         failed = _DOWNLOAD_ERROR.search(text)
         if failed is not None:
             status = _HTTP_STATUS.match(failed["cause"])
@@ -74,6 +82,33 @@ class MessageTracker:
         self._not_fetched(text)
         if event.is_error and text.startswith("error:"):
             self._error(text)
+
+    def _copy_failed(self, sub: SubState, event: Message) -> bool:
+        """An error right as a substitution stopped, about no derivation or download: the copy
+        came to nothing (a NAR that cannot be unpacked, a hash mismatch). Nix says so without
+        naming the path, then tries again or builds it."""
+        text = event.text
+        if not (event.is_error and text.startswith("error:")):
+            return False
+        if any(
+            pattern.search(text) for pattern in (_DOWNLOAD_ERROR, _NOT_FETCHED, _DISABLED, _DRV)
+        ):
+            return False
+        sub.failed = True
+        self._subs.fail(sub.path)
+        why = text.removeprefix("error:").strip().split("\n", 1)[0][:300]
+        name = sub.substituter
+        self.cache_errors.append(
+            CacheError(
+                substituter=name,
+                url=self._subs.nar_url_of(sub.path) or sub.substituter,
+                status=None,
+                message=text.split("\n", 1)[0][:300],
+                path=sub.path,
+            )
+        )
+        self.not_fetched.setdefault(sub.path, CACHE_BAD_COPY.format(cache=name, why=why))
+        return True
 
     def _not_fetched(self, text: str) -> None:
         """Paths Nix wanted from a cache and did not get."""
@@ -88,7 +123,12 @@ class MessageTracker:
             self._subs.fail(path)
             cause = next((e for e in reversed(self.cache_errors) if e.path == path), None)
             cause = cause or (self.cache_errors[-1] if self.cache_errors else None)
-            self.not_fetched.setdefault(path, answered(cause) if cause else NOT_FETCHED)
+            if cause is None:
+                why = NOT_FETCHED
+            else:
+                # A referrer takes the reason of the path it waited for, as said already.
+                why = self.not_fetched.get(cause.path or "") or answered(cause)
+            self.not_fetched.setdefault(path, why)
 
     def _error(self, text: str) -> None:
         self._remember(text)

@@ -127,6 +127,11 @@ class Ledger:
             self._open.discard(event.id)
         if not isinstance(event, PlainText):
             self.records += 1
+        after_substitution = self.subs.just_stopped
+        if isinstance(event, (ActivityStarted, ActivityStopped, Message)):
+            # Results in between (expected counts, progress) do not separate a stop from the
+            # message that says why it failed.
+            self.subs.just_stopped = None
         match event:
             case SubstituteStarted():
                 self.subs.substitute(event, now)
@@ -152,7 +157,7 @@ class Ledger:
                 # order); the raw line is kept, as for the others.
                 self.subs.progress(str(activity).encode(), line)
             case Message():
-                self.messages.message(event)
+                self.messages.message(event, after_substitution)
             case PlainText():
                 self.plain_lines += 1
             case _:
@@ -273,20 +278,23 @@ class Ledger:
 
     def _unfinished(self, state: BuildState) -> bool:
         """Stopped without the result this Nix sends for each build it finishes, in a run where
-        a build failed: Nix stopped it (no --keep-going). Where Nix sends no results, only the
-        store can tell (`confirm_unbuilt`)."""
+        a build failed or that was interrupted: Nix stopped it. Where Nix sends no results, only
+        the store can tell (`confirm_unbuilt`)."""
         return (
             self.builds_seen.sends_results
             and state.success is None
             and not state.check
-            and bool(self.messages.failed)
+            and (bool(self.messages.failed) or self.messages.interrupted)
         )
 
     def unconfirmed_builds(self) -> int:
         """How many builds the log calls finished while it cannot know: Nix sends no result per
-        build, and a build failed, so without --keep-going the others were stopped unfinished
-        and look the same. Only the store can tell (`confirm_unbuilt`)."""
-        if self.builds_seen.sends_results or not self.messages.failed:
+        build, and a build failed (without --keep-going Nix stops the others) or the run was
+        interrupted, and a stopped build looks finished. Only the store can tell
+        (`confirm_unbuilt`)."""
+        if self.builds_seen.sends_results or not (
+            self.messages.failed or self.messages.interrupted
+        ):
             return 0
         return sum(
             1

@@ -21,7 +21,7 @@ from nix_cache_action.store_path import store_hash
 
 
 @dataclass(slots=True)
-class _Sub:
+class SubState:
     path: str
     substituter: str
     started: float | None
@@ -44,7 +44,7 @@ class SubstitutionTracker:
     """
 
     def __init__(self) -> None:
-        self._subs: dict[int, _Sub] = {}
+        self._subs: dict[int, SubState] = {}
         self._subs_by_path: dict[str, int] = {}
         self._copies: dict[int, str] = {}  # copyPath activity -> store path
         self._transfers: dict[int, str] = {}  # NAR transfer -> store path
@@ -61,9 +61,12 @@ class SubstitutionTracker:
         self._closed: deque[tuple[str, float, float]] = deque(maxlen=RECENT_DOWNLOADS)
         self._failed_urls: set[str] = set()
         self.lost: dict[str, list[tuple[float, float]]] = {}
+        # The substitution whose activity the last event stopped, if it was one: Nix names why
+        # a copy failed (a corrupt NAR, a hash mismatch) in the very next message, by no path.
+        self.just_stopped: SubState | None = None
 
     def substitute(self, event: SubstituteStarted, now: float | None) -> None:
-        self._subs[event.id] = _Sub(event.path, event.substituter, now)
+        self._subs[event.id] = SubState(event.path, event.substituter, now)
         self._subs_by_path[event.path] = event.id
 
     def copy(self, event: CopyPathStarted) -> None:
@@ -136,7 +139,12 @@ class SubstitutionTracker:
         if sub is None:
             return False
         sub.stopped = Stopped(now)
+        self.just_stopped = sub
         return True
+
+    def nar_url_of(self, path: str) -> str | None:
+        """The last NAR download of `path`, where the log tells."""
+        return next((u for u, p in reversed(self._nar_urls.items()) if p == path), None)
 
     def owner_of(self, url: str) -> tuple[str, str] | None:
         """(store path, cache) a NAR download was for, where the log tells."""
@@ -159,7 +167,7 @@ class SubstitutionTracker:
                 return sub.path
         return None
 
-    def _open(self, path: str) -> _Sub | None:
+    def _open(self, path: str) -> SubState | None:
         sub_id = self._subs_by_path.get(path)
         return self._subs.get(sub_id) if sub_id is not None else None
 

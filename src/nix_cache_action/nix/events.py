@@ -234,7 +234,12 @@ def _text(line: bytes) -> PlainText:
 def parse_line(line: bytes) -> Event:
     """One stderr line as an event; never raises."""
     if not line.startswith(PREFIX):
-        return _text(line)
+        # Determinate Nix writes "shutting down" with a line erase in front of the records it
+        # sends while stopping: the record still counts.
+        start = line.find(PREFIX + b"{")
+        if start < 0:
+            return _text(line)
+        line = line[start:]
     try:
         record = _json(line[len(PREFIX) :])
     except (ValueError, RecursionError):  # a truncated line, absurd nesting
