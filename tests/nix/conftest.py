@@ -38,7 +38,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 # Every report a real Nix run writes is checked against the published schema.
-REPORT_SCHEMA: dict[str, Any] = json.loads((REPO / "src/nix_cache_action/schema/report-v1.json").read_text("utf-8"))
+REPORT_SCHEMA: dict[str, Any] = json.loads(
+    (REPO / "src/nix_cache_action/schema/report-v1.json").read_text("utf-8")
+)
 FLAKES = REPO / "tests" / "fixtures" / "flakes"
 SYSTEM_NIX = "/usr/bin/nix"
 # Magic Nix Cache's daemon listens here; a cache on this address must be reported under its name.
@@ -504,7 +506,15 @@ class _FaultHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.server.requests.append(self.path)
         directory = self.server.directory
-        if directory is not None and not self.path.startswith("/nar/"):
+        if directory is not None and self.server.corrupt and self.path.startswith("/nar/"):
+            # The NAR itself, with bytes in its middle flipped: it does not unpack.
+            file = directory / self.path.lstrip("/")
+            data = bytearray(file.read_bytes() if file.is_file() else b"")
+            for index in range(len(data) // 3, min(len(data), len(data) // 3 + 16)):
+                data[index] ^= 0xFF
+            body = bytes(data)
+            self.send_response(200 if file.is_file() else 404)
+        elif directory is not None and not self.path.startswith("/nar/"):
             file = directory / self.path.lstrip("/")
             found = file.is_file() and file.resolve().is_relative_to(directory.resolve())
             body = file.read_bytes() if found else b"not found\n"
@@ -532,12 +542,14 @@ class FaultServer(http.server.ThreadingHTTPServer):
         *,
         fail_cache_info: bool = False,
         directory: Path | None = None,
+        corrupt: bool = False,
     ) -> None:
         super().__init__(("127.0.0.1", 0), _FaultHandler)
         self.store = store
         self.status = status
         self.fail_cache_info = fail_cache_info
         self.directory = directory
+        self.corrupt = corrupt
         self.requests: list[str] = []
 
     @property
@@ -563,6 +575,12 @@ class FaultServers:
     def start_nar_failing(self, cache: Cache, status: int) -> FaultServer:
         """A copy of `cache` whose narinfos are fine and whose every NAR answers `status`."""
         return self._serve(FaultServer(Path("/unused"), status, directory=cache.directory))
+
+    def start_corrupt(self, cache: Cache) -> FaultServer:
+        """A copy of `cache` whose narinfos are fine and whose every NAR is corrupt."""
+        return self._serve(
+            FaultServer(Path("/unused"), 200, directory=cache.directory, corrupt=True)
+        )
 
     def _serve(self, server: FaultServer) -> FaultServer:
         thread = threading.Thread(target=server.serve_forever, daemon=True)

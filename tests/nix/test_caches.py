@@ -436,3 +436,55 @@ def test_a_cache_whose_connections_time_out_costs_every_second_nix_waited(
     assert report["phases"]["cache_wait"] == pytest.approx(row["seconds_lost"], abs=0.05)
     assert (report["totals"]["substituted"], report["totals"]["built"]) == (6, 25)
     assert report["verdict"] == "ok"
+
+
+@pytest.mark.parametrize("status", [429, 500])
+def test_a_cache_answering_narinfos_with_an_error_never_fails_the_run(
+    status: int, faults: FaultServers, nix_env: NixEnv
+) -> None:
+    env = nix_env
+    failing = faults.start(env.store, status)
+    env.substituters = [failing.url]
+    # One attempt: from 2.29 Nix waits a minute and more before it asks again after a 429.
+    env.extra_config = ["download-attempts = 1"]
+    flake = env.flake("outcomes")
+    run = env.cli("build", ".#good", "--reproducibility", "off", cwd=flake)
+    assert run.returncode == 0, run.stderr
+    report = run.report
+    errors = [e for e in report["cache_errors"] if e["substituter"] == failing.url]
+    assert errors
+    assert {e["status"] for e in errors} == {status}
+    assert not any(e["url"].endswith("/nar") for e in errors)
+    assert names_built(report) == ["good", "leaf"]
+    assert report["substitutions"] == []
+    row = only(report["substituters"], url=failing.url)
+    assert (row["substituted"], row["errors"]) == (0, len(errors))
+    assert report["totals"]["hit_rate"] == 0.0
+    assert report["verdict"] == "ok"
+
+
+def test_a_corrupt_nar_is_a_cache_error_for_its_path_and_the_path_is_built(
+    caches: Caches, faults: FaultServers, nix_exe: NixExe, tmp_path: Path
+) -> None:
+    corrupt = faults.start_corrupt(caches.magic)
+    env = caches.env(nix_exe, tmp_path)
+    env.substituters = [corrupt.url]
+    env.extra_config += ["download-attempts = 1"]
+    flake = env.flake("dag")
+    run = env.cli("build", ".#default", "--reproducibility", "off", cwd=flake)
+    assert run.returncode == 0, run.stderr
+    report = run.report
+    # Every NAR it sends is broken: nothing came from it, all 31 derivations were built.
+    assert report["substitutions"] == []
+    assert (report["totals"]["substituted"], report["totals"]["built"]) == (0, 31)
+    errors = [e for e in report["cache_errors"] if e["substituter"] == corrupt.url]
+    assert errors
+    assert all(e["path"] is not None for e in errors)
+    assert all("/nar/" in e["url"] for e in errors)
+    row = only(report["substituters"], url=corrupt.url)
+    assert (row["substituted"], row["hit_rate"]) == (0, 0.0)
+    built = {store_name(b["drv"]): b for b in report["builds"]}
+    for name in {store_name(e["path"]) for e in errors}:
+        assert built[name]["reason"] == "cache-error"
+        assert "could not be reached" not in built[name]["reason_detail"]
+    assert report["verdict"] == "ok"

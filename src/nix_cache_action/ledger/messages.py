@@ -61,15 +61,23 @@ class MessageTracker:
         self._warnings: dict[str, None] = {}  # each once, in order
         self.banner: str | None = None  # the version line, where the log has one
         self.interrupted = False  # Nix said it was interrupted (SIGINT, SIGTERM)
+        self._pending: tuple[str, SubState | None] | None = None
 
     def message(self, event: Message, after_substitution: SubState | None = None) -> None:
         """`after_substitution`: the substitution whose activity stopped just before."""
         text = event.text
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._settle(pending, text)
         if self.banner is None and not event.is_error and _BANNER.match(text):
             self.banner = text
         if event.is_error and INTERRUPTED_MESSAGE in text:
             self.interrupted = True
-        if after_substitution is not None and self._copy_failed(after_substitution, event):
+        if _maybe_copy_failure(event):
+            # Said of a copy that came to nothing (a NAR that cannot be unpacked, a hash
+            # mismatch), by no path: the next message may name it ("path ... is required");
+            # else it is the substitution that just stopped (2.8 says no more), if any.
+            self._pending = (text, after_substitution or self._subs.last_stopped())
             return
         failed = _DOWNLOAD_ERROR.search(text)
         if failed is not None:
@@ -83,32 +91,37 @@ class MessageTracker:
         if event.is_error and text.startswith("error:"):
             self._error(text)
 
-    def _copy_failed(self, sub: SubState, event: Message) -> bool:
-        """An error right as a substitution stopped, about no derivation or download: the copy
-        came to nothing (a NAR that cannot be unpacked, a hash mismatch). Nix says so without
-        naming the path, then tries again or builds it."""
-        text = event.text
-        if not (event.is_error and text.startswith("error:")):
-            return False
-        if any(
-            pattern.search(text) for pattern in (_DOWNLOAD_ERROR, _NOT_FETCHED, _DISABLED, _DRV)
-        ):
-            return False
+    def settle(self) -> None:
+        """Decide a message still waiting for the next one (the log ended, or is read now)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._settle(pending, None)
+
+    def _settle(self, pending: tuple[str, SubState | None], following: str | None) -> None:
+        text, after_substitution = pending
+        named = _NOT_FETCHED.search(following or "")
+        sub = self._subs.last_of(named["path"]) if named and named["path"] else None
+        # Else (Nix 2.8 names no path at all, and says it when the goal wakes, which may be
+        # after other activities) the substitution that had stopped last when it was said, of
+        # those not known to have failed. One that succeeded in between would take the blame;
+        # the store check after the run cannot tell either, as the path is then built.
+        sub = sub or after_substitution
+        if sub is None:
+            self._error(text)  # about no copy: an error like any other
+            return
         sub.failed = True
         self._subs.fail(sub.path)
         why = text.removeprefix("error:").strip().split("\n", 1)[0][:300]
-        name = sub.substituter
         self.cache_errors.append(
             CacheError(
-                substituter=name,
+                substituter=sub.substituter,
                 url=self._subs.nar_url_of(sub.path) or sub.substituter,
                 status=None,
                 message=text.split("\n", 1)[0][:300],
                 path=sub.path,
             )
         )
-        self.not_fetched.setdefault(sub.path, CACHE_BAD_COPY.format(cache=name, why=why))
-        return True
+        self.not_fetched.setdefault(sub.path, CACHE_BAD_COPY.format(cache=sub.substituter, why=why))
 
     def _not_fetched(self, text: str) -> None:
         """Paths Nix wanted from a cache and did not get."""
@@ -189,6 +202,16 @@ class MessageTracker:
     def failure_errors(self) -> list[str]:
         """The errors, less the mismatch messages that the checks already stand for."""
         return [e for e in self.errors if MISMATCH not in e]
+
+
+def _maybe_copy_failure(event: Message) -> bool:
+    """An error of no kind known here: no download, no derivation, no cache turned off, no
+    path named. Such a message after a copy is why the copy failed."""
+    text = event.text
+    if not (event.is_error and text.startswith("error:")):
+        return False
+    patterns = (_DOWNLOAD_ERROR, _NOT_FETCHED, _DISABLED, _DRV, _NONDETERMINISTIC)
+    return not any(pattern.search(text) for pattern in patterns) and INTERRUPTED_MESSAGE not in text
 
 
 def answered(error: CacheError) -> str:

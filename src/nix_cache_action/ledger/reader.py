@@ -80,11 +80,18 @@ class Ledger:
         self.records = 0  # `@nix` records read (progress results on the fast path not counted)
         self._open: set[int] = set()  # activities started and not stopped yet
         self.subs = SubstitutionTracker()
-        self.messages = MessageTracker(self.subs)
-        self.builds_seen = BuildTracker(is_failed=self.messages.failed.__contains__)
+        self._messages = MessageTracker(self.subs)
+        self.builds_seen = BuildTracker(is_failed=self._messages.failed.__contains__)
         self._earlier: Ledger | None = None
         # A run Nix gave up on and that was done once more: its loose ends are not the verdict's.
         self.superseded = False
+
+    @property
+    def messages(self) -> MessageTracker:
+        """What Nix said, read for the report: a message still waiting for the next one to say
+        what it was about is settled first."""
+        self._messages.settle()
+        return self._messages
 
     # --- input --------------------------------------------------------------------------------
 
@@ -157,7 +164,7 @@ class Ledger:
                 # order); the raw line is kept, as for the others.
                 self.subs.progress(str(activity).encode(), line)
             case Message():
-                self.messages.message(event, after_substitution)
+                self._messages.message(event, after_substitution)
             case PlainText():
                 self.plain_lines += 1
             case _:

@@ -29,6 +29,7 @@ class SubState:
     nar_bytes: int | None = None
     download_bytes: int | None = None
     failed: bool = False  # its download failed, or Nix said the path could not be fetched
+    order: int = 0  # when it stopped, among the substitutions of the run
 
 
 # Closed downloads remembered for a failure Nix names after the download stopped.
@@ -64,6 +65,7 @@ class SubstitutionTracker:
         # The substitution whose activity the last event stopped, if it was one: Nix names why
         # a copy failed (a corrupt NAR, a hash mismatch) in the very next message, by no path.
         self.just_stopped: SubState | None = None
+        self._stops = 0
 
     def substitute(self, event: SubstituteStarted, now: float | None) -> None:
         self._subs[event.id] = SubState(event.path, event.substituter, now)
@@ -139,8 +141,19 @@ class SubstitutionTracker:
         if sub is None:
             return False
         sub.stopped = Stopped(now)
+        self._stops += 1
+        sub.order = self._stops
         self.just_stopped = sub
         return True
+
+    def last_stopped(self) -> SubState | None:
+        """The substitution whose activity stopped last, of those not known to have failed."""
+        stopped = [s for s in self._subs.values() if s.stopped is not None and not s.failed]
+        return max(stopped, key=lambda s: s.order, default=None)
+
+    def last_of(self, path: str) -> SubState | None:
+        """The latest substitution of `path`, if there was one."""
+        return next((sub for sub in reversed(self._subs.values()) if sub.path == path), None)
 
     def nar_url_of(self, path: str) -> str | None:
         """The last NAR download of `path`, where the log tells."""
