@@ -466,7 +466,7 @@ def test_misses_are_grouped_by_reason_with_bounded_lists() -> None:
     details = _details(html)
 
     # Built or failed: the misses the totals count; the 2 check rebuilds are listed apart.
-    assert "Why 42 derivations were built" in _headings(html)
+    assert "Why 42 derivations had to be built" in _headings(html)
     assert "Not misses:" in html
     assert "<li><strong>Cache error</strong> (Magic Nix Cache answered HTTP 418): 1</li>" in html
     assert "<li><strong>Rebuilt to check reproducibility</strong>: 2</li>" in html

@@ -673,7 +673,7 @@ def _misses_section(facts: _Facts, detail: _Detail) -> str:
     misses = [b for b in builds if b.status in {"built", "failed"}]
     apart = [b for b in builds if b.status not in {"built", "failed"}]
     out = [
-        f"### Why {count(len(misses), 'derivation was', 'derivations were')} built"
+        f"### Why {count(len(misses), 'derivation', 'derivations')} had to be built"
         if misses
         else "### Rebuilds",
         "",
