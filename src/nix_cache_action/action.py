@@ -8,6 +8,7 @@ what is known, so a failed, cancelled or misconfigured run still leaves its repo
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import sys
@@ -30,6 +31,7 @@ from nix_cache_action.github.workflow_commands import (
     AnnotationBuffer,
     AnnotationLevel,
     WorkflowCommands,
+    configure_logging,
     summary_room,
     write_outputs,
     write_summary,
@@ -57,15 +59,18 @@ from nix_cache_action.render.statuses import (
 )
 from nix_cache_action.render.summary import SUMMARY_LIMIT, render_summary
 from nix_cache_action.report import Report, write_report
+from nix_cache_action.schema import schema_errors
 from nix_cache_action.settings import (
     GitHubContext,
     Settings,
     commit_sha,
+    fallback_context,
     input_variable,
     load_context,
     load_settings,
     without_inputs,
 )
+from nix_cache_action.verification import Where
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -73,6 +78,11 @@ if TYPE_CHECKING:
 OUTPUT_DIRECTORY = "nix-cache-action"
 REPORT_FILE = "report.json"
 LOG_FILE = "nix.log"
+# action.yml restores and saves these folders under RUNNER_TEMP/nix-cache-action.
+MEMORY_DIRECTORY = "memory"
+BASELINE_DIRECTORY = "baseline"
+RECORD_FILE = "verified.json"
+BASELINE_UNUSABLE = "the baseline report {path} could not be used ({why}); no comparison"
 DEBUG_VARIABLE = "RUNNER_DEBUG"
 NIX_EXECUTABLE = "nix"
 LOG_NOTE = "nix-cache-action: the raw Nix log goes to {path}"
@@ -102,6 +112,21 @@ class Paths:
     def log(self) -> Path:
         return self.directory / LOG_FILE
 
+    @property
+    def record(self) -> Path:
+        """The verification record: restored before the run and saved after it (action.yml)."""
+        return self.directory / MEMORY_DIRECTORY / RECORD_FILE
+
+    @property
+    def saved_report(self) -> Path:
+        """This run's report, saved with the record: the next run's baseline."""
+        return self.directory / MEMORY_DIRECTORY / REPORT_FILE
+
+    @property
+    def baseline(self) -> Path:
+        """The base branch's last report (this branch's for a push), as action.yml restored it."""
+        return self.directory / BASELINE_DIRECTORY / REPORT_FILE
+
 
 def main(
     environ: Mapping[str, str] = os.environ,
@@ -117,7 +142,7 @@ def main(
     stdout = sys.stdout if stdout is None else stdout
     commands = WorkflowCommands(stdout)
     if environ.get(DEBUG_VARIABLE) == "1":  # the runner's "debug logging" switch
-        logging.basicConfig(level=logging.DEBUG, format="%(message)s")
+        configure_logging(logging.DEBUG)
     # Masked before anything else is printed, even if an input turns out to be wrong: Nix
     # quotes its configuration back, and the report and summary quote Nix.
     secrets = environment_secrets(environ, input_variable("github-token"))
@@ -138,14 +163,23 @@ def main(
     if status == EXIT_INTERRUPTED:
         # A cancelled job has seconds left: the report first, no commit statuses.
         settings = dataclasses.replace(settings, status_checks=False)
+    report = redactor.report(report)
     publish(
-        redactor.report(report),
+        report,
         settings=settings,
         paths=paths,
         commands=commands,
         stdout=stdout,
         publisher_factory=publisher_factory,
     )
+    if settings.verify_once:
+        # The next run's baseline, saved with the record by action.yml.
+        failures = Failures()
+        failures.attempt(
+            "the report for the next run", lambda: write_report(report, paths.saved_report)
+        )
+        for warning in failures.warnings:
+            commands.warning(warning, title=TITLE)
     return status
 
 
@@ -160,11 +194,23 @@ def _run(
         stdout.write(text + "\n")
         stdout.flush()
 
+    baseline, baseline_note = _baseline(paths.baseline)
+    context = settings.github
+    run_url = (
+        f"{context.server_url}/{context.repository}/actions/runs/{context.run_id}"
+        if context.repository and context.run_id
+        else None
+    )
     options = BuildOptions(
         installables=settings.installables,
         reproducibility=settings.reproducibility,
         deep=settings.deep_check,
         fallback=settings.fallback,
+        verified=paths.record if settings.verify_once else None,
+        where=Where(commit=context.sha, run_url=run_url),
+        budgets=settings.budgets,
+        baseline=baseline,
+        baseline_source="the last run of the base branch" if baseline is not None else "",
     )
     # The inputs (the GitHub token among them) are no business of Nix, its builders and hooks,
     # or diffoscope: they get the environment without them.
@@ -181,8 +227,24 @@ def _run(
             say=say,
             env=env,
         )
+    if baseline_note is not None:
+        report = dataclasses.replace(report, notes=(*report.notes, baseline_note))
     # Read last: the daemon uploads while the builds run.
     return dataclasses.replace(report, magic_nix_cache=read_daemon_log(environ)), status
+
+
+def _baseline(path: Path) -> tuple[Report | None, str | None]:
+    """The earlier report action.yml restored, if any; one that cannot be used is a note."""
+    if not path.is_file():
+        return None, None
+    try:
+        data = json.loads(path.read_bytes())
+        errors = schema_errors(data)
+        if errors:
+            return None, BASELINE_UNUSABLE.format(path=path, why="; ".join(errors))
+        return Report.from_json(data), None
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        return None, BASELINE_UNUSABLE.format(path=path, why=error)
 
 
 def _bad_input(
@@ -195,12 +257,13 @@ def _bad_input(
     try:
         context = load_context(environ)
     except InputError:
-        # The bad value is part of the context itself (GITHUB_REPOSITORY, say): nothing of it
-        # can be trusted, so the report goes to the temporary directory and no summary is
-        # written.
-        context = GitHubContext()
+        # The bad value is part of the context itself (GITHUB_REPOSITORY, say): only the
+        # runner's own paths are used.
+        context = fallback_context(environ)
     message = redactor.text(str(error))
-    report = Report(errors=(message,), notes=(BAD_INPUT_NOTE.format(name=error.name),))
+    report = Report(
+        errors=(message,), stopped=message, notes=(BAD_INPUT_NOTE.format(name=error.name),)
+    )
     commands.error(message, title=BAD_INPUT_TITLE.format(name=error.name))
     paths = Paths.for_context(context)
     failures = Failures()

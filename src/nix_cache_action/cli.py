@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -14,16 +15,28 @@ from pathlib import Path
 from typing import IO, NoReturn, TextIO
 
 from nix_cache_action import __version__
+from nix_cache_action.baseline import compare
+from nix_cache_action.budgets import judged
 from nix_cache_action.engine import EXIT_FAILED, BuildOptions, run_job
 from nix_cache_action.errors import InputError, LogError, NixCacheActionError
 from nix_cache_action.files import check_target, write_text
+from nix_cache_action.github.workflow_commands import configure_logging, neutral, neutral_json
 from nix_cache_action.ledger import Ledger
 from nix_cache_action.nix.commands import Nix
 from nix_cache_action.nix.process import Subprocesses
+from nix_cache_action.redaction import Redactor, environment_secrets
 from nix_cache_action.render.format import count
 from nix_cache_action.render.summary import render_summary
 from nix_cache_action.render.terminal import render_terminal
-from nix_cache_action.report import MODES, SCHEMA_VERSION, Report, Run, merge, write_report
+from nix_cache_action.report import (
+    MODES,
+    SCHEMA_VERSION,
+    Budgets,
+    Report,
+    Run,
+    merge,
+    write_report,
+)
 from nix_cache_action.schema import schema_errors
 
 EXIT_USAGE = 2
@@ -102,6 +115,17 @@ def _parser() -> argparse.ArgumentParser:
         "gives up on a cache error all the same, build once more without that cache",
     )
     build.add_argument(
+        "--verified",
+        type=Path,
+        help="the verification record (JSON): outputs it holds as reproducible with the same "
+        "NAR hash are not rebuilt, and what this run checks is written back",
+    )
+    build.add_argument(
+        "--recheck",
+        action="store_true",
+        help="rebuild and compare every output, whatever --verified says",
+    )
+    build.add_argument(
         "--nix",
         default=os.environ.get("NIX_CACHE_ACTION_NIX", "nix"),
         help="the nix executable (default: nix on PATH)",
@@ -119,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
         default=Path("nix-cache-action.log"),
         help="where the raw internal-json log is teed (default: %(default)s)",
     )
+    _gates(build)
     _outputs(build)
 
     analyze = sub.add_parser("analyze", help="turn a recorded internal-json log into a report")
@@ -131,12 +156,80 @@ def _parser() -> argparse.ArgumentParser:
         "log has no times; auto (default): arrival for a pipe, none for a file",
     )
     analyze.add_argument("--reproducibility", choices=MODES, default="fail")
+    _gates(analyze)
     _outputs(analyze)
 
     merge_cmd = sub.add_parser("merge", help="merge JSON reports of several runs into one")
     merge_cmd.add_argument("reports", nargs="+", type=Path)
+    _gates(merge_cmd)
     _outputs(merge_cmd)
     return parser
+
+
+def _gates(parser: argparse.ArgumentParser) -> None:
+    """The comparison with an earlier run and the budgets: for build, analyze and merge."""
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="an earlier run's JSON report (the base branch's last run) to compare with",
+    )
+    parser.add_argument(
+        "--max-seconds", type=_positive(float), help="budget: the whole run's wall time"
+    )
+    parser.add_argument(
+        "--max-build-seconds", type=_positive(float), help="budget: seconds in builds, added up"
+    )
+    parser.add_argument(
+        "--max-built", type=_positive(int), help="budget: derivations built (not substituted)"
+    )
+    parser.add_argument(
+        "--min-hit-rate",
+        type=_fraction,
+        help="budget: the lowest cache hit rate, a fraction from 0 to 1",
+    )
+
+
+def _positive(kind: type[float | int]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{text!r} is below 0")
+        return value
+
+    return parse
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 1") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not from 0 to 1 (0.9 is 90%)")
+    return value
+
+
+def _budgets(args: argparse.Namespace) -> Budgets:
+    return Budgets(
+        max_seconds=args.max_seconds,
+        max_build_seconds=args.max_build_seconds,
+        max_built=args.max_built,
+        min_hit_rate=args.min_hit_rate,
+    )
+
+
+def _baseline(args: argparse.Namespace) -> Report | None:
+    return None if args.baseline is None else _read_report(args.baseline, "--baseline")
+
+
+def _gated(report: Report, args: argparse.Namespace) -> Report:
+    baseline = _baseline(args)
+    if baseline is not None:
+        report = dataclasses.replace(report, baseline=compare(report, baseline, str(args.baseline)))
+    return judged(report, _budgets(args))
 
 
 def _outputs(parser: argparse.ArgumentParser) -> None:
@@ -153,12 +246,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = (
         "DEBUG" if "--debug" in argv else os.environ.get("NIX_CACHE_ACTION_LOG_LEVEL", "WARNING")
     )
-    logging.basicConfig(level=level, format="%(message)s")
+    configure_logging(level)
     try:
         args = _parser().parse_args(argv)
     except UsageError as error:
-        _parser().print_usage(sys.stderr)
-        print(error, file=sys.stderr)  # noqa: T201
+        print(neutral(_parser().format_usage().rstrip()), file=sys.stderr)  # noqa: T201
+        print(neutral(str(error)), file=sys.stderr)  # noqa: T201
         # Even a bad argument leaves a report saying so where one was asked for.
         asked = _asked_report(argv)
         if asked is not None:
@@ -172,13 +265,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _analyze(args)
         return _merge(args)
     except NixCacheActionError as exc:
-        print(f"nix-cache-action: {exc}", file=sys.stderr)  # noqa: T201
+        print(neutral(f"nix-cache-action: {exc}"), file=sys.stderr)  # noqa: T201
         _emit(_stopped(str(exc)), args, quiet=True)
         return EXIT_USAGE if isinstance(exc, InputError) else EXIT_FAILED
     except Exception as exc:  # whatever it was, the report says the run stopped
         logging.getLogger(__name__).debug("unexpected error", exc_info=True)
         message = UNEXPECTED.format(kind=type(exc).__name__, error=exc)
-        print(f"nix-cache-action: {message}", file=sys.stderr)  # noqa: T201
+        print(neutral(f"nix-cache-action: {message}"), file=sys.stderr)  # noqa: T201
         _emit(_stopped(message), args, quiet=True)
         return EXIT_FAILED
 
@@ -208,7 +301,8 @@ def _check_targets(args: argparse.Namespace) -> None:
 
 
 def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)  # noqa: T201 - the live account goes to stderr
+    # The live account goes to stderr; it quotes Nix, so never as a workflow command.
+    print(neutral(text), file=sys.stderr, flush=True)  # noqa: T201
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -226,6 +320,11 @@ def _build(args: argparse.Namespace) -> int:
         deep=args.deep,
         keep_going=args.keep_going,
         fallback=args.fallback,
+        verified=args.verified,
+        recheck=args.recheck,
+        budgets=_budgets(args),
+        baseline=_baseline(args),
+        baseline_source="" if args.baseline is None else str(args.baseline),
     )
     runner = Subprocesses(cwd=directory)
     report, status = run_job(
@@ -268,6 +367,7 @@ def _analyze(args: argparse.Namespace) -> int:
         runs=(Run(label="analyze", plain_lines=ledger.plain_lines, log_path=source),),
         notes=notes,
     )
+    report = _gated(report, args)
     _emit(report, args)
     return report.exit_status()
 
@@ -296,36 +396,39 @@ def _analyze_notes(ledger: Ledger, source: str) -> tuple[str, ...]:
 def _merge(args: argparse.Namespace) -> int:
     _check_targets(args)
     reports = [_read_report(path) for path in args.reports]
-    merged = merge(reports)
+    merged = _gated(merge(reports), args)
     _emit(merged, args)
     return merged.exit_status()
 
 
-def _read_report(path: Path) -> Report:
+def _read_report(path: Path, option: str = "reports") -> Report:
     """A report another run wrote, refused with the field that is wrong."""
     try:
         data = json.loads(path.read_bytes())
     except OSError as exc:
-        raise InputError("reports", f"{path}: cannot be read ({exc.strerror or exc})") from exc
-    except ValueError as exc:
-        raise InputError("reports", f"{path} is not JSON ({exc}); pass report files") from exc
+        raise InputError(option, f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    except (ValueError, RecursionError) as exc:
+        raise InputError(option, f"{path} is not JSON ({exc}); pass report files") from exc
     if isinstance(data, dict) and data.get("schema_version") != SCHEMA_VERSION:
         found = data.get("schema_version")
         raise InputError(
-            "reports",
+            option,
             f"{path} has schema_version {found!r}, not {SCHEMA_VERSION}; make it again with"
             " this version of nix-cache-action",
         )
-    errors = schema_errors(data)
+    try:
+        errors = schema_errors(data)
+    except RecursionError:
+        errors = ["nested deeper than any report"]
     if errors:
         raise InputError(
-            "reports",
+            option,
             f"{path} is not a nix-cache-action report: {'; '.join(errors)}",
         )
     try:
         return Report.from_json(data)
     except (TypeError, ValueError) as exc:
-        raise InputError("reports", f"{path}: {exc}") from exc
+        raise InputError(option, f"{path}: {exc}") from exc
 
 
 def _write(write: Callable[[], None], what: str, path: Path) -> None:
@@ -333,17 +436,20 @@ def _write(write: Callable[[], None], what: str, path: Path) -> None:
     try:
         write()
     except OSError as exc:
-        print(UNWRITABLE.format(what=what, path=path, error=exc.strerror or exc), file=sys.stderr)  # noqa: T201
+        warning = UNWRITABLE.format(what=what, path=path, error=exc.strerror or exc)
+        print(neutral(warning), file=sys.stderr)  # noqa: T201
 
 
 def _emit(report: Report, args: argparse.Namespace, *, quiet: bool = False) -> None:
+    # Nix quotes its configuration back (a malformed access-tokens line, say).
+    report = Redactor.of(environment_secrets(os.environ, "")).report(report)
     if args.report is not None:
         _write(lambda: write_report(report, args.report), "report", args.report)
     if args.summary is not None:
         summary = render_summary(report)
         _write(lambda: write_text(args.summary, summary), "summary", args.summary)
     if args.json:
-        print(json.dumps(report.to_json(), indent=2))  # noqa: T201
+        print(neutral_json(json.dumps(report.to_json(), indent=2)))  # noqa: T201
     elif not quiet:
         _say(render_terminal(report))
 

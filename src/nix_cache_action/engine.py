@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal as signals
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, TypeVar
 
-from nix_cache_action.errors import NixCacheActionError
+from nix_cache_action.baseline import compare
+from nix_cache_action.budgets import judged
+from nix_cache_action.errors import NixCacheActionError, NixError
 from nix_cache_action.ledger import Ledger
 from nix_cache_action.limits import cut
-from nix_cache_action.nix.commands import Built, Nix
+from nix_cache_action.nix.commands import Built, Nix, substituters_in
 from nix_cache_action.nix.events import BuildStarted, Event, Message, SubstituteStarted
 from nix_cache_action.nix.process import Interrupted, Streamed, Tee, sigterm_interrupts
 from nix_cache_action.report import (
+    Budgets,
     Check,
     Installable,
     Mode,
@@ -41,6 +46,7 @@ from nix_cache_action.reproducibility import (
     top_level_checks,
 )
 from nix_cache_action.store_path import output_name, store_name
+from nix_cache_action.verification import VerificationRecord, Where, load_record
 
 if TYPE_CHECKING:
     from nix_cache_action.report import RunLabel
@@ -86,6 +92,20 @@ REBUILD_KILLED = "the rebuild did not finish ({how}), so nothing was compared"
 RETRY = (
     "Nix gave up on the build when {caches} answered with an error; building once more without it"
 )
+PLAIN_LINES = (
+    "{count} lines of Nix's log in the {label} step were not @nix records (kept as text, not"
+    " counted)"
+)
+BUILD_KILLED = (
+    "nix was killed by signal {signal} during the build: nothing it reported can be trusted as"
+    " finished. Look for the cause (memory, a timeout, another process) and run again"
+)
+NO_NAR_HASH = "nix path-info gave no NAR hash for {outputs} Nix had built: their hashes are unknown"
+BUILD_JSON_UNREADABLE = (
+    "nix build --json succeeded, but {why}: the outputs were asked for one installable at a time"
+)
+VERIFIED_BEFORE = "verified before ({date}), not rebuilt"
+RECORD_UNWRITABLE = "the verification record could not be written to {path} ({error})"
 LOG_UNWRITABLE = "the raw Nix log could not be written to {path} ({error}); it was not kept"
 LOG_STOPPED = (
     "the raw Nix log stopped being written to {path} ({error}); it ends there, and the build"
@@ -100,6 +120,14 @@ class BuildOptions:
     deep: bool = False
     keep_going: bool = True
     fallback: bool = True  # build what a cache fails to deliver (`--fallback`)
+    # The verification record (verification.py): outputs it holds as reproducible, with the
+    # same NAR hash, are not rebuilt; what this run checks is written back. None: no record.
+    verified: Path | None = None
+    recheck: bool = False  # rebuild every output, whatever the record says
+    where: Where = field(default_factory=Where)  # the commit and run, for the record
+    budgets: Budgets = field(default_factory=Budgets)
+    baseline: Report | None = None  # an earlier run's report, compared with at the end
+    baseline_source: str = ""
 
 
 @dataclass
@@ -120,6 +148,8 @@ class Session:
     stopped: str | None = None  # why the run ended early
     outputs_by_drv: dict[str, list[str]] = field(default_factory=dict)
     configured: list[str] = field(default_factory=list)  # the substituters Nix is set to ask
+    system: str | None = None  # Nix's `system`, for the verification record
+    record: VerificationRecord = field(default_factory=VerificationRecord)
 
     def stop(self, why: str) -> None:
         why = cut(why)  # an exception's text may quote anything
@@ -202,9 +232,17 @@ def run_job(
     """
     session = Session(options)
     status: int | None = None
+    clock: Callable[[], float] | None = None
+    started = 0.0
+    if options.verified is not None:
+        session.record, warning = load_record(options.verified)
+        if warning is not None:
+            session.notes.append(warning)
+            say(f"nix-cache-action: warning: {warning}")
     with sigterm_interrupts():
         try:
             nix = open_nix()
+            clock, started = nix.clock, nix.clock()
             with _open_log(log_path, session) as raw_log:
                 BuildJob(nix, session, raw_log=raw_log, say=say, env=env).run()
         except Interrupted as signal:
@@ -221,7 +259,38 @@ def run_job(
             session.stop(UNEXPECTED.format(kind=type(error).__name__, error=error))
             status = EXIT_FAILED
     report = session.report()
+    if clock is not None:
+        report = replace(report, seconds=round(clock() - started, 3))
+    report = finish(report, options)
+    if options.verified is not None:
+        problem = _save_record(session, report, options)
+        if problem is not None:
+            say(f"nix-cache-action: warning: {problem}")
+            report = replace(report, notes=(*report.notes, problem))
     return report, report.exit_status() if status is None else status
+
+
+def finish(report: Report, options: BuildOptions) -> Report:
+    """The comparison with the baseline and the budgets, on the report as it stands."""
+    if options.baseline is not None:
+        report = replace(
+            report, baseline=compare(report, options.baseline, options.baseline_source)
+        )
+    return judged(report, options.budgets)
+
+
+def _save_record(session: Session, report: Report, options: BuildOptions) -> str | None:
+    """What this run checked, added to the record: also after a failure or a cancellation,
+    since every verdict in the report was measured. What went wrong, if the record could not
+    be written."""
+    assert options.verified is not None  # noqa: S101 - the caller checked
+    where = replace(options.where, nix=report.nix.text, system=session.system)
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        session.record.with_checks(report.checks, where, now).save(options.verified)
+    except OSError as error:
+        return RECORD_UNWRITABLE.format(path=options.verified, error=error.strerror or error)
+    return None
 
 
 @contextlib.contextmanager
@@ -272,7 +341,10 @@ class BuildJob:
         session, nix = self.session, self.nix
         session.nix = nix.version.info()
         self.say(f"nix-cache-action: {nix.version.text}")
-        session.configured = nix.substituters()
+        config = nix.config()
+        session.configured = substituters_in(config)
+        system = config.get("system")
+        session.system = system if isinstance(system, str) else None
         good = self._evaluate_all()
         if not good:
             return
@@ -338,6 +410,11 @@ class BuildJob:
             self.session.notes.append(said)
             first = ledger
             ledger, built = self._build_once(names, "retry", substituters=rest, after=first)
+        killed = _killed_by(built.streamed.returncode)
+        if killed is not None:
+            # Killed (SIGKILL, SIGSEGV, an OOM killer): whatever the log says, no verdict of
+            # it can stand. Nix 2.8's abort on a 418 was answered by the retry already.
+            raise NixError(BUILD_KILLED.format(signal=_signal_name(killed)))
         self._record_outputs(ledger, built.outputs, names)
         return ledger
 
@@ -362,6 +439,8 @@ class BuildJob:
                 substituters=substituters,
             ),
         )
+        if built.unreadable is not None:
+            self.session.notes.append(BUILD_JSON_UNREADABLE.format(why=built.unreadable))
         if built.streamed.returncode != 0:
             self._confirm_built(ledger)
         if ledger.cache_errors:
@@ -428,6 +507,10 @@ class BuildJob:
             session.installables[name] = replace(item, outputs=outputs)
         paths = [p for i in session.installables.values() for p in i.outputs.values()]
         infos = self.nix.path_info(paths)
+        missing = [p for p in dict.fromkeys(paths) if p not in infos]
+        if missing:
+            unhashed = f"{len(missing)} output" + ("" if len(missing) == 1 else "s")
+            session.notes.append(NO_NAR_HASH.format(outputs=unhashed))
         for name, item in list(session.installables.items()):
             if item.outputs:
                 hashes = {o: infos[p].nar_hash for o, p in item.outputs.items() if p in infos}
@@ -435,8 +518,13 @@ class BuildJob:
 
     # --- 3. check -----------------------------------------------------------------------------
 
-    def _check(self, build_ledger: Ledger, built: list[Installable]) -> None:
-        """Rebuild the installables' own derivations and compare."""
+    def _check(self, build_ledger: Ledger, all_built: list[Installable]) -> None:
+        """Rebuild the installables' own derivations and compare; not those the verification
+        record already holds as reproducible, with these very NAR hashes."""
+        verified, built = self._verified_before(build_ledger, all_built)
+        self.session.checks.extend(verified)
+        if not built:
+            return
         check_ledger = Ledger(run="check")
         targets = [self.nix.rebuild_target(i.name, i.drv, sorted(i.outputs)) for i in built]
         try:
@@ -450,6 +538,39 @@ class BuildJob:
             raise
         cut_short = _unfinished(streamed, check_ledger)
         self._explained(top_level_checks(build_ledger, check_ledger, built, cut_short=cut_short))
+
+    def _verified_before(
+        self, build_ledger: Ledger, built: list[Installable]
+    ) -> tuple[list[Check], list[Installable]]:
+        """The checks an earlier run made (an installable all of whose outputs the record holds
+        as reproducible), and the installables still to rebuild."""
+        if self.options.verified is None or self.options.recheck:
+            return [], built
+        record = self.session.record
+        done: list[Check] = []
+        rest: list[Installable] = []
+        for item in built:
+            earlier = {
+                name: record.reproducible(item.drv or "", name, item.nar_hashes.get(name))
+                for name in item.outputs
+            }
+            if not earlier or any(v is None for v in earlier.values()):
+                rest.append(item)
+                continue
+            # The first copy is what this run got (from a cache, built, present), as for any check.
+            for check in top_level_checks(build_ledger, Ledger(run="check"), [item]):
+                found = earlier[check.output or ""]
+                done.append(
+                    replace(
+                        check,
+                        verdict="reproducible",
+                        reason=VERIFIED_BEFORE.format(date=found.checked_at if found else "?"),
+                        previously_verified=found,
+                        run="build",
+                    )
+                )
+            self.say(f"  verified before, not rebuilt: {item.name}")
+        return done, rest
 
     def _deep_check(self, build_ledger: Ledger, built: list[Installable]) -> None:
         """Every other derivation this run built here."""
@@ -523,6 +644,8 @@ class BuildJob:
             session.notes.append(note.format(label=label))
             raise
         streamed = result.streamed if isinstance(result, Built) else result
+        if ledger.plain_lines:
+            session.notes.append(PLAIN_LINES.format(count=ledger.plain_lines, label=label))
         if index:
             session.runs[index[0]] = replace(
                 session.runs[index[0]],
@@ -546,11 +669,46 @@ class BuildJob:
                 pass
 
 
+# Signals that end a process against its will. A shell between us and Nix (a wrapper script)
+# reports such a death as exit status 128 + the signal.
+_FATAL_SIGNALS = frozenset(
+    int(s)
+    for s in (
+        signals.SIGKILL,
+        signals.SIGSEGV,
+        signals.SIGABRT,
+        signals.SIGBUS,
+        signals.SIGILL,
+        signals.SIGFPE,
+    )
+)
+_SHELL_SIGNAL_BASE = 128
+
+
+def _killed_by(status: int | None) -> int | None:
+    """The signal that killed Nix, if one did."""
+    if status is None:
+        return None  # stopped by us: an interruption, said as such
+    if status < 0:
+        return -status
+    if status - _SHELL_SIGNAL_BASE in _FATAL_SIGNALS:
+        return status - _SHELL_SIGNAL_BASE
+    return None
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return f"{signals.Signals(number).name} ({number})"
+    except ValueError:
+        return f"signal {number}"
+
+
 def _unfinished(streamed: Streamed, ledger: Ledger) -> str | None:
     """Why a rebuild that Nix did not see through proves nothing, or None if it finished."""
     status = streamed.returncode
-    if status is not None and status < 0:
-        return REBUILD_KILLED.format(how=f"Nix was killed by signal {-status}")
+    killed = _killed_by(status)
+    if killed is not None:
+        return REBUILD_KILLED.format(how=f"Nix was killed by signal {_signal_name(killed)}")
     if ledger.incomplete:
         return REBUILD_KILLED.format(how=f"Nix stopped in the middle of it, exit status {status}")
     return None

@@ -23,7 +23,8 @@ SCHEMA_VERSION = 1
 Mode = Literal["fail", "warn", "off"]
 MODES: tuple[Mode, ...] = get_args(Mode)
 # The run as a whole.
-RunVerdict = Literal["ok", "failed", "not-reproducible", "warning"]
+# `over-budget`: everything built and checked, but a budget (--max-built, ...) was exceeded.
+RunVerdict = Literal["ok", "failed", "not-reproducible", "over-budget", "warning"]
 # One derivation: built here (or on a remote builder), failed, rebuilt for the check, or
 # cancelled: Nix stopped it before it finished (another build failed without --keep-going, or
 # the run was interrupted), so it is neither built nor a miss.
@@ -32,8 +33,10 @@ BuildStatus = Literal["built", "failed", "checked", "cancelled"]
 MissReason = Literal["not-in-cache", "cache-error"]
 # One output's reproducibility.
 Verdict = Literal["reproducible", "differs", "not-checked"]
+VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
 # What the rebuild was compared with.
 FirstCopy = Literal["substituted", "built", "present", "unknown"]
+FIRST_COPIES: tuple[FirstCopy, ...] = get_args(FirstCopy)
 InstallableStatus = Literal["built", "failed", "error"]
 DifferenceKind = Literal["content", "only-in-first", "only-in-rebuild", "type"]
 Flavour = Literal["nix", "determinate", "lix"]
@@ -91,6 +94,24 @@ class FileDifference:
 
 
 @dataclass(frozen=True)
+class Verification:
+    """An earlier check of one output (see verification.py): this drv's output with this NAR
+    hash was rebuilt and compared then."""
+
+    drv: str
+    output: str
+    nar_hash: str
+    verdict: Verdict
+    checked_at: str  # ISO 8601, UTC
+    commit: str | None = None
+    run_url: str | None = None
+    nix: str | None = None
+    system: str | None = None
+    # What the rebuild was compared with: `substituted` is a copy another machine built.
+    first_copy: FirstCopy = "unknown"
+
+
+@dataclass(frozen=True)
 class Check:
     drv: str
     output: str | None  # the output's name (`out`, `dev`), as in Installable.outputs
@@ -107,6 +128,8 @@ class Check:
     differences_truncated: bool = False
     diffoscope: str | None = None
     run: str = ""
+    # Not rebuilt in this run: the record of the earlier check that found it reproducible.
+    previously_verified: Verification | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +201,57 @@ class Totals:
     download_bytes: int
     build_seconds: float | None
     cache_errors: int
+    previously_verified: int  # outputs not rebuilt: checked before with the same NAR hash
+
+
+@dataclass(frozen=True)
+class SlowerBuild:
+    name: str  # the derivation's name: its hash changes with any input
+    seconds: float
+    baseline_seconds: float
+
+
+@dataclass(frozen=True)
+class VerdictChange:
+    installable: str
+    output: str | None
+    before: Verdict
+    after: Verdict
+
+
+@dataclass(frozen=True)
+class CacheChange:
+    url: str
+    served: int
+    baseline_served: int
+    hit_rate: float | None
+    baseline_hit_rate: float | None
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """This run against an earlier one (the base branch's last run): see baseline.py."""
+
+    source: str  # where the earlier report came from
+    # built, substituted, failed, hit_rate, build_seconds, seconds: the earlier run's figures
+    # and this run's less those (None where either is unknown).
+    totals_before: dict[str, float | None] = field(default_factory=dict)
+    totals_delta: dict[str, float | None] = field(default_factory=dict)
+    new_builds: tuple[str, ...] = ()  # drvs built now that the earlier run did not build
+    slower: tuple[SlowerBuild, ...] = ()
+    reproducibility_changes: tuple[VerdictChange, ...] = ()
+    caches: tuple[CacheChange, ...] = ()
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """The limits a run was held to (None: no limit), and what went over them."""
+
+    max_seconds: float | None = None
+    max_build_seconds: float | None = None
+    max_built: int | None = None
+    min_hit_rate: float | None = None
+    exceeded: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -223,6 +297,9 @@ class Report:
     # The log ends in the middle of a run (activities started and never stopped): what it
     # shows is not all that happened, so the verdict cannot be `ok`.
     incomplete: bool = False
+    seconds: float | None = None  # the whole job's wall time, where it was measured
+    baseline: Baseline | None = None
+    budgets: Budgets | None = None
 
     # --- derived ------------------------------------------------------------------------------
 
@@ -245,6 +322,7 @@ class Report:
             download_bytes=sum(s.download_bytes or 0 for s in self.substitutions),
             build_seconds=sum_known(seconds),
             cache_errors=len(self.cache_errors),
+            previously_verified=sum(1 for c in self.checks if c.previously_verified is not None),
         )
 
     def substituters(self) -> tuple[SubstituterTotals, ...]:
@@ -304,6 +382,8 @@ class Report:
             return "failed"
         if any(c.verdict == "differs" for c in self.checks):
             return "not-reproducible" if self.reproducibility_mode == "fail" else "warning"
+        if self.budgets is not None and self.budgets.exceeded:
+            return "warning" if self.reproducibility_mode == "warn" else "over-budget"
         return "ok"
 
     def exit_status(self) -> int:
@@ -338,6 +418,9 @@ class Report:
                 None if self.magic_nix_cache is None else dataclasses.asdict(self.magic_nix_cache)
             ),
             "incomplete": self.incomplete,
+            "seconds": self.seconds,
+            "baseline": None if self.baseline is None else dataclasses.asdict(self.baseline),
+            "budgets": None if self.budgets is None else dataclasses.asdict(self.budgets),
         }
         return _jsonable(body)  # type: ignore[no-any-return]
 
@@ -376,6 +459,13 @@ class Report:
                 else None
             ),
             incomplete=bool(data.get("incomplete", False)),
+            seconds=data.get("seconds"),
+            baseline=_baseline(data["baseline"])
+            if isinstance(data.get("baseline"), dict)
+            else None,
+            budgets=_from_dict(Budgets, data["budgets"])
+            if isinstance(data.get("budgets"), dict)
+            else None,
         )
 
 
@@ -438,6 +528,8 @@ def merge(reports: list[Report]) -> Report:
             dict.fromkeys(c for r in reports for c in r.configured_substituters)
         ),
         incomplete=any(r.incomplete for r in reports),
+        # Jobs of a matrix run side by side: the longest is the wall time.
+        seconds=max((r.seconds for r in reports if r.seconds is not None), default=None),
         seconds_lost=sum_maps([r.seconds_lost for r in reports]),
         magic_nix_cache=next(
             (r.magic_nix_cache for r in reports if r.magic_nix_cache is not None), None
@@ -502,6 +594,20 @@ def _jsonable(value: Any) -> Any:  # noqa: ANN401 - walks arbitrary JSON
     return value
 
 
+def _baseline(data: dict[str, Any]) -> Baseline:
+    return Baseline(
+        source=str(data.get("source", "")),
+        totals_before=dict(data.get("totals_before", {})),
+        totals_delta=dict(data.get("totals_delta", {})),
+        new_builds=tuple(data.get("new_builds", [])),
+        slower=tuple(_from_dict(SlowerBuild, d) for d in data.get("slower", [])),
+        reproducibility_changes=tuple(
+            _from_dict(VerdictChange, d) for d in data.get("reproducibility_changes", [])
+        ),
+        caches=tuple(_from_dict(CacheChange, d) for d in data.get("caches", [])),
+    )
+
+
 def _from_dict(kind: type[Any], data: dict[str, Any]) -> Any:  # noqa: ANN401 - any dataclass
     names = {f.name: f for f in dataclasses.fields(kind)}
     values: dict[str, Any] = {}
@@ -510,6 +616,8 @@ def _from_dict(kind: type[Any], data: dict[str, Any]) -> Any:  # noqa: ANN401 - 
             continue  # a newer writer's extra field
         if key == "differences":
             values[key] = tuple(_from_dict(FileDifference, d) for d in value)
+        elif key == "previously_verified":
+            values[key] = None if value is None else _from_dict(Verification, value)
         elif isinstance(value, list):
             values[key] = tuple(value)
         else:

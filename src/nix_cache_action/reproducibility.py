@@ -166,7 +166,9 @@ def top_level_checks(
                 # of the rebuild, so none is claimed.
                 result.append(replace(base, verdict="reproducible"))
             else:
-                reason = seen_for_drv[0].reason if seen_for_drv else REBUILD_DID_NOT_RUN
+                reason = (
+                    seen_for_drv[0].reason if seen_for_drv else cut_short or REBUILD_DID_NOT_RUN
+                )
                 result.append(replace(base, reason=reason))
     return result
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from nix_cache_action.errors import InputError
-from nix_cache_action.report import MODES, Mode
+from nix_cache_action.report import MODES, Budgets, Mode
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -35,6 +35,11 @@ INPUT_NAMES = (
     "install-nix",
     "magic-nix-cache",
     "extra-conf",
+    "verify-once",
+    "max-seconds",
+    "max-build-seconds",
+    "max-built",
+    "min-hit-rate",
 )
 
 CONTEXT_VARIABLES = (
@@ -65,11 +70,17 @@ FALSE_VALUES = ("false", "False", "FALSE")
 # the pull request; statuses must go to the head commit of the pull request instead.
 PULL_REQUEST_EVENTS = frozenset({"pull_request", "pull_request_target"})
 
+NUMBER_MESSAGE = "{value!r} is not {what}; set it to one, or leave it empty for no budget"
+RANGE_MESSAGE = "{value!r} is out of range; set it to a number {bounds}, or leave it empty"
 BOOLEAN_MESSAGE = "{value!r} is not a boolean; set it to true or false (accepted: {accepted})"
 MODE_MESSAGE = "{value!r} is not one of {modes}; set it to one of those"
 NO_INSTALLABLES_MESSAGE = (
     "the value holds only whitespace, so there is nothing to build; list flake references such"
     " as '.#default .#checks', or remove the input to build .#default"
+)
+STRANGE_INSTALLABLE_MESSAGE = (
+    "{value!r} is not a flake reference (it holds '::', '##[' or a control character); list"
+    " references such as '.#default' or 'github:owner/repo#package'"
 )
 OPTION_INSTALLABLE_MESSAGE = (
     "{value!r} looks like a Nix option, not an installable; pass Nix settings through"
@@ -131,6 +142,8 @@ class Settings:
     # nix.conf lines may carry secrets (`access-tokens = ...`): kept out of the repr too.
     extra_conf: str = field(repr=False)
     github: GitHubContext
+    verify_once: bool = True
+    budgets: Budgets = field(default_factory=Budgets)
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -152,6 +165,13 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         magic_nix_cache=_boolean(environ, "magic-nix-cache", default=True),
         extra_conf=_input(environ, "extra-conf"),
         github=github,
+        verify_once=_boolean(environ, "verify-once", default=True),
+        budgets=Budgets(
+            max_seconds=_number(environ, "max-seconds", float),
+            max_build_seconds=_number(environ, "max-build-seconds", float),
+            max_built=_number(environ, "max-built", int),
+            min_hit_rate=_number(environ, "min-hit-rate", float, most=1.0),
+        ),
     )
 
 
@@ -244,6 +264,43 @@ def _mode(value: str) -> Mode:
     raise InputError("reproducibility", MODE_MESSAGE.format(value=value, modes=", ".join(MODES)))
 
 
+N = TypeVar("N", int, float)
+
+
+def _number(
+    environ: Mapping[str, str], name: str, kind: type[N], most: float | None = None
+) -> N | None:
+    """A budget: empty for none, else a number from 0 (to `most`)."""
+    raw = _input(environ, name)
+    if not raw:
+        return None
+    try:
+        value = kind(raw)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise InputError(name, NUMBER_MESSAGE.format(value=raw, what=what)) from None
+    if value < 0 or (most is not None and value > most):
+        bounds = "0 or more" if most is None else f"from 0 to {most:g} (0.9 is 90%)"
+        raise InputError(name, RANGE_MESSAGE.format(value=raw, bounds=bounds))
+    return value
+
+
+def is_plain_installable(name: str) -> bool:
+    """No flake reference holds `::`, `##[` or a control character; a workflow command
+    smuggled in through a name does."""
+    return "::" not in name and "##[" not in name and name.isprintable()
+
+
+def fallback_context(environ: Mapping[str, str]) -> GitHubContext:
+    """Where the files go when the context itself is bad (GITHUB_REPOSITORY, say): the runner's
+    own paths, each on its own, and nothing else of it."""
+    return GitHubContext(
+        runner_temp=_path_variable(environ, "RUNNER_TEMP"),
+        step_summary=_path_variable(environ, "GITHUB_STEP_SUMMARY"),
+        output=_path_variable(environ, "GITHUB_OUTPUT"),
+    )
+
+
 def _installables(raw: str) -> tuple[str, ...]:
     if not raw:
         return DEFAULT_INSTALLABLES
@@ -257,6 +314,8 @@ def _installables(raw: str) -> tuple[str, ...]:
         # These end up as argv of `nix build`; a leading dash would turn a value into an option.
         if installable.startswith("-"):
             raise InputError("installables", OPTION_INSTALLABLE_MESSAGE.format(value=installable))
+        if not is_plain_installable(installable):
+            raise InputError("installables", STRANGE_INSTALLABLE_MESSAGE.format(value=installable))
     return found
 
 

@@ -218,20 +218,22 @@ def stop_standin_server(pid_file: Path) -> None:
         time.sleep(0.1)
 
 
-def run_act(repo: Path, root: Path, cache: Path) -> ActLog:
-    redirects = []
+def run_act(repo: Path, root: Path, cache: Path, state: str = "state") -> ActLog:
+    redirects: dict[str, str] = {}
     for action in sorted(remote_actions()):
-        name = action.split("@", 1)[0]
-        if name in ACT_DOES_LOCALLY:
+        name, ref = action.split("@", 1)
+        # `actions/cache/restore@REF` is the folder `restore` of the repository actions/cache
+        # at REF: act maps the repository, and the stand-in has the same folders.
+        repository = "/".join(name.split("/")[:2])
+        if repository in ACT_DOES_LOCALLY:
             continue
-        assert name in STANDINS, f"{action} is reached by the run but has no stand-in"
-        redirects += [
-            "--local-repository",
-            f"{action}={repo / 'tests/e2e/standins' / STANDINS[name]}",
-        ]
-    env = nix_environ(root, "state")
+        assert repository in STANDINS, f"{action} is reached by the run but has no stand-in"
+        redirects[f"{repository}@{ref}"] = str(repo / "tests/e2e/standins" / STANDINS[repository])
+    env = nix_environ(root, state)
     env.pop("NIX_CONFIG", None)
     env["STANDIN_MAGIC_NIX_CACHE_DIR"] = str(cache)
+    # The actions/cache stand-in's store: kept from one act run to the next, as GitHub's is.
+    env["STANDIN_CACHE_DIR"] = str(root / "actions-cache")
     argv = [
         str(ACT),
         "push",
@@ -239,7 +241,7 @@ def run_act(repo: Path, root: Path, cache: Path) -> ActLog:
         "ubuntu-latest=-self-hosted",
         "-W",
         WORKFLOW,
-        *redirects,
+        *[arg for pair in redirects.items() for arg in ("--local-repository", "=".join(pair))],
         "--json",
         "--action-cache-path",
         str(root / "act"),
@@ -268,7 +270,9 @@ def run_act(repo: Path, root: Path, cache: Path) -> ActLog:
 
 
 @pytest.fixture(scope="module")
-def act_run(tmp_path_factory: pytest.TempPathFactory) -> ActLog:
+def act_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[ActLog, ActLog]:
+    """The workflow run twice in a row, sharing the actions/cache stand-in's store: the second
+    finds the first's verification record and report."""
     if not ACT.exists():
         pytest.fail(f"{ACT} is missing; run bash scripts/setup.sh")
     if not Path(SYSTEM_NIX).exists():
@@ -282,13 +286,21 @@ def act_run(tmp_path_factory: pytest.TempPathFactory) -> ActLog:
     shutil.copytree(REPO / "tests/logs/flake", flake)
     cache = root / "magic-nix-cache"
     fill_cache(flake, root, cache)
-    wait_for_free_port(MAGIC_NIX_CACHE_PORT, 60)
-    try:
-        log = run_act(repo, root, cache)
-    finally:
-        stop_standin_server(Path(f"{cache}.pid"))
-    print(f"act ran for {log.seconds:.1f} s and exited {log.returncode}", file=sys.stderr)
-    return log
+    logs = []
+    # Each run on a store of its own, as on GitHub's runners: only the cache carries over.
+    for state in ("state", "state-2"):
+        wait_for_free_port(MAGIC_NIX_CACHE_PORT, 60)
+        try:
+            logs.append(run_act(repo, root, cache, state))
+        finally:
+            stop_standin_server(Path(f"{cache}.pid"))
+        print(f"act ran for {logs[-1].seconds:.1f} s, exit {logs[-1].returncode}", file=sys.stderr)
+    return logs[0], logs[1]
+
+
+@pytest.fixture(scope="module")
+def act_run(act_runs: tuple[ActLog, ActLog]) -> ActLog:
+    return act_runs[0]
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -329,7 +341,10 @@ def test_outputs_of_the_passing_case(act_run: ActLog) -> None:
         "out-paths",
         "nar-hashes",
         "report",
+        "previously-verified",
+        "over-budget",
     }
+    assert (outputs["previously-verified"], outputs["over-budget"]) == ("0", "false")
     # leaf came from the stand-in Magic Nix Cache; mid and top were built.
     assert outputs["reproducible"] == "true"
     assert (outputs["substituted"], outputs["built"], outputs["failed"]) == ("1", "2", "0")
@@ -387,3 +402,25 @@ def test_job_summaries(act_run: ActLog) -> None:
     assert failing.startswith("## ❌ nix-cache-action")
     assert "Not reproducible" in failing
     assert "diffoscope" in failing
+
+
+def test_the_second_run_finds_the_record_and_does_not_rebuild(
+    act_runs: tuple[ActLog, ActLog],
+) -> None:
+    first, second = act_runs
+    assert "actions/cache stand-in: saved" in first.step_output_lines(PASSING)
+    assert second.returncode == 0, second.text[-6000:]
+    assert second.step_result(PASSING) == "success"
+    restored = second.step_output_lines(PASSING)
+    assert "actions/cache stand-in: restored nix-cache-action-v1-" in restored
+    outputs = second.outputs(PASSING)
+    # .#default's one output was checked by the first run: verified, not rebuilt.
+    assert outputs["previously-verified"] == "1"
+    assert outputs["reproducible"] == "true"
+    (summary,) = second.summaries(PASSING)
+    assert "not rebuilt" in summary
+    assert "Compared with the last run of the base branch" in summary
+    # The non-reproducible output is rebuilt and differs again: a difference never skips.
+    assert second.step_result(FAILING) == "failure"
+    assert second.outputs(FAILING)["previously-verified"] == "0"
+    assert second.outputs(FAILING)["reproducible"] == "false"

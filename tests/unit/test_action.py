@@ -11,7 +11,6 @@ import io
 import json
 import re
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -352,23 +351,20 @@ def test_the_token_is_masked_first_and_never_written_anywhere(runner: Runner) ->
         assert TOKEN not in written.read_text(encoding="utf-8")
 
 
-def test_a_bad_context_still_gives_one_error_and_a_report(
-    runner: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # With GITHUB_REPOSITORY unusable nothing of the context is trusted: the report goes to
-    # the temporary directory and no summary or outputs are written.
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
-    (tmp_path / "tmp").mkdir()
+def test_a_bad_context_still_gives_one_error_and_a_report(runner: Runner) -> None:
+    # With GITHUB_REPOSITORY unusable only the runner's own paths are trusted: the report,
+    # the summary and the outputs still go where the runner reads them.
     environ = runner.environ()
     environ["GITHUB_REPOSITORY"] = "no-slash"
     stdout = io.StringIO()
     assert main(environ, stdout) == 1
     (error,) = annotations_in(stdout.getvalue())
     assert error.properties["title"] == "nix-cache-action: input GITHUB_REPOSITORY"
-    report = json.loads((tmp_path / "tmp/nix-cache-action/report.json").read_text())
+    report = json.loads(runner.report_file.read_text())
     assert report["verdict"] == "failed"
-    assert not runner.summary_file.exists()
-    assert not runner.output_file.exists()
+    assert "GITHUB_REPOSITORY" in report["stopped"]
+    assert "GITHUB_REPOSITORY" in runner.summary_file.read_text()
+    assert runner.outputs()["report"] == str(runner.report_file)
 
 
 # --- main(): no Nix -----------------------------------------------------------------------
@@ -456,6 +452,8 @@ def test_a_reproducible_run_publishes_outputs_notice_summary_and_report(runner: 
         "out-paths": json.dumps({".#default": {"out": out("top")}}, separators=(",", ":")),
         "nar-hashes": '{".#default":{"out":"sha256-AAAA"}}',
         "report": str(runner.report_file),
+        "previously-verified": "0",
+        "over-budget": "false",
     }
     (notice,) = annotations_in(text)
     assert notice.name == "notice"

@@ -43,7 +43,7 @@ from nix_cache_action.nix.commands import NIX_NOT_FOUND, Nix
 from nix_cache_action.nix.process import Interrupted, Tee
 from nix_cache_action.render.summary import render_summary
 from nix_cache_action.report import Check, FileDifference, Installable, Report, Run
-from nix_cache_action.reproducibility import CHECK_NOT_KEPT, REBUILD_DID_NOT_RUN
+from nix_cache_action.reproducibility import CHECK_NOT_KEPT, REBUILD_CUT_SHORT
 from nix_cache_action.store_path import store_name
 
 # pytest puts this folder on sys.path (tests are not a package); mypy names it from the root.
@@ -720,7 +720,7 @@ def test_interrupted_during_the_rebuild_keeps_the_checks_found_so_far(store: Sto
     report, status, _ = run(fake, ".#default", ".#nondet")
     assert (status, report.verdict()) == (130, "failed")
     assert [(c.installable, c.verdict, c.reason, c.nar_hash) for c in report.checks] == [
-        (".#default", "not-checked", REBUILD_DID_NOT_RUN, HASHES["top"]),
+        (".#default", "not-checked", REBUILD_CUT_SHORT, HASHES["top"]),
         (".#nondet", "not-checked", INTERRUPTED_CHECK, HASHES["nondet"]),
     ]
     assert [(r.label, r.exit_status, r.interrupted) for r in report.runs] == [
@@ -890,7 +890,7 @@ def test_a_rebuild_nix_did_not_see_through_proves_nothing(store: Store) -> None:
     )
     report, _, _ = run(fake, ".#default", ".#nondet")
     assert {c.verdict for c in report.checks} == {"not-checked"}
-    reason = REBUILD_KILLED.format(how="Nix was killed by signal 9")
+    reason = REBUILD_KILLED.format(how="Nix was killed by signal SIGKILL (9)")
     assert {c.reason for c in report.checks} == {reason}
     assert "could not be checked" in render_summary(report)
     assert "built and checked" not in render_summary(report)

@@ -24,7 +24,10 @@ from jsonschema import Draft202012Validator
 from nix_cache_action import report as report_module
 from nix_cache_action.ledger import Ledger
 from nix_cache_action.report import (
+    Baseline,
+    Budgets,
     Build,
+    CacheChange,
     CacheError,
     Check,
     FileDifference,
@@ -34,9 +37,12 @@ from nix_cache_action.report import (
     Phases,
     Report,
     Run,
+    SlowerBuild,
     SubstituterTotals,
     Substitution,
     Totals,
+    VerdictChange,
+    Verification,
     merge,
 )
 
@@ -62,6 +68,10 @@ VOCABULARY: dict[str, tuple[str, bool]] = {
     "/$defs/check/properties/first_copy": ("FirstCopy", False),
     "/$defs/difference/properties/kind": ("DifferenceKind", False),
     "/$defs/run/properties/label": ("RunLabel", False),
+    "/$defs/verification/properties/verdict": ("Verdict", False),
+    "/$defs/verification/properties/first_copy": ("FirstCopy", False),
+    "/$defs/verdict_change/properties/before": ("Verdict", False),
+    "/$defs/verdict_change/properties/after": ("Verdict", False),
 }
 
 # The dataclass each per-item object of the schema is written from, field for field.
@@ -78,6 +88,12 @@ DEFS: dict[str, type[Any]] = {
     "cache_error": CacheError,
     "run": Run,
     "magic_nix_cache": MagicNixCache,
+    "verification": Verification,
+    "baseline": Baseline,
+    "slower_build": SlowerBuild,
+    "verdict_change": VerdictChange,
+    "cache_change": CacheChange,
+    "budgets": Budgets,
 }
 
 
@@ -155,6 +171,25 @@ def full_report() -> Report:
                 run="check",
             ),
             Check(drv=f"{store}-top.drv", output=None, path=None, verdict="not-checked"),
+            Check(
+                drv=f"{store}-leaf.drv",
+                output="out",
+                path=f"{store}-leaf",
+                verdict="reproducible",
+                nar_hash="sha256-" + "C" * 43 + "=",
+                previously_verified=Verification(
+                    drv=f"{store}-leaf.drv",
+                    output="out",
+                    nar_hash="sha256-" + "C" * 43 + "=",
+                    verdict="reproducible",
+                    checked_at="2026-11-30T10:00:00Z",
+                    commit="0" * 40,
+                    run_url="https://github.example.invalid/o/r/actions/runs/1",
+                    nix="nix (Nix) 2.34.8",
+                    system="x86_64-linux",
+                    first_copy="substituted",
+                ),
+            ),
         ),
         installables=(
             Installable(
@@ -195,6 +230,29 @@ def full_report() -> Report:
         errors=("error: build failed",),
         stopped="interrupted (SIGTERM)",
         notes=("4 lines were not @nix records",),
+        seconds=21.5,
+        baseline=Baseline(
+            source="main's last run",
+            totals_before={"built": 1, "hit_rate": 0.5, "seconds": None},
+            totals_delta={"built": 1, "hit_rate": -0.25, "seconds": None},
+            new_builds=(f"{store}-top.drv",),
+            slower=(SlowerBuild(name="top", seconds=3.0, baseline_seconds=1.0),),
+            reproducibility_changes=(
+                VerdictChange(
+                    installable=".#nondet", output="out", before="reproducible", after="differs"
+                ),
+            ),
+            caches=(
+                CacheChange(
+                    url="https://cache.example.invalid",
+                    served=1,
+                    baseline_served=3,
+                    hit_rate=0.25,
+                    baseline_hit_rate=None,
+                ),
+            ),
+        ),
+        budgets=Budgets(max_built=1, min_hit_rate=0.9, exceeded=("--max-built 1: 2 built",)),
     )
 
 

@@ -97,7 +97,36 @@ def test_declared_input_names_are_the_action_inputs() -> None:
         "install-nix",
         "magic-nix-cache",
         "extra-conf",
+        "verify-once",
+        "max-seconds",
+        "max-build-seconds",
+        "max-built",
+        "min-hit-rate",
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fix"),
+    [
+        ("max-built", "two", "not a whole number"),
+        ("max-built", "-1", "out of range"),
+        ("max-seconds", "1m", "not a number"),
+        ("min-hit-rate", "90", "from 0 to 1"),
+    ],
+)
+def test_a_bad_budget_names_the_input_and_the_fix(name: str, value: str, fix: str) -> None:
+    with pytest.raises(InputError, match=fix) as raised:
+        load_settings({input_variable(name): value})
+    assert raised.value.name == name
+
+
+def test_budgets_are_read_and_empty_means_none() -> None:
+    settings = load_settings(
+        {input_variable("max-built"): "3", input_variable("min-hit-rate"): "0.9"}
+    )
+    assert (settings.budgets.max_built, settings.budgets.min_hit_rate) == (3, 0.9)
+    assert (settings.budgets.max_seconds, settings.budgets.max_build_seconds) == (None, None)
+    assert settings.verify_once is True
 
 
 # --- defaults -------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from nix_cache_action.github.workflow_commands import (
     WorkflowCommands,
     escape_data,
     escape_property,
+    neutral,
+    neutral_json,
     summary_room,
     write_outputs,
     write_summary,
@@ -374,3 +377,33 @@ def test_a_summary_rendered_for_the_room_keeps_the_file_under_the_limit(tmp_path
     report = Report(errors=tuple(f"error: {'e' * 500} {i}" for i in range(200)))
     write_summary(path, render_summary(report, limit=summary_room(path, limit=8000)))
     assert 3000 < path.stat().st_size <= 8000
+
+
+# --- neutral text -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "::set-output name=x::y",
+        "   ::error::indented",
+        "ok line\r::warning::after a carriage return",
+        "first\n\t::add-mask::secret",
+        "prefix ##[stop-commands]zzz",
+        "##[error]at the start",
+    ],
+)
+def test_neutral_text_holds_no_command_the_runner_would_run(text: str) -> None:
+    shown = neutral(text)
+    for line in shown.split("\n"):
+        assert not line.lstrip().startswith("::"), line
+        assert "##[" not in line, line
+    # It reads the same: only zero-width spaces were added.
+    assert shown.replace("\u200b", "") == text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def test_neutral_json_decodes_to_the_same_value() -> None:
+    value = {"error": "builder said ##[add-mask]x", "line": "::set-output name=a::b"}
+    text = neutral_json(json.dumps(value, indent=2))
+    assert "##[" not in text
+    assert json.loads(text) == value

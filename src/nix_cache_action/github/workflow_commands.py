@@ -6,6 +6,7 @@ file-command heredoc form, so the runner reads them the same way it reads any Ja
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import sys
@@ -72,6 +73,48 @@ def _annotation(
         file=None if file is None else str(file),
         line=line if isinstance(line, int) else None,
     )
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# A zero-width space: the line reads the same, and the runner no longer sees a command in it.
+_BREAKER = "\u200b"
+
+
+def neutral(text: str) -> str:
+    """`text` as a line (or lines) the runner runs no command from, wherever it is printed.
+
+    The runner splits at CR as at LF, honours `::cmd::` at a line's start after whitespace and
+    `##[cmd]` anywhere in a line; both are broken with a zero-width space, and a lone CR becomes
+    a line break of its own.
+    """
+    lines = []
+    for raw in _LINE_BREAK.split(text):
+        line = raw.replace("##[", f"##{_BREAKER}[")
+        stripped = line.lstrip()
+        if stripped.startswith("::"):
+            line = line[: len(line) - len(stripped)] + f":{_BREAKER}:" + stripped[2:]
+        lines.append(line)
+    return "\n".join(lines)
+
+
+class NeutralFormatter(logging.Formatter):
+    """Log records (argv with installables, Nix's words) printed as `neutral` text."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return neutral(super().format(record))
+
+
+def configure_logging(level: int | str) -> None:
+    """Log to stderr at `level`, every record `neutral`."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(NeutralFormatter("%(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
+
+
+def neutral_json(text: str) -> str:
+    """JSON text the runner runs no command from: `##[` occurs only inside strings, where
+    `\\u005b` is the same `[`; no line of indented JSON starts with `::`."""
+    return text.replace("##[", "##\\u005b")
 
 
 def escape_data(value: str) -> str:

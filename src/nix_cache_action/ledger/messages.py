@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from nix_cache_action.ledger.substitutions import SubState, SubstitutionTracker, cache_of
+from nix_cache_action.limits import cut
 from nix_cache_action.nix.events import Message
 from nix_cache_action.report import CacheError
 
@@ -86,7 +87,7 @@ class MessageTracker:
             self._cache_error(failed["url"], int(status["code"]) if status else None, text)
         elif text.startswith("warning:") and len(self._warnings) < MAX_ERRORS:
             # A download a cache failed is a cache error already, with each retry.
-            self._warnings.setdefault(text[:MAX_ERROR_CHARS])
+            self._warnings.setdefault(cut(text, MAX_ERROR_CHARS))
         self._not_fetched(text)
         if event.is_error and text.startswith("error:"):
             self._error(text)
@@ -187,7 +188,7 @@ class MessageTracker:
         if len(self._errors) >= MAX_ERRORS:
             self._errors_dropped += 1
             return
-        self._errors.append(text[:MAX_ERROR_CHARS])
+        self._errors.append(cut(text, MAX_ERROR_CHARS))
 
     @property
     def errors(self) -> list[str]:

@@ -14,7 +14,6 @@ import shlex
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import jq
 
@@ -69,6 +68,8 @@ _DRV_OUTPUTS = jq.compile(
     " | map_values(.outputs | map_values(.path) | with_entries(select(.value != null)))"
 )
 _ERROR_LINE = re.compile(r"^error:\s*", re.MULTILINE)
+# Longer than any store path Nix makes (its names are at most 211 characters).
+MAX_PATH_CHARS = 4096
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,9 @@ class Built:
 
     streamed: Streamed
     outputs: dict[str, dict[str, str]]
+    # Why `--json` on stdout could not be read after a build that succeeded, if it could not:
+    # the outputs are then asked for one installable at a time.
+    unreadable: str | None = None
 
 
 class Nix:
@@ -153,8 +157,10 @@ class Nix:
             flags += ["--option", "substituters", " ".join(substituters)]
         argv = self._argv("build", *LOG_FLAGS, "--no-link", "--json", *flags, *installables)
         streamed = self.runner.stream(argv, tee)
-        outputs = _built_outputs(streamed.stdout) if streamed.returncode == 0 else {}
-        return Built(streamed, outputs)
+        if streamed.returncode != 0:
+            return Built(streamed, {})
+        outputs, unreadable = _built_outputs(streamed.stdout)
+        return Built(streamed, outputs, unreadable)
 
     def rebuild(self, targets: Sequence[str], tee: Tee) -> Streamed:
         """Build `targets` again and let Nix compare (`--rebuild`); `--keep-failed` keeps the
@@ -192,17 +198,17 @@ class Nix:
 
     def substituters(self) -> list[str]:
         """The caches Nix is configured to ask (`substituters` and `extra-substituters`)."""
-        value = self.config().get("substituters")
-        if isinstance(value, str):
-            return value.split()
-        return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+        return substituters_in(self.config())
 
     def evaluate(self, installable: str) -> Evaluated:
         """The .drv behind an installable (evaluation only, nothing is built)."""
         done = self._run("path-info", "--derivation", installable)
         lines = done.stdout.strip().splitlines() if done.returncode == 0 else []
-        if lines:
+        if lines and lines[-1].strip().endswith(".drv") and _is_store_path(lines[-1].strip()):
             return Evaluated(drv=lines[-1].strip(), error=None)
+        if lines:
+            shown = _shown(lines[-1])
+            return Evaluated(drv=None, error=f"nix printed {shown} where a .drv path belongs")
         return Evaluated(
             drv=None, error=nix_error(done.stderr) or f"nix exited with status {done.returncode}"
         )
@@ -242,12 +248,22 @@ class Nix:
         if not done.stdout.strip():
             return {}
         try:
-            raw: dict[str, Any] = _PATH_INFO.input_text(done.stdout).first()
+            raw: object = _PATH_INFO.input_text(done.stdout).first()
         except ValueError:
             return {}  # not JSON of either shape: the hashes stay unknown
+        if not isinstance(raw, dict):
+            return {}
+        # Only what has the types Nix writes: a NAR hash is a string, a size a number.
         return {
-            path: PathInfo(nar_hash=info["narHash"], nar_size=info.get("narSize"))
+            path: PathInfo(
+                nar_hash=info["narHash"],
+                nar_size=info.get("narSize") if isinstance(info.get("narSize"), int) else None,
+            )
             for path, info in raw.items()
+            if isinstance(path, str)
+            and isinstance(info, dict)
+            and isinstance(info.get("narHash"), str)
+            and len(info["narHash"]) < MAX_PATH_CHARS
         }
 
     def hash_path(self, path: str) -> str | None:
@@ -266,24 +282,51 @@ def nix_error(stderr: str) -> str:
     return " ".join(ln.strip() for ln in lines)[:1000]
 
 
-def _built_outputs(stdout: str) -> dict[str, dict[str, str]]:
-    """{drv: {output: path}} from `nix build --json`; {} when stdout holds no such list."""
+def substituters_in(config: dict[str, object]) -> list[str]:
+    """The caches a configuration (`Nix.config()`) asks."""
+    value = config.get("substituters")
+    if isinstance(value, str):
+        return value.split()
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _built_outputs(stdout: str) -> tuple[dict[str, dict[str, str]], str | None]:
+    """{drv: {output: path}} from `nix build --json`, and why stdout was unusable if it was
+    (then each installable is asked for on its own)."""
     try:
-        entries = json.loads(stdout) if stdout.strip() else []
-    except ValueError:
-        return {}  # then each installable is asked for on its own
-    return {
+        entries = json.loads(stdout)
+    except (ValueError, RecursionError):
+        return {}, f"it printed {_shown(stdout)}, not JSON"
+    if not isinstance(entries, list) or not entries:
+        return {}, f"it printed {_shown(stdout)}, not a list of what it built"
+    outputs = {
         entry["drvPath"]: {
             name: path
             for name, path in (entry.get("outputs") or {}).items()
-            if isinstance(path, str)
+            if isinstance(path, str) and _is_store_path(path)
         }
-        for entry in (entries if isinstance(entries, list) else [])
+        for entry in entries
         # A store-path installable has `path` and no drvPath: nothing was built for it.
         if isinstance(entry, dict)
         and isinstance(entry.get("drvPath"), str)
+        and _is_store_path(entry["drvPath"])
         and isinstance(entry.get("outputs") or {}, dict)
     }
+    well_formed = all(isinstance(e, dict) and ("drvPath" in e or "path" in e) for e in entries)
+    if not well_formed or (
+        not outputs and not any(isinstance(e, dict) and "path" in e for e in entries)
+    ):
+        return outputs, f"it printed {_shown(stdout)}, not the list of outputs it builds"
+    return outputs, None
 
 
-__all__ = ["Built", "Evaluated", "Nix", "PathInfo", "nix_error"]
+def _is_store_path(text: str) -> bool:
+    return text.startswith("/") and len(text) < MAX_PATH_CHARS and text.isprintable()
+
+
+def _shown(text: str) -> str:
+    shown = json.dumps(text.strip()[:60]) if text.strip() else "nothing"
+    return shown + ("..." if len(text.strip()) > 60 else "")
+
+
+__all__ = ["Built", "Evaluated", "Nix", "PathInfo", "nix_error", "substituters_in"]

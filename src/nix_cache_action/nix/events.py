@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, TypeAlias
 
-from nix_cache_action.limits import cut
+from nix_cache_action.limits import TEXT_LIMIT, cut
 
 PREFIX = b"@nix "
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
@@ -306,12 +306,15 @@ def _event(record: dict[str, Any]) -> Event:
 def _start(record: dict[str, Any]) -> ActivityStarted:
     type_ = _activity_type(_int(record["type"]))
     fields = _fields(record)
+    # A path or URL longer than any Nix writes: not a record to believe (kept as text).
+    if any(isinstance(f, str) and len(f) > TEXT_LIMIT for f in fields):
+        raise ValueError("oversized field")
     parent_raw = record.get("parent")
     common: dict[str, Any] = {
         "id": _int(record["id"]),
         "type": type_,
         "level": _int(record.get("level", 0)),
-        "text": _str(record.get("text", "")),
+        "text": cut(_str(record.get("text", ""))),
         # `parent` exists from Nix 2.18; 0 means "no parent".
         "parent": parent_raw if isinstance(parent_raw, int) and parent_raw != 0 else None,
         "fields": fields,

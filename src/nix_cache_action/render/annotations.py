@@ -25,6 +25,7 @@ VERDICT_TITLES = {
     "ok": "nix-cache-action: all built, no output differs",
     "failed": "nix-cache-action: failed",
     "not-reproducible": "nix-cache-action: not reproducible",
+    "over-budget": "nix-cache-action: over budget",
     "warning": "nix-cache-action: not reproducible (reproducibility: warn)",
 }
 STOPPED_TITLE = "nix-cache-action stopped"

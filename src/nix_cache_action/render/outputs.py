@@ -17,6 +17,8 @@ OUTPUT_NAMES = (
     "out-paths",
     "nar-hashes",
     "report",
+    "previously-verified",
+    "over-budget",
 )
 
 
@@ -35,6 +37,10 @@ def outputs_for(report: Report, report_path: Path) -> dict[str, str]:
         "out-paths": _json({i.name: i.outputs for i in report.installables}),
         "nar-hashes": _json({i.name: i.nar_hashes for i in report.installables}),
         "report": str(report_path),
+        "previously-verified": str(totals.previously_verified),
+        "over-budget": "true"
+        if report.budgets is not None and report.budgets.exceeded
+        else "false",
     }
     assert tuple(outputs) == OUTPUT_NAMES  # noqa: S101 - action.yml declares exactly these
     return outputs

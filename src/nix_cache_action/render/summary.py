@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from nix_cache_action import __version__
 from nix_cache_action.render.format import (
     HIT_RATE_DEFINITION,
+    baseline_phrase,
     bounded,
     clip,
     count,
@@ -35,6 +36,7 @@ from nix_cache_action.render.mermaid import (
     timeline_tasks,
 )
 from nix_cache_action.report import (
+    Baseline,
     Build,
     CacheError,
     Check,
@@ -63,7 +65,7 @@ MAX_DIFFOSCOPE_CHARS = 60_000
 MAX_ERRORS_SHOWN = 10
 SLOWEST_BUILDS = 10
 
-ICONS = {"ok": "✅", "failed": "❌", "not-reproducible": "❌", "warning": "⚠️"}
+ICONS = {"ok": "✅", "failed": "❌", "not-reproducible": "❌", "over-budget": "❌", "warning": "⚠️"}
 NOT_CHECKED = "⚪"
 
 _REASONS: dict[MissReason, str] = {
@@ -268,6 +270,13 @@ def _verdict_section(facts: _Facts) -> str:
             f"A rebuild gave different bytes, and the reproducibility mode is `{mode}`: "
             "this step fails."
         )
+    elif verdict == "over-budget":
+        lines.append("Everything was built and checked, but over budget: this step fails.")
+    elif verdict == "warning" and not any(c.verdict == "differs" for c in report.checks):
+        lines.append(
+            f"Over budget; the reproducibility mode is `{mode}`, so this step passes with a"
+            " warning."
+        )
     elif verdict == "warning":
         lines.append(
             f"A rebuild gave different bytes; the reproducibility mode is `{mode}`, "
@@ -275,7 +284,16 @@ def _verdict_section(facts: _Facts) -> str:
         )
     else:
         lines.append(_built_line(report))
+    if report.budgets is not None and report.budgets.exceeded:
+        lines += ["", *(f"- ⏱️ Over budget: {escape_text(m)}" for m in report.budgets.exceeded)]
+    if report.baseline is not None:
+        lines += ["", baseline_line(report.baseline)]
     return "\n".join(lines) + "\n"
+
+
+def baseline_line(baseline: Baseline) -> str:
+    source, said = baseline_phrase(baseline)
+    return f"**Compared with {escape_text(source)}:** {escape_text(said)}."
 
 
 def _built_line(report: Report) -> str:
@@ -590,6 +608,10 @@ def _check_cell(check: Check | None, report: Report) -> str:
         # Only the `fail` mode fails the step on a difference; the others only warn.
         icon = ICONS["not-reproducible" if report.reproducibility_mode == "fail" else "warning"]
         return f"{icon} differs; {_comparison(check)}"
+    if check.verdict == "reproducible" and check.previously_verified is not None:
+        earlier = check.previously_verified
+        where = f" in {earlier.run_url}" if earlier.run_url else ""
+        return f"✅ reproducible; verified on {earlier.checked_at[:10]}{where}, not rebuilt"
     if check.verdict == "reproducible":
         return f"✅ reproducible; {_comparison(check)}"
     why = f": {escape_text(clip(check.reason, 200))}" if check.reason else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nix_cache_action.render.format import (
+    baseline_phrase,
     human_bytes,
     seconds,
     totals_phrase,
@@ -35,5 +36,10 @@ def render_terminal(report: Report) -> str:
         )
     lines.extend(f"  {error.splitlines()[0]}" for error in report.errors[:10] if error.strip())
     lines.extend(f"  {warning.splitlines()[0]}" for warning in report.warnings[:10])
+    if report.budgets is not None:
+        lines.extend(f"  over budget: {message}" for message in report.budgets.exceeded)
+    if report.baseline is not None:
+        source, said = baseline_phrase(report.baseline)
+        lines.append(f"  compared with {source}: {said}")
     lines.extend(f"  note: {note}" for note in report.notes)
     return "\n".join(lines)

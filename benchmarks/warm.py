@@ -1,0 +1,171 @@
+"""A warm run with nothing changed: what verify-once costs against a plain `nix build`.
+
+Set-up, once: the 201-derivation fixture `benchmarks/flakes/wide` is built and checked with
+`nix-cache-action build --verified RECORD`, and its closure copied into a binary cache served
+over HTTP on 127.0.0.1. Then for K rounds, alternating, each on a fresh empty store of its own
+that asks only that cache:
+
+  (a) nix-cache-action build .#default --verified RECORD (a copy of the set-up's record)
+  (b) nix build .#default
+
+(a) substitutes what (b) substitutes and, the record holding the output as reproducible with
+the same NAR hash, rebuilds nothing. Target: median(a) / median(b) <= 1.1, and zero rebuilds in
+(a). This script prints the figures; it does not pass or fail.
+
+    .venv/bin/python benchmarks/warm.py [--rounds 5] [--nix-version 2.8|2.34]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import http.server
+import json
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+# Run as a script: the repository root on the path makes `benchmarks.overhead` importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.overhead import (
+    FLAKE,
+    NIX_CONFIG,
+    REPO,
+    cold_env,
+    default_scratch,
+    nix_version,
+    provision,
+    remove,
+    timed,
+)
+
+TARGET_RATIO = 1.1
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - its signature
+        """Nothing: a request per store path would drown the figures."""
+
+
+@contextlib.contextmanager
+def serve(directory: Path) -> Iterator[str]:
+    handler = functools.partial(_Quiet, directory=str(directory))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def warm_env(root: Path, nix: str, cache: str) -> dict[str, str]:
+    env = cold_env(root, Path(nix).parent)
+    env["NIX_CONFIG"] = NIX_CONFIG.replace(
+        "substituters =", f"substituters = {cache}\nrequire-sigs = false"
+    )
+    return env
+
+
+def prepare(cli: str, nix: str, scratch: Path) -> tuple[Path, Path]:
+    """The record of a checked cold build, and a binary cache holding its closure."""
+    root = scratch / "prepare"
+    flake = root / "flake"
+    shutil.copytree(FLAKE, flake, ignore=shutil.ignore_patterns("result*", "flake.lock"))
+    env = cold_env(root / "nix", Path(nix).parent)
+    record = scratch / "verified.json"
+    argv = [cli, "build", ".#default", "--nix", nix, "--verified", str(record)]
+    argv += ["--report", str(root / "report.json"), "--log", str(root / "nix.log")]
+    _, _, status, tail = timed(argv, flake, env)
+    if status != 0:
+        sys.exit(f"the set-up build failed: {tail}")
+    cache = scratch / "cache"
+    copy = [nix, "copy", "--to", f"file://{cache}", ".#default"]
+    subprocess.run(copy, cwd=flake, env=env, check=True, capture_output=True)
+    remove(root)
+    return record, cache
+
+
+def run_action(cli: str, nix: str, scratch: Path, record: Path, cache: str) -> tuple[float, str]:
+    root = scratch / "a"
+    flake = root / "flake"
+    shutil.copytree(FLAKE, flake, ignore=shutil.ignore_patterns("result*", "flake.lock"))
+    mine = root / "verified.json"
+    shutil.copy(record, mine)
+    report = root / "report.json"
+    argv = [cli, "build", ".#default", "--nix", nix, "--verified", str(mine)]
+    argv += ["--report", str(report), "--log", str(root / "nix.log")]
+    seconds, _, status, tail = timed(argv, flake, warm_env(root / "nix", nix, cache))
+    detail = tail if status != 0 else describe(report)
+    remove(root)
+    return seconds, detail
+
+
+def run_plain(nix: str, scratch: Path, cache: str) -> tuple[float, str]:
+    root = scratch / "b"
+    flake = root / "flake"
+    shutil.copytree(FLAKE, flake, ignore=shutil.ignore_patterns("result*", "flake.lock"))
+    argv = [nix, "build", ".#default", "--no-link"]
+    seconds, _, status, tail = timed(argv, flake, warm_env(root / "nix", nix, cache))
+    remove(root)
+    return seconds, "ok" if status == 0 else tail
+
+
+def describe(report: Path) -> str:
+    data = json.loads(report.read_text())
+    totals = data["totals"]
+    rebuilds = sum(1 for b in data["builds"] if b["status"] == "checked")
+    labels = [r["label"] for r in data["runs"]]
+    return (
+        f"substituted {totals['substituted']}, built {totals['built']}, rebuilds {rebuilds},"
+        f" previously verified {totals['previously_verified']}, runs {labels},"
+        f" verdict {data['verdict']}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--nix-version", choices=("2.8", "2.34"), default="2.34")
+    args = parser.parse_args()
+    nix = "/usr/bin/nix" if args.nix_version == "2.8" else str(provision())
+    cli = str(REPO / ".venv" / "bin" / "nix-cache-action")
+    print(f"{nix_version(nix)}, {args.rounds} rounds")
+    with tempfile.TemporaryDirectory(prefix="nca-warm-", dir=default_scratch()) as tmp:
+        scratch = Path(tmp)
+        record, cache_dir = prepare(cli, nix, scratch)
+        a, b, details = [], [], []
+        with serve(cache_dir) as cache:
+            for index in range(args.rounds):
+                # Alternate which goes first, so a drift of the machine's speed hits both alike.
+                if index % 2 == 0:
+                    sa, da = run_action(cli, nix, scratch, record, cache)
+                    sb, db = run_plain(nix, scratch, cache)
+                else:
+                    sb, db = run_plain(nix, scratch, cache)
+                    sa, da = run_action(cli, nix, scratch, record, cache)
+                a.append(sa)
+                b.append(sb)
+                details.append(da)
+                print(f"  round {index + 1}: (a) {sa:.2f} s [{da}]  (b) {sb:.2f} s [{db}]")
+    ratio = statistics.median(a) / statistics.median(b)
+    print(
+        f"median (a) {statistics.median(a):.2f} s, (b) {statistics.median(b):.2f} s,"
+        f" ratio {ratio:.3f} (target <= {TARGET_RATIO})"
+    )
+
+
+if __name__ == "__main__":
+    main()

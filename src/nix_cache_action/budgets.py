@@ -1,0 +1,73 @@
+"""Budgets as gates: the design's targets (a cached run in two minutes, nothing rebuilt that a
+cache has) turned into limits a run can fail on. Each message names the budget, the figure and
+the worst offenders, so that the fix starts from the message."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from nix_cache_action.report import Budgets, Build, Report
+from nix_cache_action.store_path import store_name
+
+OFFENDERS_LISTED = 5
+
+
+def judged(report: Report, budgets: Budgets) -> Report:
+    """`report` held to `budgets`: with them on record, and a message per budget gone over."""
+    if budgets == Budgets():
+        return report
+    exceeded = over_budget(report, budgets)
+    return dataclasses.replace(report, budgets=dataclasses.replace(budgets, exceeded=exceeded))
+
+
+def over_budget(report: Report, budgets: Budgets) -> tuple[str, ...]:
+    totals = report.totals()
+    built = sorted(
+        (b for b in report.builds if b.status == "built"),
+        key=lambda b: -(b.seconds or 0.0),
+    )
+    found = []
+    seconds, build_seconds, rate = report.seconds, totals.build_seconds, totals.hit_rate
+    if budgets.max_seconds is not None and seconds is not None and seconds > budgets.max_seconds:
+        found.append(
+            f"max-seconds {_number(budgets.max_seconds)}: the run took {_number(seconds)} s"
+            + _slowest(built)
+        )
+    limit = budgets.max_build_seconds
+    if limit is not None and build_seconds is not None and build_seconds > limit:
+        found.append(
+            f"max-build-seconds {_number(limit)}: builds took {_number(build_seconds)} s in all"
+            + _slowest(built)
+        )
+    if budgets.max_built is not None and totals.built > budgets.max_built:
+        word = "derivation was" if totals.built == 1 else "derivations were"
+        found.append(f"max-built {budgets.max_built}: {totals.built} {word} built: {_names(built)}")
+    if budgets.min_hit_rate is not None and rate is not None and rate < budgets.min_hit_rate:
+        needed = totals.substituted + totals.built
+        found.append(
+            f"min-hit-rate {_number(budgets.min_hit_rate)}: the hit rate was {_number(rate)}"
+            f" ({totals.built} of {needed} store paths were built, not substituted):"
+            f" {_names(built)}"
+        )
+    return tuple(found)
+
+
+def _number(value: float) -> str:
+    return f"{value:g}" if abs(value) < 1e6 else f"{value:.0f}"
+
+
+def _names(builds: list[Build]) -> str:
+    shown = [
+        store_name(b.drv) + ("" if b.seconds is None else f" {b.seconds:.1f} s")
+        for b in builds[:OFFENDERS_LISTED]
+    ]
+    more = len(builds) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def _slowest(builds: list[Build]) -> str:
+    timed = [b for b in builds if b.seconds is not None]
+    return f"; slowest builds: {_names(timed)}" if timed else ""
+
+
+__all__ = ["judged", "over_budget"]
