@@ -8,9 +8,13 @@ that asks only that cache:
   (a) nix-cache-action build .#default --verified RECORD (a copy of the set-up's record)
   (b) nix build .#default
 
+  (c) nix-cache-action build .#default --verified RECORD --skip-cached
+  (d) nix eval --raw .#default.drvPath (evaluation alone)
+
 (a) substitutes what (b) substitutes and, the record holding the output as reproducible with
-the same NAR hash, rebuilds nothing. Target: median(a) / median(b) <= 1.1, and zero rebuilds in
-(a). This script prints the figures; it does not pass or fail.
+the same NAR hash, rebuilds nothing. (c) only evaluates and asks the cache. Targets:
+median(a) / median(b) <= 1.1 with zero rebuilds in (a), median(c) / median(d) <= 1.3. This
+script prints the figures; it does not pass or fail.
 
     .venv/bin/python benchmarks/warm.py [--rounds 5] [--nix-version 2.8|2.34]
 """
@@ -48,6 +52,8 @@ from benchmarks.overhead import (
 )
 
 TARGET_RATIO = 1.1
+TARGET_SKIP_RATIO = 1.3
+STORE = "store"  # under the scratch folder: every run's store directory, emptied in between
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -72,7 +78,10 @@ def serve(directory: Path) -> Iterator[str]:
 
 
 def warm_env(root: Path, nix: str, cache: str) -> dict[str, str]:
+    """A fresh store for one run, at the one store directory the cache's paths were made in
+    (store paths depend on it): emptied by `remove(root.parent / STORE)` after the run."""
     env = cold_env(root, Path(nix).parent)
+    env["NIX_STORE_DIR"] = str(root.parent.parent / STORE)
     env["NIX_CONFIG"] = NIX_CONFIG.replace(
         "substituters =", f"substituters = {cache}\nrequire-sigs = false"
     )
@@ -85,6 +94,7 @@ def prepare(cli: str, nix: str, scratch: Path) -> tuple[Path, Path]:
     flake = root / "flake"
     shutil.copytree(FLAKE, flake, ignore=shutil.ignore_patterns("result*", "flake.lock"))
     env = cold_env(root / "nix", Path(nix).parent)
+    env["NIX_STORE_DIR"] = str(scratch / STORE)
     record = scratch / "verified.json"
     argv = [cli, "build", ".#default", "--nix", nix, "--verified", str(record)]
     argv += ["--report", str(root / "report.json"), "--log", str(root / "nix.log")]
@@ -95,31 +105,36 @@ def prepare(cli: str, nix: str, scratch: Path) -> tuple[Path, Path]:
     copy = [nix, "copy", "--to", f"file://{cache}", ".#default"]
     subprocess.run(copy, cwd=flake, env=env, check=True, capture_output=True)
     remove(root)
+    remove(scratch / STORE)
     return record, cache
 
 
-def run_action(cli: str, nix: str, scratch: Path, record: Path, cache: str) -> tuple[float, str]:
+def run_action(
+    cli: str, nix: str, scratch: Path, record: Path, cache: str, *extra: str
+) -> tuple[float, str]:
     root = scratch / "a"
     flake = root / "flake"
     shutil.copytree(FLAKE, flake, ignore=shutil.ignore_patterns("result*", "flake.lock"))
     mine = root / "verified.json"
     shutil.copy(record, mine)
     report = root / "report.json"
-    argv = [cli, "build", ".#default", "--nix", nix, "--verified", str(mine)]
+    argv = [cli, "build", ".#default", "--nix", nix, "--verified", str(mine), *extra]
     argv += ["--report", str(report), "--log", str(root / "nix.log")]
     seconds, _, status, tail = timed(argv, flake, warm_env(root / "nix", nix, cache))
     detail = tail if status != 0 else describe(report)
     remove(root)
+    remove(scratch / STORE)
     return seconds, detail
 
 
-def run_plain(nix: str, scratch: Path, cache: str) -> tuple[float, str]:
+def run_plain(nix: str, scratch: Path, cache: str, *argv: str) -> tuple[float, str]:
     root = scratch / "b"
     flake = root / "flake"
     shutil.copytree(FLAKE, flake, ignore=shutil.ignore_patterns("result*", "flake.lock"))
-    argv = [nix, "build", ".#default", "--no-link"]
-    seconds, _, status, tail = timed(argv, flake, warm_env(root / "nix", nix, cache))
+    argv = argv or (nix, "build", ".#default", "--no-link")
+    seconds, _, status, tail = timed(list(argv), flake, warm_env(root / "nix", nix, cache))
     remove(root)
+    remove(scratch / STORE)
     return seconds, "ok" if status == 0 else tail
 
 
@@ -146,24 +161,31 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nca-warm-", dir=default_scratch()) as tmp:
         scratch = Path(tmp)
         record, cache_dir = prepare(cli, nix, scratch)
-        a, b, details = [], [], []
         with serve(cache_dir) as cache:
+            runs = {
+                "a": lambda: run_action(cli, nix, scratch, record, cache),
+                "b": lambda: run_plain(nix, scratch, cache),
+                "c": lambda: run_action(cli, nix, scratch, record, cache, "--skip-cached"),
+                "d": lambda: run_plain(
+                    nix, scratch, cache, nix, "eval", "--raw", ".#default.drvPath"
+                ),
+            }
+            seconds: dict[str, list[float]] = {name: [] for name in runs}
             for index in range(args.rounds):
-                # Alternate which goes first, so a drift of the machine's speed hits both alike.
-                if index % 2 == 0:
-                    sa, da = run_action(cli, nix, scratch, record, cache)
-                    sb, db = run_plain(nix, scratch, cache)
-                else:
-                    sb, db = run_plain(nix, scratch, cache)
-                    sa, da = run_action(cli, nix, scratch, record, cache)
-                a.append(sa)
-                b.append(sb)
-                details.append(da)
-                print(f"  round {index + 1}: (a) {sa:.2f} s [{da}]  (b) {sb:.2f} s [{db}]")
-    ratio = statistics.median(a) / statistics.median(b)
+                # Rotate which goes first, so a drift of the machine's speed hits all alike.
+                order = list(runs)[index % len(runs) :] + list(runs)[: index % len(runs)]
+                said = []
+                for name in order:
+                    took, detail = runs[name]()
+                    seconds[name].append(took)
+                    said.append(f"({name}) {took:.2f} s [{detail}]")
+                print(f"  round {index + 1}: " + "  ".join(sorted(said)))
+    median = {name: statistics.median(values) for name, values in seconds.items()}
     print(
-        f"median (a) {statistics.median(a):.2f} s, (b) {statistics.median(b):.2f} s,"
-        f" ratio {ratio:.3f} (target <= {TARGET_RATIO})"
+        f"median (a) {median['a']:.2f} s, (b) {median['b']:.2f} s, ratio"
+        f" {median['a'] / median['b']:.3f} (target <= {TARGET_RATIO});"
+        f" (c) {median['c']:.2f} s, (d) {median['d']:.2f} s, ratio"
+        f" {median['c'] / median['d']:.3f} (target <= {TARGET_SKIP_RATIO})"
     )
 
 

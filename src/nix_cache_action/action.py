@@ -207,6 +207,7 @@ def _run(
         deep=settings.deep_check,
         fallback=settings.fallback,
         verified=paths.record if settings.verify_once else None,
+        skip_cached=settings.skip_cached,
         where=Where(commit=context.sha, run_url=run_url),
         budgets=settings.budgets,
         baseline=baseline,

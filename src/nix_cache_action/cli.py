@@ -61,6 +61,9 @@ UNEXPECTED = (
     "stopped on an unexpected error ({kind}: {error}); run again with --debug for the"
     " traceback, and report it if it stays"
 )
+SKIP_NEEDS_RECORD = (
+    "needs --verified FILE: only the verification record says an output in a cache was checked"
+)
 UNWRITABLE = "nix-cache-action: warning: could not write the {what} to {path}: {error}"
 STDIN_CLOSED = "standard input is closed; pass a log file, or pipe the log in"
 NIX_OPTION = (
@@ -119,6 +122,12 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="the verification record (JSON): outputs it holds as reproducible with the same "
         "NAR hash are not rebuilt, and what this run checks is written back",
+    )
+    build.add_argument(
+        "--skip-cached",
+        action="store_true",
+        help="with --verified: an installable all of whose outputs are in a configured cache "
+        "and verified is neither built nor downloaded",
     )
     build.add_argument(
         "--recheck",
@@ -307,6 +316,8 @@ def _say(text: str) -> None:
 
 def _build(args: argparse.Namespace) -> int:
     _check_targets(args)
+    if args.skip_cached and args.verified is None:
+        raise InputError("--skip-cached", SKIP_NEEDS_RECORD)
     for installable in args.installables:
         # argv of `nix build`: after `--`, an option would reach Nix as one.
         if installable.startswith("-"):
@@ -322,6 +333,7 @@ def _build(args: argparse.Namespace) -> int:
         fallback=args.fallback,
         verified=args.verified,
         recheck=args.recheck,
+        skip_cached=args.skip_cached,
         budgets=_budgets(args),
         baseline=_baseline(args),
         baseline_source="" if args.baseline is None else str(args.baseline),

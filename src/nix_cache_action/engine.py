@@ -22,7 +22,7 @@ from nix_cache_action.budgets import judged
 from nix_cache_action.errors import NixCacheActionError, NixError
 from nix_cache_action.ledger import Ledger
 from nix_cache_action.limits import cut
-from nix_cache_action.nix.commands import Built, Nix, substituters_in
+from nix_cache_action.nix.commands import Built, Nix, PathInfo, substituters_in
 from nix_cache_action.nix.events import BuildStarted, Event, Message, SubstituteStarted
 from nix_cache_action.nix.process import Interrupted, Streamed, Tee, sigterm_interrupts
 from nix_cache_action.report import (
@@ -104,6 +104,7 @@ NO_NAR_HASH = "nix path-info gave no NAR hash for {outputs} Nix had built: their
 BUILD_JSON_UNREADABLE = (
     "nix build --json succeeded, but {why}: the outputs were asked for one installable at a time"
 )
+CACHED_VERIFIED = "in a cache and verified before ({date}): not downloaded, not rebuilt"
 VERIFIED_BEFORE = "verified before ({date}), not rebuilt"
 RECORD_UNWRITABLE = "the verification record could not be written to {path} ({error})"
 LOG_UNWRITABLE = "the raw Nix log could not be written to {path} ({error}); it was not kept"
@@ -124,6 +125,9 @@ class BuildOptions:
     # same NAR hash, are not rebuilt; what this run checks is written back. None: no record.
     verified: Path | None = None
     recheck: bool = False  # rebuild every output, whatever the record says
+    # Installables all of whose outputs are in a configured cache and verified in the record
+    # are neither built nor downloaded (nix-fast-build's --skip-cached).
+    skip_cached: bool = False
     where: Where = field(default_factory=Where)  # the commit and run, for the record
     budgets: Budgets = field(default_factory=Budgets)
     baseline: Report | None = None  # an earlier run's report, compared with at the end
@@ -346,6 +350,8 @@ class BuildJob:
         system = config.get("system")
         session.system = system if isinstance(system, str) else None
         good = self._evaluate_all()
+        if good and self.options.skip_cached and not self.options.recheck:
+            good = self._skip_cached(good)
         if not good:
             return
         build_ledger = self._build(good)
@@ -379,7 +385,7 @@ class BuildJob:
         """
         session = self.session
         names = self.options.installables
-        if len(names) == 1:
+        if len(names) == 1 and not self.options.skip_cached:
             session.installables[names[0]] = Installable(name=names[0])
         else:
             started = self.nix.clock()
@@ -395,6 +401,50 @@ class BuildJob:
         message = _with_fix(evaluated.error or "")
         self.say(f"error: cannot evaluate {name}: {message}")
         return Installable(name=name, status="error", error=f"{name}: {message}")
+
+    def _skip_cached(self, names: list[str]) -> list[str]:
+        """The installables still to build: not those all of whose outputs a configured cache
+        holds with the NAR hash the record verified (asked of the caches, nothing fetched)."""
+        session = self.session
+        items = {name: session.installables[name] for name in names}
+        outputs = self.nix.derivation_outputs([i.drv for i in items.values() if i.drv])
+        paths = [p for outs in outputs.values() for p in outs.values()]
+        found: dict[str, PathInfo] = {}
+        for cache in session.configured:
+            missing = [p for p in paths if p not in found]
+            if not missing:
+                break
+            found.update(self.nix.path_info(missing, store=cache))
+        rest = []
+        for name, item in items.items():
+            outs = outputs.get(item.drv or "", {})
+            hashes = {o: found[p].nar_hash for o, p in outs.items() if p in found}
+            earlier = {
+                o: session.record.reproducible(item.drv or "", o, hashes.get(o)) for o in outs
+            }
+            verified = {o: v for o, v in earlier.items() if v is not None}
+            if not outs or len(verified) < len(outs):
+                rest.append(name)
+                continue
+            session.installables[name] = replace(
+                item, status="cached", outputs=outs, nar_hashes=hashes
+            )
+            session.checks.extend(
+                Check(
+                    drv=item.drv or "",
+                    output=o,
+                    path=outs[o],
+                    verdict="reproducible",
+                    reason=CACHED_VERIFIED.format(date=v.checked_at),
+                    nar_hash=hashes[o],
+                    installable=name,
+                    previously_verified=v,
+                    run="build",
+                )
+                for o, v in verified.items()
+            )
+            self.say(f"  in a cache and verified before, not downloaded: {name}")
+        return rest
 
     # --- 2. build -----------------------------------------------------------------------------
 
@@ -505,14 +555,17 @@ class BuildJob:
                 continue
             session.outputs_by_drv[item.drv or ""] = list(outputs.values())
             session.installables[name] = replace(item, outputs=outputs)
-        paths = [p for i in session.installables.values() for p in i.outputs.values()]
+        # Not the cached ones (--skip-cached): their hashes came from the cache, and their
+        # outputs are not in this store.
+        built = [i for i in session.installables.values() if i.status != "cached"]
+        paths = [p for i in built for p in i.outputs.values()]
         infos = self.nix.path_info(paths)
         missing = [p for p in dict.fromkeys(paths) if p not in infos]
         if missing:
             unhashed = f"{len(missing)} output" + ("" if len(missing) == 1 else "s")
             session.notes.append(NO_NAR_HASH.format(outputs=unhashed))
         for name, item in list(session.installables.items()):
-            if item.outputs:
+            if item.outputs and item.status != "cached":
                 hashes = {o: infos[p].nar_hash for o, p in item.outputs.items() if p in infos}
                 session.installables[name] = replace(item, nar_hashes=hashes)
 

@@ -37,7 +37,8 @@ VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
 # What the rebuild was compared with.
 FirstCopy = Literal["substituted", "built", "present", "unknown"]
 FIRST_COPIES: tuple[FirstCopy, ...] = get_args(FirstCopy)
-InstallableStatus = Literal["built", "failed", "error"]
+# `cached`: with --skip-cached, all its outputs are in a cache and verified: not downloaded.
+InstallableStatus = Literal["built", "failed", "error", "cached"]
 DifferenceKind = Literal["content", "only-in-first", "only-in-rebuild", "type"]
 Flavour = Literal["nix", "determinate", "lix"]
 # `retry`: the build once more without a cache Nix gave up on.
@@ -150,6 +151,11 @@ class Installable:
     status: InstallableStatus = "built"
     error: str | None = None
     nar_hashes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def succeeded(self) -> bool:
+        """Built, or (--skip-cached) in a cache and verified."""
+        return self.status in ("built", "cached")
 
 
 @dataclass(frozen=True)
@@ -374,7 +380,7 @@ class Report:
         if any(b.status in unfinished for b in self.builds):
             return False
         if self.installables:
-            return all(i.status == "built" for i in self.installables)
+            return all(i.succeeded for i in self.installables)
         return not self.errors
 
     def verdict(self) -> RunVerdict:

@@ -36,6 +36,7 @@ INPUT_NAMES = (
     "magic-nix-cache",
     "extra-conf",
     "verify-once",
+    "skip-cached",
     "max-seconds",
     "max-build-seconds",
     "max-built",
@@ -70,6 +71,10 @@ FALSE_VALUES = ("false", "False", "FALSE")
 # the pull request; statuses must go to the head commit of the pull request instead.
 PULL_REQUEST_EVENTS = frozenset({"pull_request", "pull_request_target"})
 
+SKIP_NEEDS_VERIFY_ONCE = (
+    "true needs verify-once: true, as only the verification record says an output in a cache"
+    " was checked; set verify-once to true or skip-cached to false"
+)
 NUMBER_MESSAGE = "{value!r} is not {what}; set it to one, or leave it empty for no budget"
 RANGE_MESSAGE = "{value!r} is out of range; set it to a number {bounds}, or leave it empty"
 BOOLEAN_MESSAGE = "{value!r} is not a boolean; set it to true or false (accepted: {accepted})"
@@ -143,6 +148,7 @@ class Settings:
     extra_conf: str = field(repr=False)
     github: GitHubContext
     verify_once: bool = True
+    skip_cached: bool = False
     budgets: Budgets = field(default_factory=Budgets)
 
 
@@ -166,6 +172,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         extra_conf=_input(environ, "extra-conf"),
         github=github,
         verify_once=_boolean(environ, "verify-once", default=True),
+        skip_cached=_skip_cached(environ),
         budgets=Budgets(
             max_seconds=_number(environ, "max-seconds", float),
             max_build_seconds=_number(environ, "max-build-seconds", float),
@@ -262,6 +269,13 @@ def _mode(value: str) -> Mode:
         if value == mode:
             return mode
     raise InputError("reproducibility", MODE_MESSAGE.format(value=value, modes=", ".join(MODES)))
+
+
+def _skip_cached(environ: Mapping[str, str]) -> bool:
+    skip = _boolean(environ, "skip-cached", default=False)
+    if skip and not _boolean(environ, "verify-once", default=True):
+        raise InputError("skip-cached", SKIP_NEEDS_VERIFY_ONCE)
+    return skip
 
 
 N = TypeVar("N", int, float)

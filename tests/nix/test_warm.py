@@ -325,6 +325,52 @@ def test_a_fresh_store_substitutes_a_verified_output_and_does_not_rebuild_it(
     assert record(verified) == {(installable["drv"], "out"): entry}
 
 
+def test_skip_cached_neither_builds_nor_downloads_what_a_cache_holds_verified(
+    nix_env: NixEnv,
+) -> None:
+    producer = nix_env
+    store, tmp_path = producer.store, producer.root
+    flake = producer.flake("outcomes")
+    verified = tmp_path / "verified.json"
+    ok(producer.cli("build", ".#good", ".#nondet", "--verified", str(verified), cwd=flake), 1)
+    cache = tmp_path / "cache"
+    producer.nix("copy", "--to", f"file://{cache}", ".#good", ".#nondet", cwd=flake)
+    shutil.rmtree(store)
+    shutil.rmtree(producer.state)
+
+    with served(cache) as url:
+        consumer = dataclasses.replace(
+            producer,
+            root=tmp_path / "consumer",
+            substituters=[url],
+            extra_config=[*producer.extra_config, "require-sigs = false"],
+        )
+        flake = consumer.flake("outcomes")
+        run = consumer.cli(
+            "build", ".#good", ".#nondet", "--verified", str(verified), "--skip-cached", cwd=flake
+        )
+        report = run.report
+    by_name = {i["name"]: i for i in report["installables"]}
+    # good: in the cache and verified, so not even fetched; nondet differs, so it is built and
+    # checked again (it differs again: exit 1).
+    assert run.returncode == 1, run.stderr
+    assert by_name[".#good"]["status"] == "cached"
+    assert by_name[".#good"]["nar_hashes"]
+    assert by_name[".#nondet"]["status"] == "built"
+    assert not [s for s in report["substitutions"] if store_name(s["path"]) == "good"]
+    good = check_of(report, ".#good")
+    assert (good["verdict"], good["previously_verified"] is not None) == ("reproducible", True)
+    assert "not downloaded" in good["reason"]
+    assert check_of(report, ".#nondet")["verdict"] == "differs"
+    assert report["totals"]["previously_verified"] == 1
+    # Nothing of good is in the consumer's store.
+    assert not [p for p in store.iterdir() if p.name.endswith("-good")]
+    # Without a record, --skip-cached is refused and names what it needs.
+    refused = consumer.cli("build", ".#good", "--skip-cached", cwd=flake)
+    assert refused.returncode == 2
+    assert "--skip-cached" in refused.stderr
+
+
 # --- baseline and budgets ------------------------------------------------------------------------
 
 

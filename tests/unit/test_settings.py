@@ -98,6 +98,7 @@ def test_declared_input_names_are_the_action_inputs() -> None:
         "magic-nix-cache",
         "extra-conf",
         "verify-once",
+        "skip-cached",
         "max-seconds",
         "max-build-seconds",
         "max-built",
@@ -500,3 +501,12 @@ def test_commit_sha_pull_request_payload_without_head_sha(tmp_path: Path, payloa
         commit_sha(context)
     assert caught.value.name == "GITHUB_EVENT_PATH"
     assert "pull_request.head.sha" in str(caught.value)
+
+
+def test_skip_cached_needs_verify_once() -> None:
+    with pytest.raises(InputError, match="needs verify-once: true") as raised:
+        load_settings(
+            {input_variable("skip-cached"): "true", input_variable("verify-once"): "false"}
+        )
+    assert raised.value.name == "skip-cached"
+    assert load_settings({input_variable("skip-cached"): "true"}).skip_cached is True

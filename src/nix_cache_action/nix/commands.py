@@ -240,11 +240,19 @@ class Nix:
             }
         return result
 
-    def path_info(self, paths: Sequence[str]) -> dict[str, PathInfo]:
-        """NAR hash and size of each valid path; invalid ones are left out."""
+    def path_info(self, paths: Sequence[str], store: str | None = None) -> dict[str, PathInfo]:
+        """NAR hash and size of each valid path (in `store`, a binary cache, if given); invalid
+        ones are left out."""
         if not paths:
             return {}
-        done = self._run("path-info", *self.version.path_info_json_flags(), *paths)
+        where = ["--store", store] if store is not None else []
+        done = self._run("path-info", *where, *self.version.path_info_json_flags(), *paths)
+        if done.returncode != 0 and store is not None and len(paths) > 1:
+            # Nix before 2.19 fails the whole query for one path the cache lacks: one by one.
+            found: dict[str, PathInfo] = {}
+            for path in paths:
+                found.update(self.path_info([path], store))
+            return found
         if not done.stdout.strip():
             return {}
         try:

@@ -56,7 +56,7 @@ def annotations_for(report: Report) -> list[Annotation]:
     found.extend(
         Annotation(AnnotationLevel.ERROR, _failure_message(report, item), title=item.name)
         for item in report.installables
-        if item.status != "built"
+        if not item.succeeded
     )
     # Failed derivations that no failed installable's message names (a dependency shared by
     # installables that all failed, say) still get their own error.

@@ -126,7 +126,7 @@ def statuses_for(report: Report, context: GitHubContext) -> list[CommitStatus]:
     statuses = []
     for item in report.installables:
         verdict = _installable_verdict(report, item.name)
-        failed = item.status != "built"
+        failed = not item.succeeded
         status = status_for(
             item.name, verdict=verdict, hit_rate=totals.hit_rate, seconds=seconds, failed=failed
         )

@@ -227,11 +227,14 @@ def headline(report: Report) -> str:
 def _build_counts(report: Report, totals: Totals) -> list[str]:
     parts = []
     outputs = sum(len(i.outputs) for i in report.installables if i.status == "built")
-    failed_installables = sum(1 for i in report.installables if i.status != "built")
+    cached = sum(len(i.outputs) for i in report.installables if i.status == "cached")
+    failed_installables = sum(1 for i in report.installables if not i.succeeded)
     if outputs:
         parts.append(f"{count(outputs, 'output')} built")
     elif not report.installables and totals.built:
         parts.append(f"{count(totals.built, 'derivation')} built")
+    if cached:
+        parts.append(f"{count(cached, 'output')} in a cache and verified")
     if failed_installables:
         parts.append(f"{count(failed_installables, 'installable')} failed")
     elif totals.failed:
@@ -336,7 +339,7 @@ def _errors_section(facts: _Facts, detail: _Detail) -> str:
 
 def _failed_section(facts: _Facts, detail: _Detail) -> str:
     report = facts.report
-    installables = [i for i in report.installables if i.status != "built"]
+    installables = [i for i in report.installables if not i.succeeded]
     builds = [b for b in report.builds if b.status == "failed"]
     if not installables and not builds:
         return ""
@@ -548,7 +551,7 @@ def _outputs_section(facts: _Facts, detail: _Detail) -> str:
     by_path = {c.path: c for c in report.checks if c.path}
     seen: set[str] = set()
     for item in report.installables:
-        if item.status != "built" and not item.outputs:
+        if not item.succeeded and not item.outputs:
             why = escape_text(clip(first_line(item.error or item.status), 200))
             rows.append((0, [code(item.name, in_table=True), "-", "-", "-", f"❌ {why}"]))
             continue
