@@ -58,6 +58,7 @@ from nix_cache_action.render.statuses import (
     statuses_for,
 )
 from nix_cache_action.render.summary import SUMMARY_LIMIT, render_summary
+from nix_cache_action.render.terminal import failed_builds
 from nix_cache_action.report import Report, write_report
 from nix_cache_action.schema import schema_errors
 from nix_cache_action.settings import (
@@ -70,6 +71,7 @@ from nix_cache_action.settings import (
     load_settings,
     without_inputs,
 )
+from nix_cache_action.store_path import store_name
 from nix_cache_action.verification import Where
 
 if TYPE_CHECKING:
@@ -338,6 +340,7 @@ def publish(  # noqa: PLR0913 - one keyword per thing published, each optional i
             buffer.add(stopped)
     _warn(buffer, failures.warnings, settings, commands)
     buffer.flush(commands)
+    failures.attempt("the failed builds' logs", lambda: _fold_failed_logs(report, commands))
     warnings: list[str] = []
     failures = Failures()
     try:
@@ -354,6 +357,15 @@ def publish(  # noqa: PLR0913 - one keyword per thing published, each optional i
     _warn(buffer, [*warnings, *failures.warnings], settings, commands)
     buffer.flush(commands)
     out.flush()
+
+
+def _fold_failed_logs(report: Report, commands: WorkflowCommands) -> None:
+    """Each failed build's log in a fold of the step's log, where the annotation points to.
+    The lines are the builder's: inside the fold they are printed with commands paused."""
+    for build in failed_builds(report):
+        with commands.group(f"Log of the failed build {store_name(build.drv)}"), commands.paused():
+            for line in build.log_tail:
+                commands.echo_raw(line)
 
 
 def _warn(

@@ -321,6 +321,8 @@ def test_the_job_succeeds_because_the_failing_case_failed(act_run: ActLog) -> No
 def test_stand_ins_ran_instead_of_the_real_actions(act_run: ActLog) -> None:
     text = act_run.step_output_lines(PASSING)
     assert "nix-installer-action stand-in: Nix was already installed" in text
+    # One summary per job: the installer is told not to write its own.
+    assert "summarize=false ignored" in text
     assert "magic-nix-cache-action stand-in: serving" in text
     assert "actions/cache stand-in: nothing restored or saved" in text
     # The second case turned both off: the job already has Nix and the cache.

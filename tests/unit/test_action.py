@@ -7,6 +7,7 @@ tests/e2e/test_act.py.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -25,6 +26,7 @@ from nix_cache_action.redaction import SECRET_SOURCES
 from nix_cache_action.render.annotations import annotations_for
 from nix_cache_action.render.outputs import OUTPUT_NAMES, outputs_for
 from nix_cache_action.render.statuses import CommitStatus, statuses_for
+from nix_cache_action.render.terminal import render_terminal
 from nix_cache_action.report import (
     Build,
     Check,
@@ -694,3 +696,29 @@ def test_nix_never_sees_the_inputs_or_the_token(runner: Runner, tmp_path: Path) 
     assert "PATH=" in seen  # it did run, with the environment
     assert TOKEN not in seen
     assert "INPUT_" not in seen
+
+
+def test_a_failed_builds_log_is_folded_in_the_step_log_with_commands_paused(
+    runner: Runner,
+) -> None:
+    report = broken_report()
+    failing = report.builds[1]
+    hostile = dataclasses.replace(failing, log_tail=("starting", "::set-output name=x::y"))
+    report = dataclasses.replace(report, builds=(report.builds[0], hostile))
+    text = run_publish(runner, report)
+    lines = text.splitlines()
+    start = lines.index("::group::Log of the failed build fails")
+    pause = lines[start + 1]
+    assert pause.startswith("::stop-commands::nix-cache-action-")
+    token = pause.removeprefix("::stop-commands::")
+    assert lines[start + 2] == "starting"
+    assert "set-output" in lines[start + 3]
+    assert not lines[start + 3].startswith("::")
+    assert lines[start + 4] == f"::{token}::"
+    assert lines[start + 5] == "::endgroup::"
+
+
+def test_the_terminal_shows_the_end_of_a_failed_builds_log() -> None:
+    text = render_terminal(broken_report())
+    assert "  failed: fails" in text
+    assert "    | oops" in text

@@ -34,7 +34,9 @@ README_START = "<!-- action-reference:start -->"
 README_END = "<!-- action-reference:end -->"
 ENTRYPOINT_STEP = "run"
 # Inputs that only the installer reads; they never reach Python.
-INSTALLER_PASS_THROUGH = {"determinate"}
+# Inputs only the installer reads, by the name it reads them as: `installer-summary` is its
+# `summarize`.
+INSTALLER_PASS_THROUGH = {"determinate": "determinate", "installer-summary": "summarize"}
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 
@@ -79,7 +81,7 @@ def readme_reference() -> str:
 
 
 def test_inputs_are_what_python_reads_plus_the_installers_own(action: dict[str, Any]) -> None:
-    assert set(action["inputs"]) == set(INPUT_NAMES) | INSTALLER_PASS_THROUGH
+    assert set(action["inputs"]) == set(INPUT_NAMES) | set(INSTALLER_PASS_THROUGH)
 
 
 def test_the_entrypoint_step_sets_exactly_the_input_variables_python_reads(
@@ -118,8 +120,8 @@ def test_inputs_are_used_only_in_env_with_and_if(action: dict[str, Any]) -> None
 
 def test_installer_pass_through_inputs_go_only_to_the_installer(action: dict[str, Any]) -> None:
     (installer,) = [s for s in steps_of(action) if "nix-installer-action" in s.get("uses", "")]
-    for name in INSTALLER_PASS_THROUGH:
-        assert installer["with"][name] == f"${{{{ inputs.{name} }}}}"
+    for name, theirs in INSTALLER_PASS_THROUGH.items():
+        assert installer["with"][theirs] == f"${{{{ inputs.{name} }}}}"
         elsewhere = [
             s for s in steps_of(action) if s is not installer and f"inputs.{name}" in json.dumps(s)
         ]

@@ -21,13 +21,12 @@ from nix_cache_action.github.statuses import (
     StatusPublisher,
     _demanded_wait,
 )
+from nix_cache_action.render.format import ELLIPSIS, shorten
 from nix_cache_action.render.statuses import (
     CONTEXT_INSTALLABLE_LIMIT,
     CONTEXT_PREFIX,
     DESCRIPTION_LIMIT,
-    ELLIPSIS,
     CommitStatus,
-    shorten,
     status_for,
 )
 
@@ -151,14 +150,19 @@ def test_hit_rate_is_a_percentage(hit_rate: float | None, text: str) -> None:
     ("seconds", "text"),
     [
         (None, "time n/a"),
-        (0.0, "0.0 s"),
+        (0.0, "0 ms"),
+        (0.0004, "under 1 ms"),
+        (0.023, "23 ms"),
+        (0.9994, "999 ms"),
+        (0.9996, "1.0 s"),
         (9.94, "9.9 s"),
         (9.96, "10 s"),
         (59.4, "59 s"),
-        (59.6, "1 min 0 s"),
+        (59.6, "1 min 00 s"),
+        (125, "2 min 05 s"),
         (754, "12 min 34 s"),
-        (3600, "1 h 0 min"),
-        (7322, "2 h 2 min"),
+        (3600, "1 h 00 min"),
+        (7322, "2 h 02 min"),
         (1e12, "over 999 h"),
     ],
 )

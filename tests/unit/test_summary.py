@@ -324,24 +324,42 @@ def test_an_empty_report_has_nothing_to_build_and_no_chart() -> None:
 # --- per installable -----------------------------------------------------------------------------
 
 
-def test_outputs_table_names_the_path_hash_verdict_and_comparison() -> None:
-    rows = _table_with(_html(render_summary(_report())), "Installable")
+def test_outputs_table_puts_the_verdict_second_and_the_full_paths_in_a_fold() -> None:
+    html = _html(render_summary(_report()))
+    rows = _table_with(html, "Installable")
 
-    assert rows[0] == ["Installable", "Output", "Store path", "narHash", "Reproducibility"]
+    assert rows[0] == ["Installable", "Reproducibility", "narHash"]
     assert len(rows) == 4  # header, the failed installable, then the two outputs
     assert rows[1][0] == ".#broken-tool"
-    assert rows[1][4].startswith("❌ building ")
+    assert rows[1][1].startswith("❌ building ")
     assert rows[2] == [
         ".#my-app",
-        "out",
-        APP,
-        "sha256-fIRST000000000000000000000000000000000000=",
         "❌ differs; compared with the copy built here",
+        "sha256-fIRST00000…",
     ]
-    assert rows[3][2] == HELLO
-    assert rows[3][4] == (
+    assert rows[3][1] == (
         "✅ reproducible; compared with the copy from Magic Nix Cache (cross-machine)"
     )
+    # The whole store path and hash, one click away.
+    assert "Store paths and full NAR hashes" in html
+    assert APP in html
+    assert HELLO in html
+    assert "sha256-fIRST000000000000000000000000000000000000=" in html
+
+
+def test_a_long_installable_name_is_shortened_in_the_table_and_whole_in_the_fold() -> None:
+    name = ".#packages.x86_64-linux." + "very-long-attribute-name-" * 4 + "end"
+    report = _good_report()
+    report = dataclasses.replace(
+        report,
+        installables=(dataclasses.replace(report.installables[0], name=name),),
+        checks=(dataclasses.replace(report.checks[0], installable=name),),
+    )
+    html = _html(render_summary(report))
+    cell = _table_with(html, "Installable")[1][0]
+    assert len(cell) <= 48
+    assert cell.endswith("end")
+    assert name in html
 
 
 def test_a_pipe_in_an_installable_name_keeps_the_table_whole() -> None:
@@ -355,9 +373,8 @@ def test_a_pipe_in_an_installable_name_keeps_the_table_whole() -> None:
 
     rows = _table_with(_html(render_summary(report)), "Installable")
 
-    assert [len(row) for row in rows] == [5, 5]
+    assert [len(row) for row in rows] == [3, 3]
     assert rows[1][0] == name
-    assert rows[1][2] == HELLO
 
 
 def test_markup_in_user_text_stays_text() -> None:
@@ -400,7 +417,7 @@ def test_cache_table_has_a_row_per_substituter_and_a_totals_line() -> None:
         "1",
         "263.7 KiB",
         "87.9 KiB",
-        "0.2 s",
+        "200 ms",
         "1",
         "?",  # an error, and no times known for it
         "33.3%",
@@ -471,7 +488,7 @@ def test_misses_are_grouped_by_reason_with_bounded_lists() -> None:
     assert "<li><strong>Cache error</strong> (Magic Nix Cache answered HTTP 418): 1</li>" in html
     assert "<li><strong>Rebuilt to check reproducibility</strong>: 2</li>" in html
     assert (
-        "<code>my-app-0.3.0</code> (42.0 s)"
+        "<code>my-app-0.3.0</code> (42 s)"
         in details["Cache error: Magic Nix Cache answered HTTP 418 (1)"]
     )
     not_cached = details["Not in any cache: no configured cache had it (41)"]
@@ -490,7 +507,7 @@ def test_slowest_builds_are_the_top_ten_with_known_times() -> None:
     assert rows[0] == ["Derivation", "Status", "Seconds", "Why it was built"]
     assert len(rows) == 11
     assert [row[0] for row in rows[1:4]] == ["pkg29", "pkg27", "pkg26"]  # 28 has no time
-    assert rows[1][2] == "29.0 s"
+    assert rows[1][2] == "29 s"
 
 
 # --- failures and their fixes ----------------------------------------------------------------
@@ -718,7 +735,7 @@ def test_builds_are_counted_per_machine_when_there_is_more_than_one() -> None:
     html = _html(render_summary(report))
     assert "Builds by machine" in html
     rows = _table_with(html, "Machine")
-    assert rows[1:] == [[remote, "1", "1", "0", "3.5 s"], ["this machine", "1", "0", "0", "0.5 s"]]
+    assert rows[1:] == [[remote, "1", "1", "0", "3.5 s"], ["this machine", "1", "0", "0", "500 ms"]]
     # One machine: nothing to split.
     alone = Report(builds=report.builds[:2])
     assert "Builds by machine" not in render_summary(alone)

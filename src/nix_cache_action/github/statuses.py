@@ -18,7 +18,8 @@ import requests
 import tenacity
 
 import github
-from nix_cache_action.render.statuses import CommitStatus, shorten
+from nix_cache_action.render.format import shorten
+from nix_cache_action.render.statuses import CommitStatus
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping

@@ -166,6 +166,10 @@ class WorkflowCommands:
             self._stream.write(text + "\n")
             self._stream.flush()
 
+    def echo_raw(self, text: str) -> None:
+        """A line as it is, for inside `paused()`, where no command runs anyway."""
+        self._stream.write(neutral(text) + "\n")
+
     def add_mask(self, value: str) -> None:
         # The runner rejects an empty mask with a warning of its own; there is nothing to hide.
         if value:

@@ -82,7 +82,7 @@ def stopped_annotation(report: Report) -> Annotation | None:
 
 def figures(report: Report) -> str:
     totals = report.totals()
-    parts = [f"{totals_phrase(totals)}, build time {seconds(totals.build_seconds)}"]
+    parts = [f"{totals_phrase(report)}, build time {seconds(totals.build_seconds)}"]
     if report.checks:
         parts.append(
             f"rebuild check: {totals.reproducible} reproducible, {totals.differs} differ,"

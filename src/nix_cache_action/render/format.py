@@ -11,12 +11,12 @@ from nix_cache_action.report import (
     Check,
     Report,
     SubstituterTotals,
-    Totals,
     substituter_name,
 )
 from nix_cache_action.store_path import store_name
 
 MAX_HOURS_SHOWN = 999
+ELLIPSIS = "\u2026"
 
 
 def count(number: int, word: str, plural: str | None = None) -> str:
@@ -36,13 +36,17 @@ def human_bytes(size: int | None) -> str:
 
 
 def seconds(value: float | None) -> str:
-    return "?" if value is None else f"{value:.1f} s"
+    return "?" if value is None else duration(value)
 
 
 def duration(value: float) -> str:
-    """A duration in a few characters: `4.1 s`, `12 s`, `2 min 5 s`, `1 h 3 min`."""
+    """A duration with the precision that orders it: `23 ms`, `4.1 s`, `12 s`, `2 min 05 s`,
+    `1 h 03 min`; sub-second builds are told apart, not all `0.0 s`."""
     if not (math.isfinite(value) and value >= 0):
         raise ValueError(f"duration {value!r} is not a number of seconds")
+    if value < 0.9995:
+        millis = round(value * 1000)
+        return "under 1 ms" if millis == 0 and value > 0 else f"{millis} ms"
     if value < 9.95:
         return f"{value:.1f} s"
     whole = round(value)
@@ -50,12 +54,12 @@ def duration(value: float) -> str:
         return f"{whole} s"
     minutes, secs = divmod(whole, 60)
     if minutes < 60:
-        return f"{minutes} min {secs} s"
+        return f"{minutes} min {secs:02d} s"
     hours, minutes = divmod(minutes, 60)
     if hours > MAX_HOURS_SHOWN:
         # Keeps the text a bounded length (a commit status has 140 characters in all).
         return f"over {MAX_HOURS_SHOWN} h"
-    return f"{hours} h {minutes} min"
+    return f"{hours} h {minutes:02d} min"
 
 
 def percent(rate: float | None, digits: int = 1) -> str:
@@ -93,11 +97,15 @@ def bounded(items: Sequence[str], limit: int, what: str = "more") -> list[str]:
 # --- phrases ------------------------------------------------------------------------------------
 
 
-def totals_phrase(totals: Totals) -> str:
-    """What came from caches and what was built: the same words in every renderer."""
+def totals_phrase(report: Report) -> str:
+    """What came from caches and what was built: the same words in every renderer. With no
+    cache configured or asked, the hit rate is "n/a": 0% would read as a cache that failed."""
+    totals = report.totals()
+    asked = bool(report.queried or report.configured_substituters or report.substitutions)
+    rate = percent(totals.hit_rate) if asked else "n/a (no cache was asked)"
     return (
         f"{count(totals.substituted, 'store path')} substituted, {totals.built} built,"
-        f" {totals.failed} failed, cache hit rate {percent(totals.hit_rate)}"
+        f" {totals.failed} failed, cache hit rate {rate}"
     )
 
 
@@ -174,3 +182,18 @@ def baseline_phrase(baseline: Baseline) -> tuple[str, str]:
         parts.append(f"{count(len(baseline.slower), 'build')} slower")
     said = ", ".join(parts) if parts else "no change in builds, hits or time"
     return baseline.source, said
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters, its middle replaced by an ellipsis if need be.
+
+    Both ends are kept because both say something: an installable starts with the flake and
+    ends with the attribute. The end gets the larger share, since attributes tell outputs apart.
+    """
+    if len(text) <= limit:
+        return text
+    if limit < 1:
+        return ""
+    kept = limit - len(ELLIPSIS)
+    head = kept // 3
+    return text[:head] + ELLIPSIS + text[len(text) - (kept - head) :]

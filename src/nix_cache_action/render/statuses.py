@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from nix_cache_action.render.format import duration, percent
+from nix_cache_action.render.format import duration, percent, shorten
 from nix_cache_action.report import Report, Verdict
 from nix_cache_action.settings import GitHubContext
 
@@ -27,7 +27,6 @@ CONTEXT_PREFIX = "nix-cache-action / "
 CONTEXT_INSTALLABLE_LIMIT = 100
 # Hex digits of the whole name's hash in a shortened context: 1 in 16^8 for a collision.
 CONTEXT_HASH_LENGTH = 8
-ELLIPSIS = "\u2026"
 
 
 @dataclass(frozen=True)
@@ -88,21 +87,6 @@ def context_for(installable: str) -> str:
     ]
     suffix = f" #{digest}"
     return CONTEXT_PREFIX + shorten(installable, CONTEXT_INSTALLABLE_LIMIT - len(suffix)) + suffix
-
-
-def shorten(text: str, limit: int) -> str:
-    """`text` in at most `limit` characters, its middle replaced by an ellipsis if need be.
-
-    Both ends are kept because both say something: an installable starts with the flake and
-    ends with the attribute. The end gets the larger share, since attributes tell outputs apart.
-    """
-    if len(text) <= limit:
-        return text
-    if limit < 1:
-        return ""
-    kept = limit - len(ELLIPSIS)
-    head = kept // 3
-    return text[:head] + ELLIPSIS + text[len(text) - (kept - head) :]
 
 
 STATUS_SETUP_WARNING = (

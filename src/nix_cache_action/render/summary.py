@@ -24,6 +24,7 @@ from nix_cache_action.render.format import (
     percent,
     reproduce_commands,
     seconds,
+    shorten,
     totals_phrase,
     unreachable_caches,
 )
@@ -546,14 +547,17 @@ def _warnings_section(facts: _Facts, detail: _Detail) -> str:
 
 
 def _outputs_section(facts: _Facts, detail: _Detail) -> str:
+    """One row per installable output, the verdict second and the hash short, so that the
+    table fits the run page (about 900 px); the full paths and hashes are in a fold."""
     report = facts.report
     rows: list[tuple[int, list[str]]] = []
+    full: list[str] = []
     by_path = {c.path: c for c in report.checks if c.path}
     seen: set[str] = set()
     for item in report.installables:
         if not item.succeeded and not item.outputs:
-            why = escape_text(clip(first_line(item.error or item.status), 200))
-            rows.append((0, [code(item.name, in_table=True), "-", "-", "-", f"❌ {why}"]))
+            why = escape_text(clip(first_line(item.error or item.status), 120))
+            rows.append((0, [_target(item.name, None), f"❌ {why}", "-"]))
             continue
         for out_name, path in item.outputs.items():
             check = by_path.get(path)
@@ -563,39 +567,64 @@ def _outputs_section(facts: _Facts, detail: _Detail) -> str:
                 (
                     _severity(check),
                     [
-                        code(item.name, in_table=True),
-                        escape_text(out_name),
-                        code(path, in_table=True),
-                        code(nar_hash, in_table=True) if nar_hash else "?",
+                        _target(item.name, out_name),
                         _check_cell(check, report),
+                        _short_hash(nar_hash),
                     ],
                 )
             )
+            full.append(_full_line(item.name, out_name, path, nar_hash))
     for check in report.checks:
         if check.path in seen:
             continue
         name = check.installable or ("dependency" if check.deep else store_name(check.drv))
+        nar_hash = check.nar_hash
         rows.append(
             (
                 _severity(check),
-                [
-                    code(name, in_table=True),
-                    escape_text(check.output or "-"),
-                    code(check.path or check.drv, in_table=True),
-                    code(check.nar_hash, in_table=True) if check.nar_hash else "?",
-                    _check_cell(check, report),
-                ],
+                [_target(name, check.output), _check_cell(check, report), _short_hash(nar_hash)],
             )
         )
+        full.append(_full_line(name, check.output, check.path or check.drv, nar_hash))
     if not rows:
         return ""
     rows.sort(key=lambda row: row[0])  # stable: failures first, otherwise as built
     shown = [cells for _, cells in rows[: detail.table_rows]]
-    header = ["Installable", "Output", "Store path", "narHash", "Reproducibility"]
+    header = ["Installable", "Reproducibility", "narHash"]
     out = ["### Outputs", "", table(header, shown)]
     if len(rows) > len(shown):
         out.append(f"And {count(len(rows) - len(shown), 'more output')} in the JSON report.\n")
+    if full:
+        listed = bounded(full, detail.list_items, "more in the JSON report")
+        out.append(details("Store paths and full NAR hashes", "\n".join(listed)))
     return "\n".join(out)
+
+
+# Characters of an installable's name in the Outputs table; the fold below has it whole.
+TARGET_CHARS = 48
+# Characters of a NAR hash's digest shown in the table: enough to tell two apart by eye.
+SHORT_HASH_CHARS = 10
+
+
+def _target(name: str, output: str | None) -> str:
+    shown = shorten(name, TARGET_CHARS)
+    return code(shown, in_table=True) + (
+        f" ({escape_text(output)})" if output and output != "out" else ""
+    )
+
+
+def _short_hash(nar_hash: str | None) -> str:
+    if not nar_hash:
+        return "?"
+    kind, _, digest = nar_hash.partition("-")
+    shown = f"{kind}-{digest[:SHORT_HASH_CHARS]}…" if digest else nar_hash[:SHORT_HASH_CHARS]
+    return code(shown, in_table=True)
+
+
+def _full_line(name: str, output: str | None, path: str, nar_hash: str | None) -> str:
+    which = f" ({escape_text(output)})" if output and output != "out" else ""
+    hash_text = code(nar_hash) if nar_hash else "narHash unknown"
+    return f"- {code(name)}{which}: {code(path)}, {hash_text}"
 
 
 def _severity(check: Check | None) -> int:
@@ -669,7 +698,7 @@ def _totals_line(facts: _Facts) -> str:
     totals = facts.totals
     phases = facts.report.phases
     line = (
-        f"**All caches:** {escape_text(totals_phrase(totals))} ({HIT_RATE_DEFINITION}); "
+        f"**All caches:** {escape_text(totals_phrase(facts.report))} ({HIT_RATE_DEFINITION}); "
         f"{human_bytes(totals.nar_bytes)} unpacked, {human_bytes(totals.download_bytes)} "
         f"downloaded; {count(totals.cache_errors, 'cache error')}."
     )

@@ -9,11 +9,20 @@ from nix_cache_action.render.format import (
     totals_phrase,
     unreachable_caches,
 )
-from nix_cache_action.report import Report
+from nix_cache_action.report import Build, Report
+from nix_cache_action.store_path import store_name
+
+# The end of a failed build's log, in the terminal: where the error usually is.
+TERMINAL_LOG_LINES = 10
+
+
+def failed_builds(report: Report) -> list[Build]:
+    """The failed builds that have a log to show, each once."""
+    return [b for b in report.builds if b.status == "failed" and b.log_tail]
 
 
 def render_terminal(report: Report) -> str:
-    lines = [f"nix-cache-action: {report.verdict()}", f"  {totals_phrase(report.totals())}"]
+    lines = [f"nix-cache-action: {report.verdict()}", f"  {totals_phrase(report)}"]
     phases = report.phases
     lines.append(
         f"  evaluation {seconds(phases.evaluation)}, download {seconds(phases.download)}, "
@@ -34,6 +43,11 @@ def render_terminal(report: Report) -> str:
         lines.append(
             f"  check {target}: {check.verdict}" + (f" ({check.reason})" if check.reason else "")
         )
+    for build in failed_builds(report):
+        lines.append(
+            f"  failed: {store_name(build.drv)}" + (f" on {build.machine}" if build.machine else "")
+        )
+        lines.extend(f"    | {line}" for line in build.log_tail[-TERMINAL_LOG_LINES:])
     lines.extend(f"  {error.splitlines()[0]}" for error in report.errors[:10] if error.strip())
     lines.extend(f"  {warning.splitlines()[0]}" for warning in report.warnings[:10])
     if report.budgets is not None:
