@@ -7,6 +7,7 @@ read as a keyword or a date). They were checked by parsing the output with Merma
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import cmarkgfm
@@ -16,7 +17,9 @@ from nix_cache_action.render.mermaid import (
     MAX_NAME_CHARS,
     MAX_TIMELINE_TASKS,
     MERMAID_MAX_CHARS,
+    TARGET_TICKS,
     GanttTask,
+    axis,
     render_gantt,
     render_timeline,
     task_name,
@@ -45,6 +48,7 @@ def _tasks(source: str) -> list[tuple[str, int, int, bool]]:
                     "    title ",
                     "    dateFormat ",
                     "    axisFormat ",
+                    "    tickInterval ",
                     "    todayMarker ",
                     "    section ",
                 )
@@ -102,6 +106,8 @@ def test_the_chart_uses_millisecond_timestamps_and_a_minutes_axis() -> None:
         "    title Builds and downloads\n"
         "    dateFormat x\n"
         "    axisFormat %M:%S\n"
+        # 10.4 s in all: a label every 2 s, minutes and seconds.
+        "    tickInterval 2second\n"
         "    todayMarker off\n"
         "    section Downloads\n"
         "    glibc-2.39-52 :400, 2900\n"
@@ -131,7 +137,10 @@ def test_entries_with_unknown_times_are_left_out() -> None:
 
     tasks = timeline_tasks(report)
 
-    assert [(t.section, t.name) for t in tasks] == [("Downloads", "timed"), ("Builds", "built")]
+    assert [(t.section, t.name) for t in tasks] == [
+        ("Downloads from cache.nixos.org", "timed"),
+        ("Builds", "built"),
+    ]
 
 
 def test_a_later_run_starts_where_the_earlier_one_ended() -> None:
@@ -150,11 +159,11 @@ def test_a_later_run_starts_where_the_earlier_one_ended() -> None:
     tasks = timeline_tasks(report)
 
     assert [(t.section, t.name, t.start, t.critical) for t in tasks] == [
-        ("build: Downloads", "dep", 0.5, False),
-        ("build: Builds", "app", 3.0, False),
-        ("build: Builds", "lib", 0.0, True),
+        ("Downloads from Magic Nix Cache", "dep", 0.5, False),
+        ("Builds", "app", 3.0, False),
+        ("Builds", "lib", 0.0, True),
         # The build run took 40 s (longer than its last entry): the check run starts there.
-        ("check: Rebuilds (reproducibility check)", "app", 40.5, False),
+        ("Rebuilds for the reproducibility check", "app", 40.5, False),
     ]
 
 
@@ -218,8 +227,49 @@ def test_the_task_cap_keeps_the_longest_and_says_so() -> None:
 
     assert markdown.count("    python3.12-") == MAX_TIMELINE_TASKS
     assert "    python3.12-some-rather-long-package-name-999 :" in markdown
-    assert "name-899 :" not in markdown
-    assert "900 shorter entries left out to keep the chart to its 100 longest entries" in markdown
+    assert f"name-{999 - MAX_TIMELINE_TASKS} :" not in markdown
+    rest = 1_000 - MAX_TIMELINE_TASKS
+    assert (
+        f"{rest} shorter entries left out to keep the chart to its {MAX_TIMELINE_TASKS} longest"
+        " entries" in markdown
+    )
+    # One bar stands for the rest, from the first of them to the last.
+    assert f"    {rest}_shorter_ones :0, " in markdown
+
+
+@pytest.mark.parametrize("span", [0.05, 0.3, 1.0, 4.0, 10.4, 59.0, 130.0, 600.0, 3000.0, 9000.0])
+def test_no_two_neighbouring_axis_labels_read_the_same(span: float) -> None:
+    tick, axis_format = axis(span)
+    seconds = {"millisecond": 0.001, "second": 1, "minute": 60, "hour": 3600}
+    number = int(re.match(r"\d+", tick)[0])  # type: ignore[index]
+    interval = number * seconds[tick[len(str(number)) :]]
+    labels = [_format(i * interval, axis_format) for i in range(int(span / interval) + 2)]
+    assert len(labels) <= TARGET_TICKS + 2
+    assert all(a != b for a, b in itertools.pairwise(labels)), labels
+
+
+def _format(at: float, axis_format: str) -> str:
+    """d3's time format for the few directives the axis uses, at `at` seconds after 0."""
+    millis = round(at * 1000)
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    values = {
+        "%H": f"{hours:02d}",
+        "%M": f"{minutes:02d}",
+        "%S": f"{secs:02d}",
+        "%L": f"{millis:03d}",
+        "%d": "01",
+    }
+    for directive, value in values.items():
+        axis_format = axis_format.replace(directive, value)
+    return axis_format
+
+
+def test_the_title_says_what_is_drawn() -> None:
+    builds = render_gantt([GanttTask("Builds", "app", 0.0, 1.0)])
+    assert builds is not None
+    assert "    title Builds\n" in builds.source
 
 
 def test_a_limit_too_small_for_any_task_draws_no_chart_but_says_why() -> None:

@@ -19,6 +19,7 @@ from cmarkgfm.cmark import Options
 
 from nix_cache_action.magic_nix_cache import read_daemon_log
 from nix_cache_action.render.markdown import code, escape_text, fenced
+from nix_cache_action.render.mermaid import MAX_TIMELINE_TASKS
 from nix_cache_action.render.summary import (
     GITHUB_SUMMARY_LIMIT,
     SUMMARY_LIMIT,
@@ -610,8 +611,13 @@ def test_a_busy_timeline_keeps_the_longest_bars_and_says_so() -> None:
     html = _html(render_summary(Report(substitutions=subs)))
 
     chart = _code_blocks(html, "mermaid")[0]
-    assert chart.count("    dep-") == 100
-    assert "1900 shorter entries left out to keep the chart to its 100 longest entries" in html
+    assert chart.count("    dep-") == MAX_TIMELINE_TASKS
+    rest = 2_000 - MAX_TIMELINE_TASKS
+    assert f"{rest}_shorter_ones" in chart  # one bar for the rest
+    assert (
+        f"{rest} shorter entries left out to keep the chart to its {MAX_TIMELINE_TASKS} longest"
+        " entries" in html
+    )
 
 
 # --- size ---------------------------------------------------------------------------------------

@@ -11,15 +11,50 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from nix_cache_action.report import Report
+from nix_cache_action.report import Build, Report, substituter_name
 from nix_cache_action.store_path import store_name
 
 # Mermaid's default `maxTextSize`; GitHub does not raise it.
 MERMAID_MAX_CHARS = 50_000
 # Room left under that limit, in case the renderer adds to the text (a directive, a newline).
 MERMAID_MARGIN_CHARS = 500
-# More bars than this make a chart taller than anyone scrolls; the longest ones tell the story.
-MAX_TIMELINE_TASKS = 100
+# More bars than this make a chart taller than anyone scrolls; the longest ones tell the story,
+# and one bar per section stands for the rest.
+MAX_TIMELINE_TASKS = 40
+# Room for the line of a bar standing for the rest of a section (its name and two times).
+REST_BAR_CHARS = 80
+# About this many axis labels fit the run page's width without running into each other.
+TARGET_TICKS = 8
+# (interval in seconds, Mermaid's tickInterval, d3's axisFormat): the first whose ticks number
+# at most TARGET_TICKS over the chart's span. Each format shows its interval's resolution, so no
+# two neighbouring labels read the same.
+_TICKS = (
+    (0.01, "10millisecond", "%S.%L s"),
+    (0.05, "50millisecond", "%S.%L s"),
+    (0.1, "100millisecond", "%S.%L s"),
+    (0.25, "250millisecond", "%S.%L s"),
+    (0.5, "500millisecond", "%S.%L s"),
+    (1, "1second", "%M:%S"),
+    (2, "2second", "%M:%S"),
+    (5, "5second", "%M:%S"),
+    (10, "10second", "%M:%S"),
+    (30, "30second", "%M:%S"),
+    (60, "1minute", "%M:%S"),
+    (120, "2minute", "%M:%S"),
+    (300, "5minute", "%H:%M"),
+    (600, "10minute", "%H:%M"),
+    (1800, "30minute", "%H:%M"),
+    (3600, "1hour", "%H:%M"),
+    (7200, "2hour", "%H:%M"),
+    (21600, "6hour", "%H:%M"),
+)
+# A section's name by what it holds and the run it came from: plain words, no run labels.
+SECTION_NAMES = {
+    ("build", "Builds"): "Builds",
+    ("retry", "Builds"): "Builds, once more without the failing cache",
+    ("check", "Builds"): "Rebuilds for the reproducibility check",
+    ("deep-check", "Builds"): "Rebuilds for the deep check",
+}
 # Longer names overflow their bars and push the chart wider than the summary's column.
 MAX_NAME_CHARS = 60
 
@@ -82,16 +117,17 @@ def timeline_tasks(report: Report) -> list[GanttTask]:
     for sub in report.substitutions:
         if sub.started is None or sub.seconds is None:
             continue
+        # Downloads by cache: which cache the time went to is what a reader asks.
+        section = f"Downloads from {substituter_name(sub.substituter)}"
         per_run.setdefault(sub.run, []).append(
-            GanttTask("Downloads", store_name(sub.path), sub.started, sub.seconds)
+            GanttTask(section, store_name(sub.path), sub.started, sub.seconds)
         )
     for build in report.builds:
         if build.started is None or build.seconds is None:
             continue
-        section = "Rebuilds (reproducibility check)" if build.status == "checked" else "Builds"
         per_run.setdefault(build.run, []).append(
             GanttTask(
-                section,
+                _build_section(build),
                 store_name(build.drv),
                 build.started,
                 build.seconds,
@@ -103,7 +139,6 @@ def timeline_tasks(report: Report) -> list[GanttTask]:
         if run.seconds is not None:
             run_seconds[run.label] = max(run_seconds.get(run.label, 0.0), run.seconds)
     labels = list(dict.fromkeys([*order, *per_run]))
-    several = len([label for label in labels if per_run.get(label)]) > 1
     tasks: list[GanttTask] = []
     offset = 0.0
     for label in labels:
@@ -111,13 +146,17 @@ def timeline_tasks(report: Report) -> list[GanttTask]:
         if not entries:
             continue
         for task in entries:
-            section = f"{label}: {task.section}" if several and label else task.section
             tasks.append(
-                GanttTask(section, task.name, task.start + offset, task.seconds, task.critical)
+                GanttTask(task.section, task.name, task.start + offset, task.seconds, task.critical)
             )
         ended = max(task.start + task.seconds for task in entries)
         offset += max(ended, run_seconds.get(label, 0.0))
     return tasks
+
+
+def _build_section(build: Build) -> str:
+    run = "check" if build.status == "checked" and build.run == "build" else build.run
+    return SECTION_NAMES.get((run, "Builds"), "Builds")
 
 
 def _task_line(task: GanttTask) -> str:
@@ -129,55 +168,103 @@ def _task_line(task: GanttTask) -> str:
     return f"    {task_name(task.name)} :{tag}{start}, {end}\n"
 
 
-def render_gantt(
-    tasks: Iterable[GanttTask],
-    *,
-    title: str = "Builds and downloads",
-    max_chars: int = MERMAID_MAX_CHARS - MERMAID_MARGIN_CHARS,
-    max_tasks: int | None = None,
-) -> Gantt | None:
-    """The Gantt source, its longest tasks kept until `max_chars` or `max_tasks` is reached.
+def axis(span: float) -> tuple[str, str]:
+    """Mermaid's (tickInterval, axisFormat) for a chart `span` seconds long."""
+    for interval, tick, axis_format in _TICKS:
+        if span / interval <= TARGET_TICKS:
+            return tick, axis_format
+    return _TICKS[-1][1], "%d %H:%M"
 
-    None when there is nothing timed to draw.
-    """
-    items = [(task, _task_line(task)) for task in tasks]
-    if not items:
-        return None
-    header = (
+
+def _title(tasks: list[GanttTask]) -> str:
+    downloads = any(t.section.startswith("Downloads") for t in tasks)
+    builds = any(not t.section.startswith("Downloads") for t in tasks)
+    if downloads and builds:
+        return "Builds and downloads"
+    return "Downloads" if downloads else "Builds"
+
+
+def _rest_bars(left_out: list[GanttTask]) -> list[GanttTask]:
+    """Per section, one bar for the entries the cap left out, from the first to the last."""
+    rest: dict[str, list[GanttTask]] = {}
+    for task in left_out:
+        rest.setdefault(task.section, []).append(task)
+    bars = []
+    for name, tasks in rest.items():
+        first = min(t.start for t in tasks)
+        last = max(t.start + t.seconds for t in tasks)
+        bars.append(GanttTask(name, f"{len(tasks)} shorter ones", first, last - first))
+    return bars
+
+
+def _header(tasks: list[GanttTask], title: str | None) -> str:
+    span = max(t.start + t.seconds for t in tasks) - min(t.start for t in tasks)
+    tick, axis_format = axis(span)
+    return (
         "gantt\n"
-        f"    title {_section_name(title)}\n"
+        f"    title {_section_name(title or _title(tasks))}\n"
         "    dateFormat x\n"
-        "    axisFormat %M:%S\n"
+        f"    axisFormat {axis_format}\n"
+        f"    tickInterval {tick}\n"
         # The chart sits at 1970-01-01: a line for today would be drawn far past its right edge.
         "    todayMarker off\n"
     )
-    sections = list(dict.fromkeys(task.section for task, _ in items))
-    section_lines = {name: f"    section {_section_name(name)}\n" for name in sections}
-    # Budget for every section header, whether or not pruning empties it: simpler and safe.
-    budget = max_chars - len(header) - sum(len(line) for line in section_lines.values())
+
+
+def _keep(
+    items: list[tuple[GanttTask, str]], budget: int, max_tasks: int | None
+) -> tuple[set[int], Literal["chars", "tasks"] | None]:
+    """The longest entries that fit, and what stopped them (None: all fit)."""
     # The shortest entries go first; among equals the later ones, so the kept set is stable.
     by_length = sorted(
         range(len(items)), key=lambda i: (-items[i][0].seconds, items[i][0].start, i)
     )
     kept: set[int] = set()
     used = 0
-    cut_by: Literal["chars", "tasks"] | None = None
     for index in by_length:
         if max_tasks is not None and len(kept) >= max_tasks:
-            cut_by = "tasks"
-            break
+            return kept, "tasks"
         cost = len(items[index][1])
         if used + cost > budget:
-            cut_by = "chars"
-            break  # everything after this one is shorter: prune it all, never skip ahead
+            return kept, "chars"  # everything after it is shorter: never skip ahead
         kept.add(index)
         used += cost
+    return kept, None
+
+
+def render_gantt(
+    tasks: Iterable[GanttTask],
+    *,
+    title: str | None = None,
+    max_chars: int = MERMAID_MAX_CHARS - MERMAID_MARGIN_CHARS,
+    max_tasks: int | None = None,
+) -> Gantt | None:
+    """The Gantt source, its longest tasks kept until `max_chars` or `max_tasks` is reached;
+    under the task cap, one bar per section stands for the entries left out.
+
+    None when there is nothing timed to draw.
+    """
+    listed = list(tasks)
+    items = [(task, _task_line(task)) for task in listed]
+    if not items:
+        return None
+    header = _header(listed, title)
+    sections = list(dict.fromkeys(task.section for task, _ in items))
+    section_lines = {name: f"    section {_section_name(name)}\n" for name in sections}
+    # Budget for every section header, whether or not pruning empties it, and for a bar of
+    # the rest in each: simpler and safe.
+    budget = max_chars - len(header) - sum(len(line) for line in section_lines.values())
+    budget -= REST_BAR_CHARS * len(sections) if max_tasks is not None else 0
+    kept, cut_by = _keep(items, budget, max_tasks)
     if not kept:
         return Gantt(source="", shown=0, pruned=len(items), cut_by=cut_by)
     by_section: dict[str, list[tuple[GanttTask, str]]] = {}
     for index in sorted(kept, key=lambda i: (items[i][0].start, i)):
         task, line = items[index]
         by_section.setdefault(task.section, []).append((task, line))
+    if cut_by == "tasks":
+        for bar in _rest_bars([task for i, (task, _) in enumerate(items) if i not in kept]):
+            by_section.setdefault(bar.section, []).append((bar, _task_line(bar)))
     body = [header]
     for name in sections:
         if name in by_section:
