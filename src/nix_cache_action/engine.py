@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal as signals
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -105,6 +106,9 @@ BUILD_JSON_UNREADABLE = (
     "nix build --json succeeded, but {why}: the outputs were asked for one installable at a time"
 )
 CACHED_VERIFIED = "in a cache and verified before ({date}): not downloaded, not rebuilt"
+# A line this often while builds run, naming at most this many of them.
+HEARTBEAT_SECONDS = 30.0
+HEARTBEAT_NAMES = 5
 VERIFIED_BEFORE = "verified before ({date}), not rebuilt"
 RECORD_UNWRITABLE = "the verification record could not be written to {path} ({error})"
 LOG_UNWRITABLE = "the raw Nix log could not be written to {path} ({error}); it was not kept"
@@ -317,6 +321,55 @@ def _open_log(path: Path | None, session: Session) -> Iterator[IO[bytes] | None]
             handle.close()
 
 
+def _locked(say: Say) -> Say:
+    """`say` for two threads (the run and its heartbeat): one line at a time."""
+    lock = threading.Lock()
+
+    def locked(text: str) -> None:
+        with lock:
+            say(text)
+
+    return locked
+
+
+class Heartbeat:
+    """While Nix runs, a line every HEARTBEAT_SECONDS naming the builds still running and for
+    how long: a long build prints nothing for minutes, and a silent log looks like a hung job.
+    The line comes from a thread of its own; `say` is the same lock-guarded writer the run
+    uses, so lines never interleave."""
+
+    def __init__(self, ledger: Ledger, say: Say, clock: Callable[[], float]) -> None:
+        self._ledger = ledger
+        self._say = say
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def __enter__(self) -> None:
+        self._started = self._clock()
+        self._thread.start()
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                running = self._ledger.running_builds()
+            except RuntimeError:  # the log moved on while it was read: next time
+                continue
+            if running:
+                minutes, seconds = divmod(round(max(0.0, self._clock() - self._started)), 60)
+                elapsed = f"{minutes} min {seconds:02d} s"
+                names = ", ".join(running[:HEARTBEAT_NAMES])
+                more = len(running) - HEARTBEAT_NAMES
+                self._say(
+                    f"  still building ({elapsed} in): {names}"
+                    + (f" and {more} more" if more > 0 else "")
+                )
+
+
 class BuildJob:
     """One run of the job: Nix, what is known so far, where the raw log goes, and the live
     account (`say`). Each step fills the session, so an exception leaves it holding what was
@@ -334,7 +387,7 @@ class BuildJob:
         self.nix = nix
         self.session = session
         self.raw_log = raw_log
-        self.say = say
+        self.say = _locked(say)
         self.env = env
 
     @property
@@ -684,8 +737,10 @@ class BuildJob:
         tee = Tee(
             on_line=on_line, raw_log=self.raw_log, on_start=on_start, on_log_error=on_log_error
         )
+        heartbeat = Heartbeat(ledger, self.say, self.nix.clock)
         try:
-            result = command(tee)
+            with heartbeat:
+                result = command(tee)
         except BaseException as error:
             interrupted = isinstance(error, Interrupted)
             if index:
@@ -718,6 +773,10 @@ class BuildJob:
                 self.say(f"  fetching {store_name(path)} from {substituter_name(url)}")
             case Message(text=text) if event.is_error and text.startswith("error:"):
                 self.say("  " + text.splitlines()[0])
+            case Message(text=text) if text.startswith("warning:"):
+                # A retried download is Nix waiting on a cache: said as it happens.
+                waiting = "unable to download" in text
+                self.say(("  waiting on a cache: " if waiting else "  ") + text.splitlines()[0])
             case _:
                 pass
 

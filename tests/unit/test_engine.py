@@ -894,3 +894,28 @@ def test_a_rebuild_nix_did_not_see_through_proves_nothing(store: Store) -> None:
     assert {c.reason for c in report.checks} == {reason}
     assert "could not be checked" in render_summary(report)
     assert "built and checked" not in render_summary(report)
+
+
+def test_the_heartbeat_names_the_builds_still_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time  # noqa: PLC0415
+
+    from nix_cache_action import engine  # noqa: PLC0415
+    from nix_cache_action.ledger import Ledger  # noqa: PLC0415
+
+    monkeypatch.setattr(engine, "HEARTBEAT_SECONDS", 0.02)
+    ledger = Ledger(run="build")
+    drv = "/nix/store/" + "a" * 32 + "-slow.drv"
+    start = {"action": "start", "id": 7, "level": 3, "type": 105, "fields": [drv, "", 1, 1]}
+    ledger.feed(b"@nix " + json.dumps(start).encode() + b"\n", 0.0)
+    said: list[str] = []
+    with engine.Heartbeat(ledger, said.append, lambda: 125.0):
+        time.sleep(0.2)
+    assert said
+    assert said[0].startswith("  still building (")
+    assert said[0].endswith("): slow")
+    # Nothing is said once the build stopped.
+    ledger.feed(b'@nix {"action":"stop","id":7}\n', 1.0)
+    said.clear()
+    with engine.Heartbeat(ledger, said.append, lambda: 1.0):
+        time.sleep(0.1)
+    assert said == []

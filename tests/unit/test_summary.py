@@ -547,7 +547,7 @@ def test_a_differing_output_shows_how_to_reproduce_it() -> None:
         ["bin/my-app", "content differs", "1000 B", "1004 B", "0123abcd0123", "fedc9876fedc"],
         ["share/build-id", "only in the rebuild", "-", "16 B", "-", "abababababab"],
     ]
-    assert _code_blocks(_details(html)["diffoscope: my-app-0.3.0"]) == [DIFFOSCOPE]
+    assert _code_blocks(_details(html)["diffoscope: my-app-0.3.0"], "diff") == [DIFFOSCOPE]
     assert "sha256-rEBUILD0000000000000000000000000000000000=" in html
 
 

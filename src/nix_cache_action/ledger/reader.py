@@ -294,6 +294,11 @@ class Ledger:
             and (bool(self.messages.failed) or self.messages.interrupted)
         )
 
+    def running_builds(self) -> list[str]:
+        """The names of the builds started and not stopped yet. Read from another thread (the
+        heartbeat), it may raise RuntimeError when the log adds a build meanwhile."""
+        return [store_name(state.drv) for state in list(self.builds_seen) if state.stopped is None]
+
     def unconfirmed_builds(self) -> int:
         """How many builds the log calls finished while it cannot know: Nix sends no result per
         build, and a build failed (without --keep-going Nix stops the others) or the run was

@@ -426,7 +426,8 @@ def _differing_check(check: Check, detail: _Detail) -> str:
         )
     if check.diffoscope and detail.diffoscope_chars:
         text = clip(check.diffoscope, detail.diffoscope_chars)
-        out.append(details(f"diffoscope: {store_name(output)}", fenced(text)))
+        # diffoscope writes a unified diff: GitHub colours a `diff` block line by line.
+        out.append(details(f"diffoscope: {store_name(output)}", fenced(text, "diff")))
     return "\n".join(out)
 
 
