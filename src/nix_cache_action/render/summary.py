@@ -164,13 +164,15 @@ def _render(facts: _Facts, detail: _Detail, limit: int) -> str:
         parts.append(_totals_line(facts))
         parts.append(_footer(report))
         return "\n".join(part.rstrip("\n") + "\n" for part in parts)
+    # The verdict of every output first: the table fits the first screen, the details of the
+    # failures and differences follow it.
     sections: list[Callable[[_Facts, _Detail], str]] = [
+        _outputs_section,
         _errors_section,
         _failed_section,
         _not_reproducible_section,
         _cache_errors_section,
         _warnings_section,
-        _outputs_section,
         _caches_section,
         _misses_section,
         _machines_section,
