@@ -9,8 +9,9 @@
 # Prints the directory holding node_modules on its last line.
 set -euo pipefail
 
-# playwright-core 1.65 needs Node 20 or later (the runners' default Node, and this machine's).
-PLAYWRIGHT_VERSION=1.65.1
+# playwright-core 1.61.1 is the newest that runs on Node 18 (what Debian bookworm's apt gives a
+# bare CI container; 1.62 and later need Node 20); it drives Debian's Chromium 156 here.
+PLAYWRIGHT_VERSION=1.61.1
 MARKDOWN_CSS_VERSION=5.9.0
 MERMAID_VERSION=11.17.2
 

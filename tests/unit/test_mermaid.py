@@ -234,7 +234,7 @@ def test_the_task_cap_keeps_the_longest_and_says_so() -> None:
         " entries" in markdown
     )
     # One bar stands for the rest, from the first of them to the last.
-    assert f"    {rest}_shorter_ones :0, " in markdown
+    assert f"    {rest} shorter ones of up to 9.6 s :0, " in markdown
 
 
 @pytest.mark.parametrize("span", [0.05, 0.3, 1.0, 4.0, 10.4, 59.0, 130.0, 600.0, 3000.0, 9000.0])

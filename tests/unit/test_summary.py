@@ -616,7 +616,7 @@ def test_a_busy_timeline_keeps_the_longest_bars_and_says_so() -> None:
     chart = _code_blocks(html, "mermaid")[0]
     assert chart.count("    dep-") == MAX_TIMELINE_TASKS
     rest = 2_000 - MAX_TIMELINE_TASKS
-    assert f"{rest}_shorter_ones" in chart  # one bar for the rest
+    assert f"{rest} shorter ones of up to " in chart  # one bar for the rest
     assert (
         f"{rest} shorter entries left out to keep the chart to its {MAX_TIMELINE_TASKS} longest"
         " entries" in html

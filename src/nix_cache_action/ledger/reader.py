@@ -64,7 +64,7 @@ INTERRUPTED_BUILD = "interrupted before the build finished"
 CANCELLED = "Nix stopped this build before it finished (its outputs are not in the store)"
 INTERRUPTED_CHECK = "interrupted during the rebuild"
 REBUILD_FAILED = "the rebuild failed: {error}"
-NO_CACHE_ASKED = "no cache was asked for it (no substituters, or all skipped)"
+NO_CACHE_ASKED = "no cache was asked for it: none is configured, or every one was skipped"
 NO_CACHE_HAD_IT = "no configured cache had it"
 
 

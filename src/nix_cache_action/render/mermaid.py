@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from nix_cache_action.render.format import duration
 from nix_cache_action.report import Build, Report, substituter_name
 from nix_cache_action.store_path import store_name
 
@@ -29,11 +30,11 @@ TARGET_TICKS = 8
 # at most TARGET_TICKS over the chart's span. Each format shows its interval's resolution, so no
 # two neighbouring labels read the same.
 _TICKS = (
-    (0.01, "10millisecond", "%S.%L s"),
-    (0.05, "50millisecond", "%S.%L s"),
-    (0.1, "100millisecond", "%S.%L s"),
-    (0.25, "250millisecond", "%S.%L s"),
-    (0.5, "500millisecond", "%S.%L s"),
+    (0.01, "10millisecond", "%-S.%L s"),
+    (0.05, "50millisecond", "%-S.%L s"),
+    (0.1, "100millisecond", "%-S.%L s"),
+    (0.25, "250millisecond", "%-S.%L s"),
+    (0.5, "500millisecond", "%-S.%L s"),
     (1, "1second", "%M:%S"),
     (2, "2second", "%M:%S"),
     (5, "5second", "%M:%S"),
@@ -79,6 +80,8 @@ class GanttTask:
     start: float  # seconds since the chart's origin
     seconds: float
     critical: bool = False  # drawn in red: a failed build
+    # The bar standing for entries left out: its name is this module's own words, spaces kept.
+    summary: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,8 @@ def _task_line(task: GanttTask) -> str:
     start = round(task.start * 1000)
     end = max(start, round((task.start + task.seconds) * 1000))
     tag = "crit, " if task.critical else ""
-    return f"    {task_name(task.name)} :{tag}{start}, {end}\n"
+    name = task.name if task.summary else task_name(task.name)
+    return f"    {name} :{tag}{start}, {end}\n"
 
 
 def axis(span: float) -> tuple[str, str]:
@@ -193,7 +197,10 @@ def _rest_bars(left_out: list[GanttTask]) -> list[GanttTask]:
     for name, tasks in rest.items():
         first = min(t.start for t in tasks)
         last = max(t.start + t.seconds for t in tasks)
-        bars.append(GanttTask(name, f"{len(tasks)} shorter ones", first, last - first))
+        # Letters, digits, spaces and a dot only: safe for the Gantt lexer as it is.
+        longest = duration(max(t.seconds for t in tasks))
+        label = f"{len(tasks)} shorter ones of up to {longest}"
+        bars.append(GanttTask(name, label, first, last - first, summary=True))
     return bars
 
 

@@ -16,6 +16,7 @@ from nix_cache_action.render.format import (
     HIT_RATE_DEFINITION,
     baseline_phrase,
     bounded,
+    caches_asked,
     clip,
     count,
     first_copy_phrase,
@@ -577,9 +578,10 @@ def _outputs_section(facts: _Facts, detail: _Detail) -> str:
                 )
             )
             full.append(_full_line(item.name, out_name, path, nar_hash))
+    failed_rows = {i.name for i in report.installables if not i.succeeded and not i.outputs}
     for check in report.checks:
-        if check.path in seen:
-            continue
+        if check.path in seen or (check.path is None and check.installable in failed_rows):
+            continue  # an installable that failed has its row, with why, already
         name = check.installable or ("dependency" if check.deep else store_name(check.drv))
         nar_hash = check.nar_hash
         rows.append(
@@ -701,7 +703,8 @@ def _totals_line(facts: _Facts) -> str:
     totals = facts.totals
     phases = facts.report.phases
     line = (
-        f"**All caches:** {escape_text(totals_phrase(facts.report))} ({HIT_RATE_DEFINITION}); "
+        f"**All caches:** {escape_text(totals_phrase(facts.report))}"
+        f"{f' ({HIT_RATE_DEFINITION})' if caches_asked(facts.report) else ''}; "
         f"{human_bytes(totals.nar_bytes)} unpacked, {human_bytes(totals.download_bytes)} "
         f"downloaded; {count(totals.cache_errors, 'cache error')}."
     )

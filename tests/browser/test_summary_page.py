@@ -1,0 +1,129 @@
+"""What a reader of the run page sees of the job summary, measured in a real browser.
+
+The summaries come from live builds (see conftest.py): the dag flake with a binary cache holding
+part of it, the outcomes flake (a reproducible output, a non-reproducible one, a failure) and
+the 201-derivation wide flake. On GitHub's 900 px content box:
+
+- mermaid draws the timeline without an error;
+- no table is wider than the column it sits in (a wide table scrolls sideways, hiding columns);
+- the timeline's axis never shows the same label twice in a row (a run of "00:00" ticks says
+  nothing about when things happened);
+- every installable's verdict is on the first screen: in the top 900 px, and not in a column
+  that a too-wide table has scrolled out of sight to the right.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from tests.browser.conftest import Rendered
+
+CASES = ("dag-partial-cache", "outcomes", "wide")
+FIRST_SCREEN_PX = 900
+# Layout rounds to whole pixels; one pixel of difference is not an overflow.
+ROUNDING_PX = 1
+
+by_case = pytest.mark.parametrize("case", CASES)
+
+
+def test_every_case_was_shown(rendered: dict[str, Rendered]) -> None:
+    assert sorted(rendered) == sorted(CASES)
+    for item in rendered.values():
+        assert item.screenshot.is_file(), f"no screenshot at {item.screenshot}"
+        assert item.screenshot.stat().st_size > 0
+
+
+def test_the_runs_are_what_the_cases_say(rendered: dict[str, Rendered]) -> None:
+    """The builds behind the pages: otherwise the layout checks would measure something else."""
+    dag = rendered["dag-partial-cache"].report["totals"]
+    assert dag["substituted"] == 12, dag  # the closures of node-2-0 and node-2-3
+    assert dag["built"] == 19, dag  # the other 19 of the 31 derivations
+    outcomes = rendered["outcomes"]
+    assert outcomes.returncode != 0
+    verdicts = {c["installable"]: c["verdict"] for c in outcomes.report["checks"]}
+    assert verdicts.get(".#good") == "reproducible", verdicts
+    assert verdicts.get(".#nondet") == "differs", verdicts
+    statuses = {i["name"]: i["status"] for i in outcomes.report["installables"]}
+    assert statuses.get(".#fails") == "failed", statuses
+    wide = rendered["wide"]
+    assert wide.returncode == 0
+    assert wide.report["totals"]["built"] == 201, wide.report["totals"]
+
+
+@by_case
+def test_mermaid_draws_without_error(rendered: dict[str, Rendered], case: str) -> None:
+    item = rendered[case]
+    page = item.page
+    blocks = len(re.findall(r"^```mermaid$", item.summary, flags=re.MULTILINE))
+    assert page["mermaid_errors"] == [], f"{case}: mermaid failed: {page['mermaid_errors']}"
+    # What the page itself logged while drawing (an SVG attribute mermaid computed wrongly, say).
+    assert page["console_errors"] == [], f"{case}: errors in the page: {page['console_errors']}"
+    assert len(page["diagrams"]) == blocks, f"{case}: {blocks} blocks, {page['diagrams']}"
+    for diagram in page["diagrams"]:
+        assert diagram["kind"] == "gantt", f"{case}: drew {diagram}"
+        assert diagram["tasks"] > 0, f"{case}: a gantt chart without bars: {diagram}"
+
+
+@by_case
+def test_no_table_is_wider_than_its_container(rendered: dict[str, Rendered], case: str) -> None:
+    tables = rendered[case].page["tables"]
+    too_wide = [
+        f"{t['heading']!r} {t['header']}: {t['scroll_width']} px in a {t['container']} of "
+        f"{t['container_width']} px"
+        for t in tables
+        if t["scroll_width"] > t["container_width"] + ROUNDING_PX
+    ]
+    assert not too_wide, f"{case}: tables wider than their container: " + "; ".join(too_wide)
+
+
+@by_case
+def test_timeline_axis_labels_differ(rendered: dict[str, Rendered], case: str) -> None:
+    diagrams = rendered[case].page["diagrams"]
+    for diagram in diagrams:
+        ticks = diagram["ticks"]
+        assert ticks, f"{case}: the timeline has no axis labels"
+        repeats = [(i, a) for i, (a, b) in enumerate(itertools.pairwise(ticks)) if a == b]
+        assert not repeats, (
+            f"{case}: neighbouring axis labels are equal at {repeats}; all labels: {ticks}"
+        )
+
+
+@by_case
+def test_every_verdict_is_on_the_first_screen(rendered: dict[str, Rendered], case: str) -> None:
+    item = rendered[case]
+    verdicts = item.page["verdicts"]
+    missing = [name for name in item.case.installables if verdicts.get(name) is None]
+    assert not missing, f"{case}: no row in the Outputs table for {missing}"
+    below = {
+        name: f"y {v['y']} + height {v['height']} = {v['y'] + v['height']} px"
+        for name, v in verdicts.items()
+        if v["y"] + v["height"] > FIRST_SCREEN_PX
+    }
+    assert not below, (
+        f"{case}: verdicts below the first {FIRST_SCREEN_PX} px (page {item.page['page_height']}"
+        f" px tall): {below}"
+    )
+
+
+@by_case
+def test_every_verdict_is_in_view_without_scrolling_sideways(
+    rendered: dict[str, Rendered], case: str
+) -> None:
+    """The first screen is 900 px wide too: a verdict in a column that a table too wide for its
+    box scrolls out of sight is not on it, wherever its row is."""
+    item = rendered[case]
+    verdicts = item.page["verdicts"]
+    missing = [name for name in item.case.installables if verdicts.get(name) is None]
+    assert not missing, f"{case}: no row in the Outputs table for {missing}"
+    hidden = {
+        name: f"x {v['x']} + width {v['width']} = {v['x'] + v['width']} px, shown up to "
+        f"{v['visible_right']} px"
+        for name, v in verdicts.items()
+        if v["x"] + v["width"] > v["visible_right"] + ROUNDING_PX
+    }
+    assert not hidden, f"{case}: verdicts scrolled out of sight to the right: {hidden}"
