@@ -407,7 +407,7 @@ def test_cache_table_has_a_row_per_substituter_and_a_totals_line() -> None:
         *("Cache", "Paths", "Unpacked", "Downloaded", "Seconds", "Errors", "Lost", "Hit rate")
     ]
     assert rows[1] == [
-        "cache.nixos.org (https://cache.nixos.org)",
+        "cache.nixos.org",  # its name is its URL: said once
         "2",
         "30.0 MiB",
         "7.1 MiB",
@@ -786,3 +786,11 @@ def test_magic_nix_cache_uploads_and_throttling_are_said(tmp_path: Path) -> None
     # No daemon, or a daemon directory without a log: nothing is claimed.
     assert read_daemon_log({}) is None
     assert read_daemon_log({"MAGIC_NIX_CACHE_DAEMONDIR": str(tmp_path / "none")}) is None
+
+
+def test_times_a_recorded_log_lacks_are_unknown_and_said_once() -> None:
+    build = Build(_path("a", "app.drv"), "built")
+    markdown = render_summary(Report(builds=(build,)))
+    assert markdown.count("unknown, as a log read from a file holds none") == 1
+    timed = Report(builds=(build,), runs=(Run("build", seconds=1.0),))
+    assert "holds none" not in render_summary(timed)

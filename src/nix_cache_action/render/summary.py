@@ -655,11 +655,19 @@ def _check_cell(check: Check | None, report: Report) -> str:
     return f"{NOT_CHECKED} not checked{why}"
 
 
+def _cache_cell(row: SubstituterTotals) -> str:
+    """The cache's name, and its URL where the name does not already say it (a label such as
+    Magic Nix Cache, a path after the host): never `host (http://host)`."""
+    bare = row.url.split("?", 1)[0]
+    if row.name == bare or row.name == bare.split("://", 1)[-1].rstrip("/"):
+        return escape_text(row.name)
+    return f"{escape_text(row.name)} ({code(bare, in_table=True)})"
+
+
 def _caches_section(facts: _Facts, _: _Detail) -> str:
     rows = [
         [
-            escape_text(s.name)
-            + ("" if s.name == s.url else f" ({code(s.url.split('?', 1)[0], in_table=True)})"),
+            _cache_cell(s),
             str(s.substituted),
             human_bytes(s.nar_bytes),
             human_bytes(s.download_bytes),
@@ -721,6 +729,11 @@ def _totals_line(facts: _Facts) -> str:
     ]
     if timed:
         line += f" Time: {', '.join(timed)}."
+    elif (facts.report.builds or facts.report.substitutions) and not any(
+        run.seconds is not None for run in facts.report.runs
+    ):
+        # Said once here; the tables show `?` for each time.
+        line += " Times (`?` below): unknown, as a log read from a file holds none."
     return line + "\n"
 
 
