@@ -26,6 +26,7 @@ from nix_cache_action.nix.commands import Nix
 from nix_cache_action.nix.process import Subprocesses
 from nix_cache_action.redaction import Redactor, environment_secrets
 from nix_cache_action.render.format import count
+from nix_cache_action.render.live import LiveLine
 from nix_cache_action.render.summary import render_summary
 from nix_cache_action.render.terminal import render_terminal
 from nix_cache_action.report import (
@@ -339,9 +340,19 @@ def _build(args: argparse.Namespace) -> int:
         baseline_source="" if args.baseline is None else str(args.baseline),
     )
     runner = Subprocesses(cwd=directory)
-    report, status = run_job(
-        options, lambda: Nix.probe(args.nix, runner), log_path=args.log, say=_say
-    )
+    # On a terminal, one live status line under the account; plain lines anywhere else.
+    live = LiveLine(sys.stderr) if sys.stderr.isatty() else None
+    try:
+        report, status = run_job(
+            options,
+            lambda: Nix.probe(args.nix, runner),
+            log_path=args.log,
+            say=(lambda text: live.say(neutral(text))) if live is not None else _say,
+            progress=live.update if live is not None else None,
+        )
+    finally:
+        if live is not None:
+            live.close()
     # Whatever happened, the report and summary are written with what is known.
     _emit(report, args)
     return status

@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING, TypeVar
 from nix_cache_action.baseline import compare
 from nix_cache_action.budgets import judged
 from nix_cache_action.errors import NixCacheActionError, NixError
-from nix_cache_action.ledger import Ledger
+from nix_cache_action.ledger import Ledger, RunProgress
 from nix_cache_action.limits import cut
 from nix_cache_action.nix.commands import Built, Nix, PathInfo, substituters_in
 from nix_cache_action.nix.events import BuildStarted, Event, Message, SubstituteStarted
@@ -106,6 +106,8 @@ BUILD_JSON_UNREADABLE = (
     "nix build --json succeeded, but {why}: the outputs were asked for one installable at a time"
 )
 CACHED_VERIFIED = "in a cache and verified before ({date}): not downloaded, not rebuilt"
+# How often a live status line hears of the run (it reads the whole ledger each time).
+PROGRESS_SECONDS = 0.25
 # A line this often while builds run, naming at most this many of them.
 HEARTBEAT_SECONDS = 30.0
 HEARTBEAT_NAMES = 5
@@ -225,18 +227,20 @@ class Session:
         )
 
 
-def run_job(
+def run_job(  # noqa: PLR0913 - the job, its Nix, and where its words go
     options: BuildOptions,
     open_nix: Callable[[], Nix],
     *,
     log_path: Path | None,
     say: Say,
     env: Mapping[str, str] | None = None,
+    progress: Callable[[RunProgress, float], None] | None = None,
 ) -> tuple[Report, int]:
     """Run the whole job; the exit status follows the report unless the run was cut short.
 
     `open_nix` probes Nix (so a missing Nix is a stopped run like any other); `env` is what
-    diffoscope runs with.
+    diffoscope runs with; `progress` hears where each Nix run stands, a few times a second (a
+    live status line).
     """
     session = Session(options)
     status: int | None = None
@@ -252,7 +256,7 @@ def run_job(
             nix = open_nix()
             clock, started = nix.clock, nix.clock()
             with _open_log(log_path, session) as raw_log:
-                BuildJob(nix, session, raw_log=raw_log, say=say, env=env).run()
+                BuildJob(nix, session, raw_log=raw_log, say=say, env=env, progress=progress).run()
         except Interrupted as signal:
             session.stop(INTERRUPTED.format(signal=signal))
             status = EXIT_INTERRUPTED
@@ -375,7 +379,7 @@ class BuildJob:
     account (`say`). Each step fills the session, so an exception leaves it holding what was
     known."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - each is optional but the first two
         self,
         nix: Nix,
         session: Session,
@@ -383,12 +387,15 @@ class BuildJob:
         raw_log: IO[bytes] | None = None,
         say: Say = print,
         env: Mapping[str, str] | None = None,
+        progress: Callable[[RunProgress, float], None] | None = None,
     ) -> None:
         self.nix = nix
         self.session = session
         self.raw_log = raw_log
         self.say = _locked(say)
         self.env = env
+        self.progress = progress
+        self._progress_at = float("-inf")
 
     @property
     def options(self) -> BuildOptions:
@@ -725,6 +732,7 @@ class BuildJob:
             event = ledger.feed(line, now)
             if event is not None:
                 self._tell(event)
+            self._report_progress(ledger, now)
 
         def on_log_error(error: OSError) -> None:
             # The log is a copy for people; the build goes on without it.
@@ -762,6 +770,11 @@ class BuildJob:
                 plain_lines=ledger.plain_lines,
             )
         return result
+
+    def _report_progress(self, ledger: Ledger, now: float) -> None:
+        if self.progress is not None and now - self._progress_at >= PROGRESS_SECONDS:
+            self._progress_at = now
+            self.progress(ledger.progress(), now)
 
     def _tell(self, event: Event) -> None:
         """The live account in the terminal: one line per build, download and error."""

@@ -1,5 +1,5 @@
 """Nix's log -> what happened: substitutions, builds, checks, cache errors and phase times."""
 
-from nix_cache_action.ledger.reader import Ledger
+from nix_cache_action.ledger.reader import Ledger, RunProgress
 
-__all__ = ["Ledger"]
+__all__ = ["Ledger", "RunProgress"]

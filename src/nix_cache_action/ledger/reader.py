@@ -8,7 +8,7 @@ recorded log has no times, and then every duration is None rather than a made-up
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from nix_cache_action.errors import NixError
 from nix_cache_action.ledger.builds import BuildState, BuildTracker
@@ -66,6 +66,15 @@ INTERRUPTED_CHECK = "interrupted during the rebuild"
 REBUILD_FAILED = "the rebuild failed: {error}"
 NO_CACHE_ASKED = "no cache was asked for it: none is configured, or every one was skipped"
 NO_CACHE_HAD_IT = "no configured cache had it"
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    built: int  # builds stopped (finished or failed), check rebuilds apart
+    checked: int
+    running: list[str]  # names of the builds running now
+    fetched: int
+    fetching: list[str]  # the cache of each download running now
 
 
 class Ledger:
@@ -292,6 +301,18 @@ class Ledger:
             and state.success is None
             and not state.check
             and (bool(self.messages.failed) or self.messages.interrupted)
+        )
+
+    def progress(self) -> RunProgress:
+        """Where the run stands, for a live status line. Read from the thread that feeds the
+        log (or, like running_builds, elsewhere at the risk of a RuntimeError)."""
+        states = list(self.builds_seen)
+        return RunProgress(
+            built=sum(1 for s in states if s.stopped is not None and not s.check),
+            checked=sum(1 for s in states if s.stopped is not None and s.check),
+            running=[store_name(s.drv) for s in states if s.stopped is None],
+            fetched=self.subs.fetched_count(),
+            fetching=self.subs.fetching(),
         )
 
     def running_builds(self) -> list[str]:

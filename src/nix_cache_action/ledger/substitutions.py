@@ -146,6 +146,13 @@ class SubstitutionTracker:
         self.just_stopped = sub
         return True
 
+    def fetching(self) -> list[str]:
+        """The caches of the substitutions started and not stopped yet, one entry each."""
+        return [sub.substituter for sub in list(self._subs.values()) if sub.stopped is None]
+
+    def fetched_count(self) -> int:
+        return sum(1 for sub in list(self._subs.values()) if sub.stopped and not sub.failed)
+
     def last_stopped(self) -> SubState | None:
         """The substitution whose activity stopped last, of those not known to have failed."""
         stopped = [s for s in self._subs.values() if s.stopped is not None and not s.failed]
