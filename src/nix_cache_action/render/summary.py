@@ -343,8 +343,13 @@ def _errors_section(facts: _Facts, detail: _Detail) -> str:
 
 def _failed_section(facts: _Facts, detail: _Detail) -> str:
     report = facts.report
-    installables = [i for i in report.installables if not i.succeeded]
     builds = [b for b in report.builds if b.status == "failed"]
+    # An installable whose error is a failed build's is said once, with that build.
+    installables = [
+        i
+        for i in report.installables
+        if not i.succeeded and not any(b.drv in (i.error or "") for b in builds)
+    ]
     if not installables and not builds:
         return ""
     out = ["### ❌ Failed", ""]
@@ -372,7 +377,14 @@ def _failed_build(build: Build, detail: _Detail) -> str:
     name = store_name(build.drv)
     took = f" after {seconds(build.seconds)}" if build.seconds is not None else ""
     where = f" on {code(build.machine)}" if build.machine else ""
+    # The drv is named once, in code; Nix's message repeats it in quotes.
     why = first_line(build.error or "")
+    # Nix 2.19+ says why on a line of its own: "Cannot build X.\nReason: builder failed ...".
+    reason = next(
+        (ln.strip() for ln in (build.error or "").splitlines() if ln.strip().startswith("Reason:")),
+        "",
+    )
+    why = f"{why} {reason}".strip().replace(f"'{build.drv}'", name).replace(build.drv, name)
     out = [
         f"#### ❌ {code(name)}",
         "",
