@@ -373,18 +373,24 @@ def _failed_installable(item: Installable, detail: _Detail) -> str:
     return f"{code(item.name)}: {why}"
 
 
+def _build_error(error: str, drv: str | None) -> str:
+    """Nix's message of a failed build in one line: its first, and the reason Nix 2.19+ gives
+    on a line of its own ("Cannot build X.\nReason: builder failed ..."); the drv, named
+    elsewhere in full, by its name."""
+    why = first_line(error)
+    reason = next((ln.strip() for ln in error.splitlines() if ln.strip().startswith("Reason:")), "")
+    why = f"{why} {reason}".strip()
+    if drv:
+        why = why.replace(f"'{drv}'", store_name(drv)).replace(drv, store_name(drv))
+    return why
+
+
 def _failed_build(build: Build, detail: _Detail) -> str:
     name = store_name(build.drv)
     took = f" after {seconds(build.seconds)}" if build.seconds is not None else ""
     where = f" on {code(build.machine)}" if build.machine else ""
     # The drv is named once, in code; Nix's message repeats it in quotes.
-    why = first_line(build.error or "")
-    # Nix 2.19+ says why on a line of its own: "Cannot build X.\nReason: builder failed ...".
-    reason = next(
-        (ln.strip() for ln in (build.error or "").splitlines() if ln.strip().startswith("Reason:")),
-        "",
-    )
-    why = f"{why} {reason}".strip().replace(f"'{build.drv}'", name).replace(build.drv, name)
+    why = _build_error(build.error or "", build.drv)
     out = [
         f"#### ❌ {code(name)}",
         "",
@@ -572,7 +578,7 @@ def _outputs_section(facts: _Facts, detail: _Detail) -> str:
     seen: set[str] = set()
     for item in report.installables:
         if not item.succeeded and not item.outputs:
-            why = escape_text(clip(first_line(item.error or item.status), 120))
+            why = escape_text(clip(_build_error(item.error or item.status, item.drv), 120))
             rows.append((0, [_target(item.name, None), f"❌ {why}", "-"]))
             continue
         for out_name, path in item.outputs.items():
