@@ -232,8 +232,21 @@ def _run(
         )
     if baseline_note is not None:
         report = dataclasses.replace(report, notes=(*report.notes, baseline_note))
+    report = dataclasses.replace(report, working_directory=_from_workspace(settings))
     # Read last: the daemon uploads while the builds run.
     return dataclasses.replace(report, magic_nix_cache=read_daemon_log(environ)), status
+
+
+def _from_workspace(settings: Settings) -> str | None:
+    """working-directory relative to the checkout, None for the checkout itself."""
+    workspace = settings.github.workspace
+    if workspace is None:
+        return None
+    try:
+        relative = settings.working_directory.relative_to(workspace.resolve())
+    except ValueError:
+        return None
+    return None if str(relative) == "." else str(relative)
 
 
 def _baseline(path: Path) -> tuple[Report | None, str | None]:

@@ -353,6 +353,8 @@ def _build(args: argparse.Namespace) -> int:
     finally:
         if live is not None:
             live.close()
+    if directory is not None:
+        report = dataclasses.replace(report, working_directory=str(directory))
     # Whatever happened, the report and summary are written with what is known.
     _emit(report, args)
     return status

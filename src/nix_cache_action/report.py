@@ -306,6 +306,9 @@ class Report:
     seconds: float | None = None  # the whole job's wall time, where it was measured
     baseline: Baseline | None = None
     budgets: Budgets | None = None
+    # Where Nix ran, relative to the repository root (the action's working-directory, the
+    # CLI's -C), when it is not the root: the reproduce commands start from the root.
+    working_directory: str | None = None
 
     # --- derived ------------------------------------------------------------------------------
 
@@ -427,6 +430,7 @@ class Report:
             "seconds": self.seconds,
             "baseline": None if self.baseline is None else dataclasses.asdict(self.baseline),
             "budgets": None if self.budgets is None else dataclasses.asdict(self.budgets),
+            "working_directory": self.working_directory,
         }
         return _jsonable(body)  # type: ignore[no-any-return]
 
@@ -469,6 +473,7 @@ class Report:
             baseline=_baseline(data["baseline"])
             if isinstance(data.get("baseline"), dict)
             else None,
+            working_directory=data.get("working_directory"),
             budgets=_from_dict(Budgets, data["budgets"])
             if isinstance(data.get("budgets"), dict)
             else None,
@@ -534,6 +539,7 @@ def merge(reports: list[Report]) -> Report:
             dict.fromkeys(c for r in reports for c in r.configured_substituters)
         ),
         incomplete=any(r.incomplete for r in reports),
+        working_directory=next((r.working_directory for r in reports if r.working_directory), None),
         # Jobs of a matrix run side by side: the longest is the wall time.
         seconds=max((r.seconds for r in reports if r.seconds is not None), default=None),
         seconds_lost=sum_maps([r.seconds_lost for r in reports]),

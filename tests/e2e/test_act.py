@@ -392,7 +392,8 @@ def test_annotations(act_run: ActLog) -> None:
     ]
     message = failing[1][2]
     assert "-nondet is not reproducible" in message
-    assert "nix build '.#nondet' --rebuild --keep-failed" in message
+    # From the repository root: the case ran in working-directory tests/logs/flake.
+    assert "nix build './tests/logs/flake#nondet' --rebuild --keep-failed" in message
 
 
 def test_job_summaries(act_run: ActLog) -> None:

@@ -49,7 +49,11 @@ def annotations_for(report: Report) -> list[Annotation]:
         AnnotationLevel.ERROR if report.reproducibility_mode == "fail" else AnnotationLevel.WARNING
     )
     found.extend(
-        Annotation(level, _difference_message(check), title=check_name(check))
+        Annotation(
+            level,
+            _difference_message(check, report.working_directory),
+            title=check_name(check),
+        )
         for check in report.checks
         if check.verdict == "differs"
     )
@@ -93,7 +97,7 @@ def figures(report: Report) -> str:
     return "; ".join(parts)
 
 
-def _difference_message(check: Check) -> str:
+def _difference_message(check: Check, working_directory: str | None) -> str:
     path = check.path or store_name(check.drv)
     rebuilt, first = check.check_nar_hash or "unknown", check.nar_hash or "unknown"
     headline = (
@@ -107,7 +111,7 @@ def _difference_message(check: Check) -> str:
         if len(shown) > ANNOTATION_FILES_LISTED or check.differences_truncated:
             listed += ", and more"
         lines.append(f"Files that differ: {listed}.")
-    build, compare = reproduce_commands(check)
+    build, compare = reproduce_commands(check, working_directory)
     lines.append(f"Reproduce locally: {build}, then {compare}")
     return "\n".join(lines)
 

@@ -128,10 +128,28 @@ def first_copy_phrase(check: Check) -> str:
     return "the first copy"
 
 
-def reproduce_commands(check: Check) -> list[str]:
-    """The commands that repeat a check locally and compare the two copies."""
+def from_root(installable: str, working_directory: str | None) -> str:
+    """The installable as it reads from the repository root, when Nix ran in a folder of it:
+    `.#app` run in `nix/` is `./nix#app`. References that name no local path stay as they are."""
+    if not working_directory or working_directory == ".":
+        return installable
+    folder = "./" + working_directory.strip("/").removeprefix("./")
+    if installable == ".":
+        return folder
+    if installable.startswith(".#"):
+        return folder + installable[1:]
+    if installable.startswith("./"):
+        return f"{folder}/{installable[2:]}"
+    return installable
+
+
+def reproduce_commands(check: Check, working_directory: str | None = None) -> list[str]:
+    """The commands that repeat a check locally and compare the two copies, from the
+    repository root (`working_directory`: where Nix ran, relative to it)."""
     path = check.path or check.drv
-    target = check.installable or f"{check.drv}^*"
+    target = (
+        from_root(check.installable, working_directory) if check.installable else f"{check.drv}^*"
+    )
     return [
         f"nix build {shlex.quote(target)} --rebuild --keep-failed",
         f"diffoscope {shlex.quote(path)} {shlex.quote(path + '.check')}",

@@ -416,14 +416,15 @@ def _not_reproducible_section(facts: _Facts, detail: _Detail) -> str:
     icon = ICONS[report.verdict()] if report.verdict() != "failed" else ICONS["not-reproducible"]
     out = [f"### {icon} Not reproducible", ""]
     shown = differing[: detail.list_items]
-    out.extend(_differing_check(check, detail) for check in shown)
+    where = facts.report.working_directory
+    out.extend(_differing_check(check, detail, where) for check in shown)
     if len(differing) > len(shown):
         more = len(differing) - len(shown)
         out.append(f"And {count(more, 'more output')} that differed, in the JSON report.\n")
     return "\n".join(out)
 
 
-def _differing_check(check: Check, detail: _Detail) -> str:
+def _differing_check(check: Check, detail: _Detail, working_directory: str | None) -> str:
     output = check.path or check.drv
     title = check.installable or store_name(output)
     first = check.nar_hash or "?"
@@ -439,7 +440,7 @@ def _differing_check(check: Check, detail: _Detail) -> str:
         "",
         "Reproduce it locally, then compare the two copies:",
         "",
-        fenced("\n".join(reproduce_commands(check)), "sh"),
+        fenced("\n".join(reproduce_commands(check, working_directory)), "sh"),
     ]
     if check.differences:
         out.append(
