@@ -414,7 +414,7 @@ def test_cache_table_has_a_row_per_substituter_and_a_totals_line() -> None:
         "2.8 s",
         "0",
         "-",  # no error, nothing lost
-        "66.7%",
+        "66.7% of 3",  # served 2 of the 3 paths asked of it
     ]
     assert rows[2] == [
         "Magic Nix Cache (http://127.0.0.1:37515)",
@@ -424,7 +424,7 @@ def test_cache_table_has_a_row_per_substituter_and_a_totals_line() -> None:
         "200 ms",
         "1",
         "?",  # an error, and no times known for it
-        "33.3%",
+        "33.3% of 3",
     ]
     assert len(rows) == 3
     # 3 substituted, 1 built here (the check rebuilds and the failure do not count).

@@ -693,7 +693,8 @@ def _caches_section(facts: _Facts, _: _Detail) -> str:
             seconds(s.seconds),
             str(s.errors),
             seconds(s.seconds_lost) if s.errors else "-",
-            percent(s.hit_rate),
+            # Served ÷ asked, with what it was asked: a rate of 0 of 0 is no failure.
+            f"{percent(s.hit_rate)} of {s.queried}" if s.queried else percent(s.hit_rate),
         ]
         for s in facts.substituters
     ]
@@ -721,7 +722,7 @@ def _caches_section(facts: _Facts, _: _Detail) -> str:
             "Hit rate",
         ]
         out.append(table(header, rows, "lrrrrrrr"))
-        out.append("A cache's hit rate: paths it served ÷ paths asked of it.\n")
+        out.append("A cache's hit rate: paths it served ÷ the paths asked of it (of N).\n")
     out.append(_totals_line(facts))
     return "\n".join(out)
 
