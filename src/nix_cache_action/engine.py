@@ -360,7 +360,7 @@ class Heartbeat:
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_SECONDS):
             try:
-                running = self._ledger.running_builds()
+                running = self._ledger.progress().running
             except RuntimeError:  # the log moved on while it was read: next time
                 continue
             if running:

@@ -64,9 +64,12 @@ class MessageTracker:
         self.interrupted = False  # Nix said it was interrupted (SIGINT, SIGTERM)
         self._pending: tuple[str, SubState | None] | None = None
 
-    def message(self, event: Message, after_substitution: SubState | None = None) -> None:
-        """`after_substitution`: the substitution whose activity stopped just before."""
+    def message(self, event: Message) -> None:
         text = event.text
+        copy_failed = _maybe_copy_failure(event)
+        # Taken before a waiting message is settled: settling fails every copy of its path,
+        # a retry that just stopped included.
+        stopped_last = self._subs.last_stopped() if copy_failed else None
         pending, self._pending = self._pending, None
         if pending is not None:
             self._settle(pending, text)
@@ -74,11 +77,11 @@ class MessageTracker:
             self.banner = text
         if event.is_error and INTERRUPTED_MESSAGE in text:
             self.interrupted = True
-        if _maybe_copy_failure(event):
+        if copy_failed:
             # Said of a copy that came to nothing (a NAR that cannot be unpacked, a hash
             # mismatch), by no path: the next message may name it ("path ... is required");
-            # else it is the substitution that just stopped (2.8 says no more), if any.
-            self._pending = (text, after_substitution or self._subs.last_stopped())
+            # else it is the substitution that stopped last (2.8 says no more), if any.
+            self._pending = (text, stopped_last)
             return
         failed = _DOWNLOAD_ERROR.search(text)
         if failed is not None:
@@ -99,14 +102,14 @@ class MessageTracker:
             self._settle(pending, None)
 
     def _settle(self, pending: tuple[str, SubState | None], following: str | None) -> None:
-        text, after_substitution = pending
+        text, stopped_last = pending
         named = _NOT_FETCHED.search(following or "")
         sub = self._subs.last_of(named["path"]) if named and named["path"] else None
         # Else (Nix 2.8 names no path at all, and says it when the goal wakes, which may be
         # after other activities) the substitution that had stopped last when it was said, of
         # those not known to have failed. One that succeeded in between would take the blame;
         # the store check after the run cannot tell either, as the path is then built.
-        sub = sub or after_substitution
+        sub = sub or stopped_last
         if sub is None:
             self._error(text)  # about no copy: an error like any other
             return

@@ -143,11 +143,6 @@ class Ledger:
             self._open.discard(event.id)
         if not isinstance(event, PlainText):
             self.records += 1
-        after_substitution = self.subs.just_stopped
-        if isinstance(event, (ActivityStarted, ActivityStopped, Message)):
-            # Results in between (expected counts, progress) do not separate a stop from the
-            # message that says why it failed.
-            self.subs.just_stopped = None
         match event:
             case SubstituteStarted():
                 self.subs.substitute(event, now)
@@ -173,7 +168,7 @@ class Ledger:
                 # order); the raw line is kept, as for the others.
                 self.subs.progress(str(activity).encode(), line)
             case Message():
-                self._messages.message(event, after_substitution)
+                self._messages.message(event)
             case PlainText():
                 self.plain_lines += 1
             case _:
@@ -304,8 +299,9 @@ class Ledger:
         )
 
     def progress(self) -> RunProgress:
-        """Where the run stands, for a live status line. Read from the thread that feeds the
-        log (or, like running_builds, elsewhere at the risk of a RuntimeError)."""
+        """Where the run stands, for a live status line and the heartbeat. Read from another
+        thread than the one feeding the log, it may raise RuntimeError when a build or a
+        download is added meanwhile."""
         states = list(self.builds_seen)
         return RunProgress(
             built=sum(1 for s in states if s.stopped is not None and not s.check),
@@ -314,11 +310,6 @@ class Ledger:
             fetched=self.subs.fetched_count(),
             fetching=self.subs.fetching(),
         )
-
-    def running_builds(self) -> list[str]:
-        """The names of the builds started and not stopped yet. Read from another thread (the
-        heartbeat), it may raise RuntimeError when the log adds a build meanwhile."""
-        return [store_name(state.drv) for state in list(self.builds_seen) if state.stopped is None]
 
     def unconfirmed_builds(self) -> int:
         """How many builds the log calls finished while it cannot know: Nix sends no result per

@@ -62,10 +62,7 @@ class SubstitutionTracker:
         self._closed: deque[tuple[str, float, float]] = deque(maxlen=RECENT_DOWNLOADS)
         self._failed_urls: set[str] = set()
         self.lost: dict[str, list[tuple[float, float]]] = {}
-        # The substitution whose activity the last event stopped, if it was one: Nix names why
-        # a copy failed (a corrupt NAR, a hash mismatch) in the very next message, by no path.
-        self.just_stopped: SubState | None = None
-        self._stops = 0
+        self._stops = 0  # substitutions stopped so far: their order, for last_stopped()
 
     def substitute(self, event: SubstituteStarted, now: float | None) -> None:
         self._subs[event.id] = SubState(event.path, event.substituter, now)
@@ -143,7 +140,6 @@ class SubstitutionTracker:
         sub.stopped = Stopped(now)
         self._stops += 1
         sub.order = self._stops
-        self.just_stopped = sub
         return True
 
     def fetching(self) -> list[str]:
