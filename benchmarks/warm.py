@@ -22,21 +22,16 @@ script prints the figures; it does not pass or fail.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
-import http.server
 import json
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-# Run as a script: the repository root on the path makes `benchmarks.overhead` importable.
+# Run as a script: the repository root on the path makes `benchmarks.overhead` and
+# `tests.support` importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.overhead import (
@@ -50,31 +45,11 @@ from benchmarks.overhead import (
     remove,
     timed,
 )
+from tests.support import http_cache
 
 TARGET_RATIO = 1.1
 TARGET_SKIP_RATIO = 1.3
 STORE = "store"  # under the scratch folder: every run's store directory, emptied in between
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - its signature
-        """Nothing: a request per store path would drown the figures."""
-
-
-@contextlib.contextmanager
-def serve(directory: Path) -> Iterator[str]:
-    handler = functools.partial(_Quiet, directory=str(directory))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def warm_env(root: Path, nix: str, cache: str) -> dict[str, str]:
@@ -161,7 +136,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nca-warm-", dir=default_scratch()) as tmp:
         scratch = Path(tmp)
         record, cache_dir = prepare(cli, nix, scratch)
-        with serve(cache_dir) as cache:
+        with http_cache.serve(cache_dir) as cache:
             runs = {
                 "a": lambda: run_action(cli, nix, scratch, record, cache),
                 "b": lambda: run_plain(nix, scratch, cache),

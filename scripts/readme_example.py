@@ -13,24 +13,23 @@ step with the renderer without building anything.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
-import http.server
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-from nix_cache_action.render.summary import render_summary
-from nix_cache_action.report import Report
-
 ROOT = Path(__file__).resolve().parent.parent
+# Run as a script: the repository root on the path makes `tests.support` importable.
+sys.path.insert(0, str(ROOT))
+
+from tests.support import http_cache  # noqa: E402
+
+from nix_cache_action.render.summary import render_summary  # noqa: E402 - after the path
+from nix_cache_action.report import Report  # noqa: E402
+
 REPORT = ROOT / "tests" / "fixtures" / "example-report.json"
 FLAKE = ROOT / "tests" / "fixtures" / "flakes" / "outcomes"
 START = "<!-- example-summary:start -->"
@@ -59,26 +58,6 @@ def example_block() -> str:
 def updated(readme: str) -> str:
     start, end = readme.index(START), readme.index(END) + len(END)
     return readme[:start] + example_block() + readme[end:]
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - its signature
-        """Nothing: the requests are not the example."""
-
-
-@contextlib.contextmanager
-def _served(directory: Path) -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    handler = functools.partial(_Quiet, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _env(state: Path, substituters: str) -> dict[str, str]:
@@ -118,7 +97,7 @@ def record() -> None:
             subprocess.run([*nix_, *argv], cwd=flake, env=producer, check=True, capture_output=True)
         subprocess.run(["chmod", "-R", "u+w", str(STORE.parent)], check=False)
         shutil.rmtree(STORE.parent)
-        with _served(work / "cache") as url:
+        with http_cache.serve(work / "cache") as url:
             argv = [
                 sys.executable,
                 "-m",

@@ -360,7 +360,7 @@ class Report:
                     substituted=len(subs),
                     nar_bytes=sum(s.nar_bytes or 0 for s in subs),
                     download_bytes=sum(s.download_bytes or 0 for s in subs),
-                    seconds=sum_known([s.seconds for s in subs]),
+                    seconds=wall_seconds(subs),
                     queried=n_asked,
                     errors=errors.get(url, 0),
                     hit_rate=round(min(len(subs), n_asked) / n_asked, 4) if n_asked else None,
@@ -589,6 +589,26 @@ def cache_key(url: str) -> str:
     """A cache's URL without its query or a trailing slash: one cache, however it is written
     (the configuration keeps `?trusted=1`, logs of Nix 2.31+ drop it)."""
     return url.split("?", 1)[0].rstrip("/")
+
+
+def wall_seconds(subs: list[Substitution]) -> float | None:
+    """The wall time during which any of `subs` was being copied: Nix copies several paths at
+    once, and a sum of their times can exceed the whole run's. None when no copy has times."""
+    spans = sorted(
+        (s.started, s.started + s.seconds)
+        for s in subs
+        if s.started is not None and s.seconds is not None
+    )
+    if not spans:
+        return None
+    total, (start, end) = 0.0, spans[0]
+    for begin, finish in spans[1:]:
+        if begin > end:
+            total += end - start
+            start, end = begin, finish
+        else:
+            end = max(end, finish)
+    return round(total + end - start, 3)
 
 
 def sum_known(values: list[float | None]) -> float | None:

@@ -18,16 +18,12 @@ tmp_path, and NIX_CONFIG is the only configuration Nix reads.
 from __future__ import annotations
 
 import contextlib
-import functools
 import html
-import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +31,7 @@ from typing import Any
 import cmarkgfm
 import pytest
 from cmarkgfm.cmark import Options
+from tests.support import http_cache
 
 REPO = Path(__file__).resolve().parents[2]
 PROVISION_SCRIPT = REPO / "scripts" / "provision-browser.sh"
@@ -146,26 +143,6 @@ class Rendered:
     screenshot: Path = field(repr=False)
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
-        """Quiet: Nix's requests are not the test's output."""
-
-
-@contextlib.contextmanager
-def serve(directory: Path) -> Iterator[str]:
-    """A static HTTP server on 127.0.0.1 in front of `directory`; yields its URL."""
-    handler = functools.partial(_QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
 def screenshots_dir() -> Path:
     directory = Path(os.environ.get("NCA_SCREENSHOTS") or REPO / ".artifacts" / "screenshots")
     directory.mkdir(parents=True, exist_ok=True)
@@ -234,7 +211,7 @@ def _run_case(case: Case, base: Path) -> tuple[int, Path, Path]:
     with contextlib.ExitStack() as stack:
         if case.cached:
             store, cache = _fill_cache(case, base)
-            env = NixStore(base / "consumer", store, [stack.enter_context(serve(cache))])
+            env = NixStore(base / "consumer", store, [stack.enter_context(http_cache.serve(cache))])
         else:
             env = NixStore(base / "consumer", base / "store")
         argv = [

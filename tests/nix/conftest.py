@@ -37,6 +37,7 @@ import jsonschema
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+HTTP_CACHE = REPO / "tests" / "support" / "http_cache.py"
 # Every report a real Nix run writes is checked against the published schema.
 REPORT_SCHEMA: dict[str, Any] = json.loads(
     (REPO / "src/nix_cache_action/schema/report-v1.json").read_text("utf-8")
@@ -398,12 +399,12 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
 
 @contextlib.contextmanager
 def static_server(directory: Path, port: int) -> Iterator[str]:
-    """`python -m http.server PORT --bind 127.0.0.1` in `directory`; yields its URL."""
+    """tests/support/http_cache.py serving `directory` on `port`, in a process of its own (the
+    caches outlive a test's threads); yields its URL."""
     # Another run (tests/logs/record.sh, say) may hold Magic Nix Cache's port for a moment.
     wait_until(lambda: not _port_open(port), 60, f"port {port} to be free")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-        cwd=directory,
+        [sys.executable, str(HTTP_CACHE), str(directory), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -9,22 +9,18 @@ builds only out).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
-import http.server
 import json
 import re
 import shutil
-import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from tests.support import http_cache
 
 from nix_cache_action.store_path import store_name
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
     from tests.nix.conftest import CliRun, NixEnv
@@ -67,26 +63,6 @@ def said(run: CliRun) -> str:
 def ok(run: CliRun, status: int = 0) -> dict[str, Any]:
     assert run.returncode == status, said(run)[-3000:]
     return run.report
-
-
-class _QuietFiles(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
-        """Quiet."""
-
-
-@contextlib.contextmanager
-def served(directory: Path) -> Iterator[str]:
-    """`directory` over HTTP on a port of its own (a binary cache), for the block's length."""
-    handler = functools.partial(_QuietFiles, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 # --- the same store ---------------------------------------------------------------------------
@@ -292,7 +268,7 @@ def test_a_fresh_store_substitutes_a_verified_output_and_does_not_rebuild_it(
     shutil.rmtree(store)
     shutil.rmtree(producer.state)
 
-    with served(cache) as url:
+    with http_cache.serve(cache) as url:
         consumer = dataclasses.replace(
             producer,
             root=tmp_path / "consumer",
@@ -338,7 +314,7 @@ def test_skip_cached_neither_builds_nor_downloads_what_a_cache_holds_verified(
     shutil.rmtree(store)
     shutil.rmtree(producer.state)
 
-    with served(cache) as url:
+    with http_cache.serve(cache) as url:
         consumer = dataclasses.replace(
             producer,
             root=tmp_path / "consumer",

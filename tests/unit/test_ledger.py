@@ -10,7 +10,7 @@ import pytest
 from nix_cache_action.ledger import Ledger
 from nix_cache_action.render.summary import render_summary
 from nix_cache_action.render.terminal import render_terminal
-from nix_cache_action.report import Report, merge
+from nix_cache_action.report import Report, Substitution, merge
 from nix_cache_action.store_path import store_name
 
 LOGS = Path(__file__).parent.parent / "logs"
@@ -104,6 +104,22 @@ def test_cache_answering_418(version: str) -> None:
     (row,) = report.substituters()
     assert (row.errors, row.substituted) == (1, 0)
     assert any("HTTP error 418" in e for e in report.errors)
+
+
+def test_a_caches_seconds_are_wall_time_not_a_sum_of_parallel_copies() -> None:
+    a, b = "http://a.example", "http://b.example"
+    report = Report(
+        substitutions=(
+            # From a: 0 to 2 s and 1 to 3 s overlap (3 s of wall time, not 4), 10 to 10.5 s apart.
+            Substitution("/nix/store/1-x", a, seconds=2.0, started=0.0),
+            Substitution("/nix/store/2-y", a, seconds=2.0, started=1.0),
+            Substitution("/nix/store/3-z", a, seconds=0.5, started=10.0),
+            # From b, a recorded log's copy: no times, so no figure.
+            Substitution("/nix/store/4-w", b),
+        )
+    )
+    seconds = {row.url: row.seconds for row in report.substituters()}
+    assert seconds == {a: 3.5, b: None}
 
 
 def test_feed_and_consume_agree() -> None:
