@@ -191,6 +191,7 @@ class Session:
                     download=_add(phases.download, own.download),
                     build=_add(phases.build, own.build),
                     cache_wait=_add(phases.cache_wait, own.cache_wait),
+                    cache_query=_add(phases.cache_query, own.cache_query),
                 )
         installables = [
             # Still "built" without outputs: the build step never finished (interrupted).

@@ -176,6 +176,8 @@ class Phases:
     build: float | None = None
     check: float | None = None
     cache_wait: float | None = None  # failed cache requests (unreachable, erroring), retries too
+    # Asking the caches what they hold (narinfo look-ups that did not fail): wall time.
+    cache_query: float | None = None
 
 
 @dataclass(frozen=True)

@@ -500,13 +500,16 @@ def caches(
 
 class _FaultHandler(http.server.BaseHTTPRequestHandler):
     """Answers narinfo requests with a fixed HTTP error; nix-cache-info too when told to. With
-    a cache directory, it serves the cache's own files and fails only the NAR downloads."""
+    a cache directory, it serves the cache's own files and fails only the NAR downloads (or,
+    slow, serves them all and answers each narinfo after a delay)."""
 
     server: FaultServer
 
     def do_GET(self) -> None:
         self.server.requests.append(self.path)
         directory = self.server.directory
+        if self.server.narinfo_delay and self.path.endswith(".narinfo"):
+            time.sleep(self.server.narinfo_delay)
         if directory is not None and self.server.corrupt and self.path.startswith("/nar/"):
             # The NAR itself, with bytes in its middle flipped: it does not unpack.
             file = directory / self.path.lstrip("/")
@@ -515,7 +518,9 @@ class _FaultHandler(http.server.BaseHTTPRequestHandler):
                 data[index] ^= 0xFF
             body = bytes(data)
             self.send_response(200 if file.is_file() else 404)
-        elif directory is not None and not self.path.startswith("/nar/"):
+        elif directory is not None and (
+            not self.path.startswith("/nar/") or self.server.narinfo_delay
+        ):
             file = directory / self.path.lstrip("/")
             found = file.is_file() and file.resolve().is_relative_to(directory.resolve())
             body = file.read_bytes() if found else b"not found\n"
@@ -536,7 +541,7 @@ class _FaultHandler(http.server.BaseHTTPRequestHandler):
 
 
 class FaultServer(http.server.ThreadingHTTPServer):
-    def __init__(
+    def __init__(  # noqa: PLR0913 - one keyword per kind of fault
         self,
         store: Path,
         status: int,
@@ -544,6 +549,7 @@ class FaultServer(http.server.ThreadingHTTPServer):
         fail_cache_info: bool = False,
         directory: Path | None = None,
         corrupt: bool = False,
+        narinfo_delay: float = 0.0,
     ) -> None:
         super().__init__(("127.0.0.1", 0), _FaultHandler)
         self.store = store
@@ -551,6 +557,7 @@ class FaultServer(http.server.ThreadingHTTPServer):
         self.fail_cache_info = fail_cache_info
         self.directory = directory
         self.corrupt = corrupt
+        self.narinfo_delay = narinfo_delay
         self.requests: list[str] = []
 
     @property
@@ -581,6 +588,12 @@ class FaultServers:
         """A copy of `cache` whose narinfos are fine and whose every NAR is corrupt."""
         return self._serve(
             FaultServer(Path("/unused"), 200, directory=cache.directory, corrupt=True)
+        )
+
+    def start_slow(self, cache: Cache, delay: float) -> FaultServer:
+        """A copy of `cache` that serves everything and answers each narinfo after `delay`."""
+        return self._serve(
+            FaultServer(Path("/unused"), 200, directory=cache.directory, narinfo_delay=delay)
         )
 
     def _serve(self, server: FaultServer) -> FaultServer:

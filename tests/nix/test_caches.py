@@ -338,6 +338,27 @@ def test_cache_whose_nix_cache_info_fails_is_never_asked(
     assert report["errors"] == []
 
 
+def test_time_asking_a_slow_cache_is_the_caches_not_the_evaluations(
+    caches: Caches, faults: FaultServers, nix_exe: NixExe, tmp_path: Path
+) -> None:
+    delay = 2.0
+    slow = faults.start_slow(caches.magic, delay)
+    env = caches.env(nix_exe, tmp_path)
+    env.substituters = [slow.url]
+    flake = env.flake("dag")
+    run = env.cli("build", ".#node-2-0", "--reproducibility", "off", cwd=flake)
+    assert run.returncode == 0, run.stderr
+    report = run.report
+
+    assert {store_name(s["path"]) for s in report["substitutions"]} == closure_names(2, 0)
+    phases = report["phases"]
+    # Every narinfo was answered after `delay`: at least that long was spent asking.
+    assert phases["cache_query"] >= delay - 0.05
+    # Evaluating the dag takes a fraction of it; before, the look-ups counted as evaluation.
+    assert phases["evaluation"] < delay
+    assert phases["cache_wait"] is None  # nothing failed
+
+
 def test_a_nar_that_fails_to_download_is_no_hit_and_explains_the_build(
     caches: Caches, faults: FaultServers, nix_exe: NixExe, tmp_path: Path
 ) -> None:

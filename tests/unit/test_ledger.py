@@ -122,6 +122,28 @@ def test_a_caches_seconds_are_wall_time_not_a_sum_of_parallel_copies() -> None:
     assert seconds == {a: 3.5, b: None}
 
 
+def test_asking_the_caches_is_not_evaluation() -> None:
+    path = "/nix/store/0aa4gy9rrvmpf9kvl5cn2b0p7x4vcx8a-top"
+    cache = "http://cache.example"
+
+    def record(**fields: object) -> bytes:
+        return b"@nix " + json.dumps(fields).encode() + b"\n"
+
+    ledger = Ledger(run="build")
+    ledger.feed(b"evaluating\n", now=0.0)
+    ledger.feed(
+        record(action="start", id=1, level=4, parent=0, text="", type=109, fields=[path, cache]),
+        now=1.0,
+    )
+    ledger.feed(record(action="stop", id=1), now=3.0)
+    ledger.feed(
+        record(action="start", id=2, level=0, parent=0, text="", type=102, fields=[]), now=3.5
+    )
+    phases = ledger.phases()
+    # 3.5 s before realising, 2 of them asking the cache: evaluation is the other 1.5.
+    assert (phases.evaluation, phases.cache_query, phases.cache_wait) == (1.5, 2.0, None)
+
+
 def test_feed_and_consume_agree() -> None:
     for log in sorted(LOGS.glob("*.log")):
         fed, consumed = Ledger(run="build"), Ledger(run="build")

@@ -151,7 +151,7 @@ class Ledger:
             case FileTransferStarted():
                 self.subs.transfer(event, now)
             case QueryPathInfoStarted():
-                self.subs.query(event)
+                self.subs.query(event, now)
             case BuildStarted():
                 self.builds_seen.start(event, now)
             case ActivityStarted(type=ActivityType.REALISE) if self.realise_time is None:
@@ -437,18 +437,27 @@ class Ledger:
         if check:
             return Phases(check=union(builds))
         lost = [(a, Stopped(b)) for spans in self.subs.lost.values() for a, b in spans]
+        asked = [(a, Stopped(b)) for a, b in self.subs.query_spans]
         evaluation = span(self.first_time, self.realise_time)
-        if evaluation is not None and lost and self.first_time is not None:
+        if evaluation is not None and (lost or asked) and self.first_time is not None:
             # Nix asks its caches (nix-cache-info, narinfos) before it realises anything:
-            # time lost on a cache that does not answer is waiting, not evaluating.
+            # that time, answered or lost on a cache that does not answer, is the caches'.
             start, end = self.first_time, self.first_time + evaluation
-            inside = [(max(a, start), Stopped(min(b.at or a, end))) for a, b in lost if a < end]
+            inside = [
+                (max(a, start), Stopped(min(b.at or a, end))) for a, b in lost + asked if a < end
+            ]
             evaluation = max(0.0, evaluation - (union(inside) or 0.0))
+        waited = union(lost)
+        # Look-ups that were not failed requests (those are cache_wait already).
+        querying = union(asked + lost)
+        if querying is not None and waited is not None:
+            querying = max(0.0, querying - waited)
         return Phases(
             evaluation=evaluation,
             download=union(self.subs.intervals()),
             build=union(builds),
-            cache_wait=union(lost),
+            cache_wait=waited,
+            cache_query=querying,
         )
 
     def seconds_lost(self) -> dict[str, float]:

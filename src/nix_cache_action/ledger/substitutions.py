@@ -55,6 +55,10 @@ class SubstitutionTracker:
         # Distinct store paths asked of each cache, and the path each narinfo hash stands for.
         self.queried: dict[str, set[str]] = {}
         self.path_by_hash: dict[str, str] = {}
+        # When each narinfo look-up ran (live runs only): before Nix realises anything it asks
+        # its caches what they hold, and that time is the caches', not the evaluation's.
+        self._queries: dict[int, float] = {}
+        self.query_spans: list[tuple[float, float]] = []
         # Time lost to downloads that failed (a cache unreachable, erroring, retried), by cache:
         # open downloads with their start, the last closed ones (Nix may name a failure only
         # after the download stopped), the URLs that failed, and what they cost.
@@ -89,9 +93,11 @@ class SubstitutionTracker:
             self._nar_urls[event.url] = self._copies[owner]
             self.tracked.add(str(event.id).encode())
 
-    def query(self, event: QueryPathInfoStarted) -> None:
+    def query(self, event: QueryPathInfoStarted, now: float | None = None) -> None:
         self.queried.setdefault(event.cache, set()).add(event.path)
         self.path_by_hash[store_hash(event.path)] = event.path
+        if now is not None:
+            self._queries[event.id] = now
 
     def progress(self, key: bytes, line: bytes) -> None:
         if key in self.tracked:
@@ -136,7 +142,12 @@ class SubstitutionTracker:
             return True
         sub = self._subs.get(activity)
         if sub is None:
-            return False
+            asked = self._queries.pop(activity, None)
+            if asked is None:
+                return False
+            if now is not None:
+                self.query_spans.append((asked, now))
+            return True
         sub.stopped = Stopped(now)
         self._stops += 1
         sub.order = self._stops

@@ -743,6 +743,7 @@ def _totals_line(facts: _Facts) -> str:
             ("download", phases.download),
             ("build", phases.build),
             ("check", phases.check),
+            ("asking caches", phases.cache_query),
             ("waiting on caches", phases.cache_wait),
         )
         if value is not None

@@ -27,6 +27,7 @@ def render_terminal(report: Report) -> str:
     lines.append(
         f"  evaluation {seconds(phases.evaluation)}, download {seconds(phases.download)}, "
         f"build {seconds(phases.build)}, check {seconds(phases.check)}"
+        + (f", asking caches {seconds(phases.cache_query)}" if phases.cache_query else "")
         + (f", waiting on caches {seconds(phases.cache_wait)}" if phases.cache_wait else "")
     )
     rows = report.substituters()
