@@ -27,7 +27,6 @@ from nix_cache_action.nix.process import Subprocesses
 from nix_cache_action.redaction import Redactor, environment_secrets
 from nix_cache_action.render.format import count
 from nix_cache_action.render.live import LiveLine
-from nix_cache_action.render.summary import render_summary
 from nix_cache_action.render.terminal import render_terminal
 from nix_cache_action.report import (
     MODES,
@@ -471,6 +470,9 @@ def _emit(report: Report, args: argparse.Namespace, *, quiet: bool = False) -> N
     if args.report is not None:
         _write(lambda: write_report(report, args.report), "report", args.report)
     if args.summary is not None:
+        # Imported here: only --summary needs it, and it is a tenth of every run's import time.
+        from nix_cache_action.render.summary import render_summary  # noqa: PLC0415
+
         summary = render_summary(report)
         _write(lambda: write_text(args.summary, summary), "summary", args.summary)
     if args.json:

@@ -7,6 +7,8 @@ from __future__ import annotations
 # A log-tail line, a message of Nix's, an error or a note: a few KiB is more than anyone reads.
 TEXT_LIMIT = 4096
 CUT_MARKER = " … [cut: {count} more characters]"
+# GitHub aborts the upload of a step's summary over 1024 KiB, and the whole summary is lost.
+GITHUB_SUMMARY_LIMIT = 1024 * 1024
 
 
 def cut(text: str, limit: int = TEXT_LIMIT) -> str:
@@ -16,4 +18,4 @@ def cut(text: str, limit: int = TEXT_LIMIT) -> str:
     return text[:limit] + CUT_MARKER.format(count=len(text) - limit)
 
 
-__all__ = ["CUT_MARKER", "TEXT_LIMIT", "cut"]
+__all__ = ["CUT_MARKER", "GITHUB_SUMMARY_LIMIT", "TEXT_LIMIT", "cut"]

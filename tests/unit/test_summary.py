@@ -17,11 +17,11 @@ import cmarkgfm
 import pytest
 from cmarkgfm.cmark import Options
 
+from nix_cache_action.limits import GITHUB_SUMMARY_LIMIT
 from nix_cache_action.magic_nix_cache import read_daemon_log
 from nix_cache_action.render.markdown import code, escape_text, fenced
 from nix_cache_action.render.mermaid import MAX_TIMELINE_TASKS
 from nix_cache_action.render.summary import (
-    GITHUB_SUMMARY_LIMIT,
     SUMMARY_LIMIT,
     explain_cache_error,
     headline,

@@ -22,7 +22,8 @@ from nix_cache_action.github.workflow_commands import (
     write_outputs,
     write_summary,
 )
-from nix_cache_action.render.summary import GITHUB_SUMMARY_LIMIT, render_summary
+from nix_cache_action.limits import GITHUB_SUMMARY_LIMIT
+from nix_cache_action.render.summary import render_summary
 from nix_cache_action.report import Report
 
 if TYPE_CHECKING:

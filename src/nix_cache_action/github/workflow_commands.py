@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, TextIO
 
-from nix_cache_action.limits import cut
-from nix_cache_action.render.summary import GITHUB_SUMMARY_LIMIT
+from nix_cache_action.limits import GITHUB_SUMMARY_LIMIT, cut
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping

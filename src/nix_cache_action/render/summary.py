@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from nix_cache_action import __version__
+from nix_cache_action.limits import GITHUB_SUMMARY_LIMIT
 from nix_cache_action.render.format import (
     HIT_RATE_DEFINITION,
     baseline_phrase,
@@ -53,10 +54,8 @@ from nix_cache_action.report import (
 )
 from nix_cache_action.store_path import store_name
 
-# GitHub aborts the upload of a step's summary over 1024 KiB and the whole summary is lost. This
-# renderer is the one guard: the writer sizes `limit` to the room left in the step's file, and
-# the margin keeps clear of the limit itself.
-GITHUB_SUMMARY_LIMIT = 1024 * 1024
+# This renderer is the one guard of GITHUB_SUMMARY_LIMIT: the writer sizes `limit` to the room
+# left in the step's file, and the margin keeps clear of the limit itself.
 SUMMARY_LIMIT = GITHUB_SUMMARY_LIMIT - 16 * 1024
 
 # Per-item bounds that hold at every size: one pathological log line or diffoscope report must
