@@ -1,22 +1,30 @@
 """A warm run with nothing changed: what verify-once costs against a plain `nix build`.
 
-Set-up, once: the 201-derivation fixture `benchmarks/flakes/wide` is built and checked with
-`nix-cache-action build --verified RECORD`, and its closure copied into a binary cache served
-over HTTP on 127.0.0.1. Then for K rounds, alternating, each on a fresh empty store of its own
-that asks only that cache:
+For each shape of the 201-derivation fixture `benchmarks/flakes/wide` (`--shape`):
+  default  the top output keeps no reference to its inputs: a warm build fetches 1 path;
+  closure  each output lists its inputs' paths: a warm build fetches all 201.
 
-  (a) nix-cache-action build .#default --verified RECORD (a copy of the set-up's record)
-  (b) nix build .#default
+Set-up, once per shape: the fixture is built and checked with `nix-cache-action build
+--verified RECORD`, and the closure of its top output copied into a binary cache served over
+HTTP on 127.0.0.1 (tests/support/http_cache.py). Then for K rounds, rotating the order, each
+run on a fresh empty store of its own that asks only that cache:
 
-  (c) nix-cache-action build .#default --verified RECORD --skip-cached
-  (d) nix eval --raw .#default.drvPath (evaluation alone)
+  (a) nix-cache-action build .#SHAPE --verified RECORD (a copy of the set-up's record)
+  (b) nix build .#SHAPE
+  (c) nix-cache-action build .#SHAPE --verified RECORD --skip-cached
+  (d) nix eval --raw .#SHAPE.drvPath (evaluation alone)
+  (e) nix-cache-action build .#SHAPE --reproducibility off (no record, no check)
+  (f) nix build .#SHAPE --log-format internal-json (the log the CLI reads, into a pipe)
 
 (a) substitutes what (b) substitutes and, the record holding the output as reproducible with
-the same NAR hash, rebuilds nothing. (c) only evaluates and asks the cache. Targets:
+the same NAR hash, rebuilds nothing. (c) only evaluates and asks the cache. (e) is what the CLI
+costs with no verification at all, so (a) - (e) is what verify-once itself costs; (f) - (b) is
+what writing the structured log costs Nix itself, and (e) - (f) what the CLI adds to that. Targets:
 median(a) / median(b) <= 1.1 with zero rebuilds in (a), median(c) / median(d) <= 1.3. This
 script prints the figures; it does not pass or fail.
 
     .venv/bin/python benchmarks/warm.py [--rounds 5] [--nix-version 2.8|2.34]
+                                        [--shape default|closure|both]
 """
 
 from __future__ import annotations
@@ -63,7 +71,7 @@ def warm_env(root: Path, nix: str, cache: str) -> dict[str, str]:
     return env
 
 
-def prepare(cli: str, nix: str, scratch: Path) -> tuple[Path, Path]:
+def prepare(cli: str, nix: str, scratch: Path, target: str) -> tuple[Path, Path]:
     """The record of a checked cold build, and a binary cache holding its closure."""
     root = scratch / "prepare"
     flake = root / "flake"
@@ -71,13 +79,13 @@ def prepare(cli: str, nix: str, scratch: Path) -> tuple[Path, Path]:
     env = cold_env(root / "nix", Path(nix).parent)
     env["NIX_STORE_DIR"] = str(scratch / STORE)
     record = scratch / "verified.json"
-    argv = [cli, "build", ".#default", "--nix", nix, "--verified", str(record)]
+    argv = [cli, "build", target, "--nix", nix, "--verified", str(record)]
     argv += ["--report", str(root / "report.json"), "--log", str(root / "nix.log")]
     _, _, status, tail = timed(argv, flake, env)
     if status != 0:
         sys.exit(f"the set-up build failed: {tail}")
     cache = scratch / "cache"
-    copy = [nix, "copy", "--to", f"file://{cache}", ".#default"]
+    copy = [nix, "copy", "--to", f"file://{cache}", target]
     subprocess.run(copy, cwd=flake, env=env, check=True, capture_output=True)
     remove(root)
     remove(scratch / STORE)
@@ -85,15 +93,19 @@ def prepare(cli: str, nix: str, scratch: Path) -> tuple[Path, Path]:
 
 
 def run_action(
-    cli: str, nix: str, scratch: Path, record: Path, cache: str, *extra: str
+    cli: str, nix: str, scratch: Path, record: Path | None, cache: str, *extra: str
 ) -> tuple[float, str]:
+    """`nix-cache-action build` with `extra` (its installable first), with a copy of `record`
+    as its --verified file if there is one."""
     root = scratch / "a"
     flake = root / "flake"
     shutil.copytree(FLAKE, flake, ignore=shutil.ignore_patterns("result*", "flake.lock"))
-    mine = root / "verified.json"
-    shutil.copy(record, mine)
     report = root / "report.json"
-    argv = [cli, "build", ".#default", "--nix", nix, "--verified", str(mine), *extra]
+    argv = [cli, "build", *extra, "--nix", nix]
+    if record is not None:
+        mine = root / "verified.json"
+        shutil.copy(record, mine)
+        argv += ["--verified", str(mine)]
     argv += ["--report", str(report), "--log", str(root / "nix.log")]
     seconds, _, status, tail = timed(argv, flake, warm_env(root / "nix", nix, cache))
     detail = tail if status != 0 else describe(report)
@@ -106,7 +118,6 @@ def run_plain(nix: str, scratch: Path, cache: str, *argv: str) -> tuple[float, s
     root = scratch / "b"
     flake = root / "flake"
     shutil.copytree(FLAKE, flake, ignore=shutil.ignore_patterns("result*", "flake.lock"))
-    argv = argv or (nix, "build", ".#default", "--no-link")
     seconds, _, status, tail = timed(list(argv), flake, warm_env(root / "nix", nix, cache))
     remove(root)
     remove(scratch / STORE)
@@ -125,43 +136,66 @@ def describe(report: Path) -> str:
     )
 
 
+def measure(cli: str, nix: str, scratch: Path, shape: str, rounds: int) -> None:
+    target = f".#{shape}"
+    record, cache_dir = prepare(cli, nix, scratch, target)
+    with http_cache.serve(cache_dir) as cache:
+        runs = {
+            "a": lambda: run_action(cli, nix, scratch, record, cache, target),
+            "b": lambda: run_plain(nix, scratch, cache, nix, "build", target, "--no-link"),
+            "c": lambda: run_action(cli, nix, scratch, record, cache, target, "--skip-cached"),
+            "d": lambda: run_plain(nix, scratch, cache, nix, "eval", "--raw", f"{target}.drvPath"),
+            "e": lambda: run_action(
+                cli, nix, scratch, None, cache, target, "--reproducibility", "off"
+            ),
+            "f": lambda: run_plain(
+                nix,
+                scratch,
+                cache,
+                nix,
+                "build",
+                target,
+                "--no-link",
+                "--log-format",
+                "internal-json",
+            ),
+        }
+        seconds: dict[str, list[float]] = {name: [] for name in runs}
+        for index in range(rounds):
+            # Rotate which goes first, so a drift of the machine's speed hits all alike.
+            order = list(runs)[index % len(runs) :] + list(runs)[: index % len(runs)]
+            said = []
+            for name in order:
+                took, detail = runs[name]()
+                seconds[name].append(took)
+                said.append(f"({name}) {took:.2f} s [{detail}]")
+            print(f"  {shape} round {index + 1}:\n    " + "\n    ".join(sorted(said)))
+    record.unlink()
+    remove(cache_dir)
+    median = {name: statistics.median(values) for name, values in seconds.items()}
+    a, b, c, d, e, f = (median[name] for name in "abcdef")
+    print(
+        f"{shape}: median (a) {a:.3f} s, (b) {b:.3f} s, ratio {a / b:.2f} (target <="
+        f" {TARGET_RATIO}); (c) {c:.3f} s, (d) {d:.3f} s, ratio {c / d:.2f} (target <="
+        f" {TARGET_SKIP_RATIO}); (e) {e:.3f} s, (f) {f:.3f} s: verify-once costs (a) - (e) ="
+        f" {1000 * (a - e):+.0f} ms, Nix's structured log (f) - (b) = {1000 * (f - b):+.0f} ms,"
+        f" the CLI's own work (e) - (f) = {1000 * (e - f):+.0f} ms"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--nix-version", choices=("2.8", "2.34"), default="2.34")
+    parser.add_argument("--shape", choices=("default", "closure", "both"), default="both")
     args = parser.parse_args()
     nix = "/usr/bin/nix" if args.nix_version == "2.8" else str(provision())
     cli = str(REPO / ".venv" / "bin" / "nix-cache-action")
     print(f"{nix_version(nix)}, {args.rounds} rounds")
+    shapes = ("default", "closure") if args.shape == "both" else (args.shape,)
     with tempfile.TemporaryDirectory(prefix="nca-warm-", dir=default_scratch()) as tmp:
-        scratch = Path(tmp)
-        record, cache_dir = prepare(cli, nix, scratch)
-        with http_cache.serve(cache_dir) as cache:
-            runs = {
-                "a": lambda: run_action(cli, nix, scratch, record, cache),
-                "b": lambda: run_plain(nix, scratch, cache),
-                "c": lambda: run_action(cli, nix, scratch, record, cache, "--skip-cached"),
-                "d": lambda: run_plain(
-                    nix, scratch, cache, nix, "eval", "--raw", ".#default.drvPath"
-                ),
-            }
-            seconds: dict[str, list[float]] = {name: [] for name in runs}
-            for index in range(args.rounds):
-                # Rotate which goes first, so a drift of the machine's speed hits all alike.
-                order = list(runs)[index % len(runs) :] + list(runs)[: index % len(runs)]
-                said = []
-                for name in order:
-                    took, detail = runs[name]()
-                    seconds[name].append(took)
-                    said.append(f"({name}) {took:.2f} s [{detail}]")
-                print(f"  round {index + 1}: " + "  ".join(sorted(said)))
-    median = {name: statistics.median(values) for name, values in seconds.items()}
-    print(
-        f"median (a) {median['a']:.2f} s, (b) {median['b']:.2f} s, ratio"
-        f" {median['a'] / median['b']:.3f} (target <= {TARGET_RATIO});"
-        f" (c) {median['c']:.2f} s, (d) {median['d']:.2f} s, ratio"
-        f" {median['c'] / median['d']:.3f} (target <= {TARGET_SKIP_RATIO})"
-    )
+        for shape in shapes:
+            measure(cli, nix, Path(tmp), shape, args.rounds)
 
 
 if __name__ == "__main__":

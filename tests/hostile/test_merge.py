@@ -81,7 +81,15 @@ WRONG_FIELDS = [
     pytest.param("installables", "x", ("installables",), id="installables-string"),
     pytest.param("errors", "oops", ("errors",), id="errors-string"),
     pytest.param("notes", {"a": 1}, ("notes",), id="notes-object"),
-    pytest.param("phases", {"build": "fast"}, ("phases", "build"), id="phase-string"),
+    pytest.param(
+        "phases",
+        {
+            **dict.fromkeys(("evaluation", "download", "check", "cache_wait", "cache_query")),
+            "build": "fast",
+        },
+        ("phases", "build"),
+        id="phase-string",
+    ),
     pytest.param("builds", None, ("builds",), id="builds-null"),
     pytest.param("totals", [], ("totals",), id="totals-list"),
     pytest.param("reproducibility_mode", "maybe", ("reproducibility_mode",), id="mode"),

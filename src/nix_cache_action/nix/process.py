@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 # GitHub cancels a job with SIGINT, then SIGTERM 7.5 s later, then SIGKILL 2.5 s after that:
 # a child gets a short grace so that the report is written well before the SIGKILL.
 STOP_GRACE_SECONDS = 3.0
+# The most of Nix's stderr taken in one read: what a pipe holds (64 KiB on Linux) and more.
+CHUNK = 1 << 20
 
 
 class Interrupted(Exception):  # noqa: N818 - it is a signal, not a failure of ours
@@ -139,22 +141,12 @@ class Subprocesses:
         stdout_chunks: list[bytes] = []
         reader = threading.Thread(target=_drain, args=(proc.stdout, stdout_chunks), daemon=True)
         interrupted = False
-        raw_log = tee.raw_log
+        copy = _LogCopy(tee)
         try:
             # Inside the try: a signal from here on still stops the process.
             reader.start()
             assert proc.stderr is not None  # noqa: S101 - Popen was asked for the pipe
-            for line in proc.stderr:
-                if raw_log is not None:
-                    try:
-                        raw_log.write(line)
-                        # Live, like tee: someone may be following it, and a killed run keeps
-                        # its log. About 1.5 us a line, nothing next to Nix's own work.
-                        raw_log.flush()
-                    except OSError as error:
-                        raw_log = None
-                        tee.on_log_error(error)
-                tee.on_line(line, self.clock())
+            _pump(proc.stderr, tee.on_line, copy, self.clock)
             returncode: int | None = proc.wait()
         except Interrupted:
             interrupted = True
@@ -165,11 +157,7 @@ class Subprocesses:
                 stop(proc)
             if reader.is_alive():
                 reader.join(timeout=5)
-            if raw_log is not None:
-                try:
-                    raw_log.flush()
-                except OSError as error:
-                    tee.on_log_error(error)
+            copy.flush()
             if interrupted:
                 log.warning("stopped %s", shlex.join(args))
         return Streamed(
@@ -179,6 +167,67 @@ class Subprocesses:
             seconds=self.clock() - started,
             interrupted=interrupted,
         )
+
+
+class _LogCopy:
+    """The raw log of a streamed run; when it cannot be written (a full disk), teeing stops
+    and the run goes on."""
+
+    def __init__(self, tee: Tee) -> None:
+        self._file = tee.raw_log
+        self._on_error = tee.on_log_error
+
+    def write(self, chunk: bytes) -> None:
+        if self._file is not None:
+            try:
+                self._file.write(chunk)
+                # Live, like tee: someone may be following it, and a killed run keeps its log.
+                self._file.flush()
+            except OSError as error:
+                self._file = None
+                self._on_error(error)
+
+    def flush(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.flush()
+            except OSError as error:
+                self._file = None
+                self._on_error(error)
+
+
+def _pump(
+    stderr: IO[bytes],
+    on_line: Callable[[bytes, float], None],
+    copy: _LogCopy,
+    clock: Callable[[], float],
+) -> None:
+    """Nix's stderr into `copy` and `on_line`, until it closes.
+
+    Whatever the pipe holds at once, not a line at a time: a 201-path substitution is about
+    19,000 lines, and a write, a flush and a clock reading for each of them made the reader
+    slower than Nix, which then waited on its full stderr pipe. Lines split as a file's
+    iteration splits them, at b"\n" only, each with its newline.
+    """
+    # The start of a line not yet ended, in pieces: a builder's 50 MB line is joined once.
+    pending: list[bytes] = []
+    read = stderr.read1  # type: ignore[attr-defined]
+    while chunk := read(CHUNK):
+        copy.write(chunk)
+        if b"\n" not in chunk:
+            pending.append(chunk)
+            continue
+        now = clock()
+        lines = chunk.split(b"\n")
+        if pending:
+            lines[0] = b"".join([*pending, lines[0]])
+            pending = []
+        if rest := lines.pop():
+            pending.append(rest)
+        for line in lines:
+            on_line(line + b"\n", now)
+    if pending:
+        on_line(b"".join(pending), clock())  # a last line without its newline
 
 
 def _drain(pipe: IO[bytes] | None, into: list[bytes]) -> None:
