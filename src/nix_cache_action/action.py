@@ -8,7 +8,6 @@ what is known, so a failed, cancelled or misconfigured run still leaves its repo
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import sys
@@ -59,8 +58,7 @@ from nix_cache_action.render.statuses import (
 )
 from nix_cache_action.render.summary import SUMMARY_LIMIT, render_summary
 from nix_cache_action.render.terminal import failed_builds
-from nix_cache_action.report import Report, write_report
-from nix_cache_action.schema import schema_errors
+from nix_cache_action.report import Report, ReportFileError, read_report, write_report
 from nix_cache_action.settings import (
     GitHubContext,
     Settings,
@@ -254,13 +252,9 @@ def _baseline(path: Path) -> tuple[Report | None, str | None]:
     if not path.is_file():
         return None, None
     try:
-        data = json.loads(path.read_bytes())
-        errors = schema_errors(data)
-        if errors:
-            return None, BASELINE_UNUSABLE.format(path=path, why="; ".join(errors))
-        return Report.from_json(data), None
-    except (OSError, ValueError, TypeError, KeyError) as error:
-        return None, BASELINE_UNUSABLE.format(path=path, why=error)
+        return read_report(path), None
+    except ReportFileError as unusable:
+        return None, BASELINE_UNUSABLE.format(path=path, why=unusable.why)
 
 
 def _bad_input(

@@ -30,14 +30,14 @@ from nix_cache_action.render.live import LiveLine
 from nix_cache_action.render.terminal import render_terminal
 from nix_cache_action.report import (
     MODES,
-    SCHEMA_VERSION,
     Budgets,
     Report,
+    ReportFileError,
     Run,
     merge,
+    read_report,
     write_report,
 )
-from nix_cache_action.schema import schema_errors
 
 EXIT_USAGE = 2
 NO_RECORDS = (
@@ -428,31 +428,9 @@ def _merge(args: argparse.Namespace) -> int:
 def _read_report(path: Path, option: str = "reports") -> Report:
     """A report another run wrote, refused with the field that is wrong."""
     try:
-        data = json.loads(path.read_bytes())
-    except OSError as exc:
-        raise InputError(option, f"{path}: cannot be read ({exc.strerror or exc})") from exc
-    except (ValueError, RecursionError) as exc:
-        raise InputError(option, f"{path} is not JSON ({exc}); pass report files") from exc
-    if isinstance(data, dict) and data.get("schema_version") != SCHEMA_VERSION:
-        found = data.get("schema_version")
-        raise InputError(
-            option,
-            f"{path} has schema_version {found!r}, not {SCHEMA_VERSION}; make it again with"
-            " this version of nix-cache-action",
-        )
-    try:
-        errors = schema_errors(data)
-    except RecursionError:
-        errors = ["nested deeper than any report"]
-    if errors:
-        raise InputError(
-            option,
-            f"{path} is not a nix-cache-action report: {'; '.join(errors)}",
-        )
-    try:
-        return Report.from_json(data)
-    except (TypeError, ValueError) as exc:
-        raise InputError(option, f"{path}: {exc}") from exc
+        return read_report(path)
+    except ReportFileError as exc:
+        raise InputError(option, str(exc)) from exc
 
 
 def _write(write: Callable[[], None], what: str, path: Path) -> None:

@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args
 
 from nix_cache_action import __version__
 from nix_cache_action.files import write_text
+from nix_cache_action.schema import schema_errors
 
 SCHEMA_VERSION = 1
 
@@ -574,8 +575,42 @@ def write_report(report: Report, path: Path) -> None:
     write_text(path, json.dumps(report.to_json(), indent=2) + "\n")
 
 
-def load_report(path: Path) -> Report:
-    return Report.from_json(json.loads(path.read_text(encoding="utf-8")))
+class ReportFileError(Exception):
+    """A report file that cannot be used; `why` says what is wrong with it, after its path."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(f"{path} {why}")
+        self.path = path
+        self.why = why
+
+
+def read_report(path: Path) -> Report:
+    """A report another run wrote (`merge`'s inputs, a baseline), checked against the schema
+    first: a file from a cache or a user may be anything, and the error names what is wrong."""
+    try:
+        data = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise ReportFileError(path, f"cannot be read ({exc.strerror or exc})") from exc
+    except (ValueError, RecursionError) as exc:
+        why = f"is not JSON ({exc}); pass a report file written by nix-cache-action"
+        raise ReportFileError(path, why) from exc
+    if isinstance(data, dict) and data.get("schema_version") != SCHEMA_VERSION:
+        found = data.get("schema_version")
+        raise ReportFileError(
+            path,
+            f"has schema_version {found!r}, not {SCHEMA_VERSION}; make it again with this"
+            " version of nix-cache-action",
+        )
+    try:
+        errors = schema_errors(data)
+    except RecursionError:
+        errors = ["nested deeper than any report"]
+    if errors:
+        raise ReportFileError(path, f"is not a nix-cache-action report: {'; '.join(errors)}")
+    try:
+        return Report.from_json(data)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ReportFileError(path, f"does not hold a report ({exc})") from exc
 
 
 def sum_maps(maps: list[dict[str, float]]) -> dict[str, float]:

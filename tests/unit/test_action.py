@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from nix_cache_action.action import DEBUG_VARIABLE, Paths, main, publish
+from nix_cache_action.action import DEBUG_VARIABLE, Paths, _baseline, main, publish
 from nix_cache_action.github.statuses import PublishOutcome
 from nix_cache_action.github.workflow_commands import WorkflowCommands
 from nix_cache_action.magic_nix_cache import DAEMON_DIR_VARIABLE
@@ -722,3 +722,39 @@ def test_the_terminal_shows_the_end_of_a_failed_builds_log() -> None:
     text = render_terminal(broken_report())
     assert "  failed: fails" in text
     assert "    | oops" in text
+
+
+# --- the baseline action.yml restored ------------------------------------------------------------
+
+
+def test_a_restored_baseline_is_read_and_an_absent_one_is_no_note(tmp_path: Path) -> None:
+    assert _baseline(tmp_path / "absent.json") == (None, None)
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(reproducible_report().to_json()), encoding="utf-8")
+    baseline, note = _baseline(path)
+    assert note is None
+    assert baseline is not None
+    assert baseline.totals() == reproducible_report().totals()
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        pytest.param(b"{not json", "is not JSON", id="text"),
+        # Deeper than the JSON decoder recurses: a RecursionError, which once escaped.
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, "is not JSON", id="nested"),
+        pytest.param(b'{"schema_version": 2}', "has schema_version 2", id="newer"),
+        pytest.param(b'{"schema_version": 1}', "is not a nix-cache-action report", id="partial"),
+    ],
+)
+def test_an_unusable_baseline_is_a_note_and_no_comparison(
+    tmp_path: Path, content: bytes, why: str
+) -> None:
+    path = tmp_path / "report.json"
+    path.write_bytes(content)
+    baseline, note = _baseline(path)
+    assert baseline is None
+    assert note is not None
+    assert str(path) in note
+    assert why in note
+    assert note.endswith("no comparison")
