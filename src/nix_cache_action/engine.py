@@ -105,13 +105,13 @@ NO_NAR_HASH = "nix path-info gave no NAR hash for {outputs} Nix had built: their
 BUILD_JSON_UNREADABLE = (
     "nix build --json succeeded, but {why}: the outputs were asked for one installable at a time"
 )
-CACHED_VERIFIED = "in a cache and verified before ({date}): not downloaded, not rebuilt"
+CACHED_VERIFIED = "in a cache and verified {when}: not downloaded, not rebuilt"
 # How often a live status line hears of the run (it reads the whole ledger each time).
 PROGRESS_SECONDS = 0.25
 # A line this often while builds run, naming at most this many of them.
 HEARTBEAT_SECONDS = 30.0
 HEARTBEAT_NAMES = 5
-VERIFIED_BEFORE = "verified before ({date}), not rebuilt"
+VERIFIED_BEFORE = "verified {when}, not rebuilt"
 RECORD_UNWRITABLE = "the verification record could not be written to {path} ({error})"
 LOG_UNWRITABLE = "the raw Nix log could not be written to {path} ({error}); it was not kept"
 LOG_STOPPED = (
@@ -496,7 +496,7 @@ class BuildJob:
                     output=o,
                     path=outs[o],
                     verdict="reproducible",
-                    reason=CACHED_VERIFIED.format(date=v.checked_at),
+                    reason=CACHED_VERIFIED.format(when=v.when()),
                     nar_hash=hashes[o],
                     installable=name,
                     previously_verified=v,
@@ -678,7 +678,7 @@ class BuildJob:
                     replace(
                         check,
                         verdict="reproducible",
-                        reason=VERIFIED_BEFORE.format(date=found.checked_at if found else "?"),
+                        reason=VERIFIED_BEFORE.format(when=found.when() if found else "before"),
                         previously_verified=found,
                         run="build",
                     )

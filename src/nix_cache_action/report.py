@@ -112,6 +112,16 @@ class Verification:
     # What the rebuild was compared with: `substituted` is a copy another machine built.
     first_copy: FirstCopy = "unknown"
 
+    def when(self) -> str:
+        """`on 2026-12-02 in <run URL>` (or `at commit <sha>`): enough to find that check."""
+        if self.run_url:
+            where = f" in {self.run_url}"
+        elif self.commit:
+            where = f" at commit {self.commit[:12]}"
+        else:
+            where = ""
+        return f"on {self.checked_at[:10]}{where}"
+
 
 @dataclass(frozen=True)
 class Check:

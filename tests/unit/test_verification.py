@@ -184,7 +184,7 @@ def test_only_measured_verdicts_with_an_output_and_a_hash_are_recorded() -> None
 def test_a_check_skipped_as_verified_keeps_its_old_entry() -> None:
     old = entry(commit="old-commit", nix="nix (Nix) 2.8.0", first_copy="built")
     skipped = check(
-        reason=f"verified before ({EARLIER}), not rebuilt",
+        reason=f"verified on {EARLIER[:10]}, not rebuilt",
         previously_verified=old,
         first_copy="substituted",
         run="build",
@@ -339,7 +339,7 @@ def test_a_record_that_is_a_directory_is_a_warning(tmp_path: Path) -> None:
 def test_a_check_verified_before_is_counted_and_survives_the_report_json() -> None:
     old = entry(first_copy="built", system="x86_64-linux")
     skipped = check(
-        reason=f"verified before ({EARLIER}), not rebuilt",
+        reason=f"verified on {EARLIER[:10]}, not rebuilt",
         previously_verified=old,
         installable=".#good",
         first_copy="substituted",

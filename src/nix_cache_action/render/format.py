@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from nix_cache_action.report import (
     Baseline,
     Check,
+    Phases,
     Report,
     SubstituterTotals,
     substituter_name,
@@ -60,6 +61,26 @@ def duration(value: float) -> str:
         # Keeps the text a bounded length (a commit status has 140 characters in all).
         return f"over {MAX_HOURS_SHOWN} h"
     return f"{hours} h {minutes:02d} min"
+
+
+def phase_times(phases: Phases) -> list[str]:
+    """`evaluation 1.2 s`, ... for each phase with a time; a phase that did not happen (no
+    build, no check) or whose time is unknown (a recorded log) is left out, never `?`."""
+    named = (
+        ("evaluation", phases.evaluation),
+        ("download", phases.download),
+        ("build", phases.build),
+        ("check", phases.check),
+        ("asking caches", phases.cache_query),
+        ("waiting on caches", phases.cache_wait),
+    )
+    return [f"{label} {seconds(value)}" for label, value in named if value is not None]
+
+
+def times_unknown(report: Report) -> bool:
+    """Something happened, and no Nix run of it has a time: a log read from a file."""
+    happened = bool(report.builds or report.substitutions)
+    return happened and not any(run.seconds is not None for run in report.runs)
 
 
 def percent(rate: float | None, digits: int = 1) -> str:

@@ -24,9 +24,11 @@ from nix_cache_action.render.format import (
     first_line,
     human_bytes,
     percent,
+    phase_times,
     reproduce_commands,
     seconds,
     shorten,
+    times_unknown,
     totals_phrase,
     unreachable_caches,
 )
@@ -664,9 +666,7 @@ def _check_cell(check: Check | None, report: Report) -> str:
         icon = ICONS["not-reproducible" if report.reproducibility_mode == "fail" else "warning"]
         return f"{icon} differs; {_comparison(check)}"
     if check.verdict == "reproducible" and check.previously_verified is not None:
-        earlier = check.previously_verified
-        where = f" in {earlier.run_url}" if earlier.run_url else ""
-        return f"✅ reproducible; verified on {earlier.checked_at[:10]}{where}, not rebuilt"
+        return f"✅ reproducible; verified {check.previously_verified.when()}, not rebuilt"
     if check.verdict == "reproducible":
         return f"✅ reproducible; {_comparison(check)}"
     why = f": {escape_text(clip(check.reason, 200))}" if check.reason else ""
@@ -735,23 +735,10 @@ def _totals_line(facts: _Facts) -> str:
         f"{human_bytes(totals.nar_bytes)} unpacked, {human_bytes(totals.download_bytes)} "
         f"downloaded; {count(totals.cache_errors, 'cache error')}."
     )
-    timed = [
-        f"{label} {seconds(value)}"
-        for label, value in (
-            ("evaluation", phases.evaluation),
-            ("download", phases.download),
-            ("build", phases.build),
-            ("check", phases.check),
-            ("asking caches", phases.cache_query),
-            ("waiting on caches", phases.cache_wait),
-        )
-        if value is not None
-    ]
+    timed = phase_times(phases)
     if timed:
         line += f" Time: {', '.join(timed)}."
-    elif (facts.report.builds or facts.report.substitutions) and not any(
-        run.seconds is not None for run in facts.report.runs
-    ):
+    elif times_unknown(facts.report):
         # Said once here; the tables show `?` for each time.
         line += " Times (`?` below): unknown, as a log read from a file holds none."
     return line + "\n"

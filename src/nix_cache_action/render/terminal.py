@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from nix_cache_action.render.format import (
     baseline_phrase,
+    count,
     human_bytes,
+    phase_times,
     seconds,
+    times_unknown,
     totals_phrase,
     unreachable_caches,
 )
-from nix_cache_action.report import Build, Report
+from nix_cache_action.report import Build, Report, SubstituterTotals
 from nix_cache_action.store_path import store_name
 
 # The end of a failed build's log, in the terminal: where the error usually is.
@@ -21,21 +24,28 @@ def failed_builds(report: Report) -> list[Build]:
     return [b for b in report.builds if b.status == "failed" and b.log_tail]
 
 
+def _cache_line(row: SubstituterTotals) -> str:
+    # What is not known (a recorded log has no times, Nix 2.8 no unpacked sizes) is left out
+    # rather than shown as `?` or `0 B`.
+    facts = [count(row.substituted, "path")]
+    if row.nar_bytes:
+        facts.append(human_bytes(row.nar_bytes))
+    if row.seconds is not None:
+        facts.append(seconds(row.seconds))
+    if row.errors:
+        facts.append(count(row.errors, "error"))
+    return f"  cache {row.name}: {', '.join(facts)}"
+
+
 def render_terminal(report: Report) -> str:
     lines = [f"nix-cache-action: {report.verdict()}", f"  {totals_phrase(report)}"]
-    phases = report.phases
-    lines.append(
-        f"  evaluation {seconds(phases.evaluation)}, download {seconds(phases.download)}, "
-        f"build {seconds(phases.build)}, check {seconds(phases.check)}"
-        + (f", asking caches {seconds(phases.cache_query)}" if phases.cache_query else "")
-        + (f", waiting on caches {seconds(phases.cache_wait)}" if phases.cache_wait else "")
-    )
+    timed = phase_times(report.phases)
+    if timed:
+        lines.append(f"  {', '.join(timed)}")
+    elif times_unknown(report):
+        lines.append("  times unknown: a log read from a file holds none")
     rows = report.substituters()
-    for sub in rows:
-        lines.append(
-            f"  cache {sub.name}: {sub.substituted} paths, {human_bytes(sub.nar_bytes)}, "
-            f"{seconds(sub.seconds)}" + (f", {sub.errors} errors" if sub.errors else "")
-        )
+    lines.extend(_cache_line(row) for row in rows)
     lines.extend(f"  {line}" for line in unreachable_caches(report, rows))
     for check in report.checks:
         target = check.installable or check.path or check.drv
