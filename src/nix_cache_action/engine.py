@@ -511,6 +511,7 @@ class BuildJob:
 
     def _build(self, names: list[str]) -> Ledger:
         ledger, built = self._build_once(names, "build")
+        runs = [ledger]
         failing = self._caches_nix_gave_up_on(ledger, built)
         if failing:
             # Nix 2.8 aborts the whole build on a cache's 418 (SubstituterDisabled), fallback
@@ -521,13 +522,32 @@ class BuildJob:
             self.session.notes.append(said)
             first = ledger
             ledger, built = self._build_once(names, "retry", substituters=rest, after=first)
+            runs.append(ledger)
         killed = _killed_by(built.streamed.returncode)
         if killed is not None:
             # Killed (SIGKILL, SIGSEGV, an OOM killer): whatever the log says, no verdict of
             # it can stand. Nix 2.8's abort on a 418 was answered by the retry already.
             raise NixError(BUILD_KILLED.format(signal=_signal_name(killed)))
         self._record_outputs(ledger, built.outputs, names)
+        self._fill_sizes(runs)
         return ledger
+
+    def _fill_sizes(self, ledgers: Sequence[Ledger]) -> None:
+        """The sizes of copies the log did not give (Nix 2.8 gives no NAR size, and ties a
+        download to its copy only when one copy is open), from the narinfo of the cache that
+        served them: one query per cache, none when the log said it all."""
+        missing: dict[str, list[str]] = {}
+        for ledger in ledgers:
+            for cache, paths in ledger.missing_sizes().items():
+                missing.setdefault(cache, []).extend(paths)
+        sizes: dict[str, tuple[int | None, int | None]] = {}
+        for cache, paths in missing.items():
+            infos = self.nix.path_info(
+                list(dict.fromkeys(paths)), store=cache, each_on_failure=False
+            )
+            sizes.update({p: (i.nar_size, i.download_size) for p, i in infos.items()})
+        for ledger in ledgers:
+            ledger.fill_sizes(sizes)
 
     def _build_once(
         self,

@@ -196,8 +196,8 @@ class SubstituterTotals:
     url: str
     name: str
     substituted: int
-    nar_bytes: int
-    download_bytes: int
+    nar_bytes: int | None  # None when a copy's size is unknown (a recorded log of Nix 2.8)
+    download_bytes: int | None
     seconds: float | None
     queried: int
     errors: int
@@ -216,8 +216,8 @@ class Totals:
     differs: int
     not_checked: int
     hit_rate: float | None  # substituted / (substituted + built)
-    nar_bytes: int
-    download_bytes: int
+    nar_bytes: int | None  # None when a copy's size is unknown (a recorded log of Nix 2.8)
+    download_bytes: int | None
     build_seconds: float | None
     cache_errors: int
     previously_verified: int  # outputs not rebuilt: checked before with the same NAR hash
@@ -340,8 +340,8 @@ class Report:
             differs=sum(1 for c in self.checks if c.verdict == "differs"),
             not_checked=sum(1 for c in self.checks if c.verdict == "not-checked"),
             hit_rate=round(substituted / miss_base, 4) if miss_base else None,
-            nar_bytes=sum(s.nar_bytes or 0 for s in self.substitutions),
-            download_bytes=sum(s.download_bytes or 0 for s in self.substitutions),
+            nar_bytes=sum_exact([s.nar_bytes for s in self.substitutions]),
+            download_bytes=sum_exact([s.download_bytes for s in self.substitutions]),
             build_seconds=sum_known(seconds),
             cache_errors=len(self.cache_errors),
             previously_verified=sum(1 for c in self.checks if c.previously_verified is not None),
@@ -371,8 +371,8 @@ class Report:
                     url=url,
                     name=substituter_name(url),
                     substituted=len(subs),
-                    nar_bytes=sum(s.nar_bytes or 0 for s in subs),
-                    download_bytes=sum(s.download_bytes or 0 for s in subs),
+                    nar_bytes=sum_exact([s.nar_bytes for s in subs]),
+                    download_bytes=sum_exact([s.download_bytes for s in subs]),
                     seconds=wall_seconds(subs),
                     queried=n_asked,
                     errors=errors.get(url, 0),
@@ -656,6 +656,12 @@ def wall_seconds(subs: list[Substitution]) -> float | None:
         else:
             end = max(end, finish)
     return round(total + end - start, 3)
+
+
+def sum_exact(values: list[int | None]) -> int | None:
+    """The total, or None when any part is unknown: a sum of the known parts is not the figure.
+    Nothing at all is 0."""
+    return None if any(v is None for v in values) else sum(v for v in values if v is not None)
 
 
 def sum_known(values: list[float | None]) -> float | None:

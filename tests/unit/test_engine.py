@@ -185,6 +185,18 @@ def path_info_call(version: str, paths: dict[str, str]) -> RunCall:
     return RunCall(argv, stdout=stdout)
 
 
+def sizes_call(cache: str, sizes: dict[str, tuple[int, int]]) -> RunCall:
+    """Nix 2.8's `path-info --store CACHE --json`: what the serving cache's narinfos say of the
+    copies whose sizes Nix 2.8's log does not give."""
+    infos = [
+        {"path": p, "narHash": "sha256-x", "narSize": nar, "downloadSize": download}
+        for p, (nar, download) in sizes.items()
+    ]
+    return RunCall(
+        [*NIX, "path-info", "--store", cache, "--json", *sizes], stdout=json.dumps(infos)
+    )
+
+
 def selected(version: str, drv: str, installable: str) -> str:
     """The rebuild target of an installable built with one output `out`: no `^` on 2.8."""
     return installable if version == "2.8" else f"{drv}^out"
@@ -230,6 +242,11 @@ def test_one_installable_builds_hashes_and_rebuilds_without_a_separate_evaluatio
                 stdout=build_json({s.top_drv: s.top}),
             ),
             path_info_call(version, {s.top: HASHES["top"]}),
+            # Nix 2.8 gives no NAR size: the cache that served the copies is asked.
+            *(
+                [sizes_call(MAGIC_NIX_CACHE, {s.leaf: (120, 128), s.top: (176, 184)})]
+                * (version == "2.8")
+            ),
             StreamCall(
                 [*REBUILD, selected(version, s.top_drv, ".#default")],
                 lines=s.rebuild_of_top(version),
@@ -238,6 +255,8 @@ def test_one_installable_builds_hashes_and_rebuilds_without_a_separate_evaluatio
     )
     report, status, said = run(fake, ".#default")
     assert (status, report.verdict(), report.stopped) == (0, "ok", None)
+    sizes = sorted((sub.nar_bytes, sub.download_bytes) for sub in report.substitutions)
+    assert sizes == [(120, 128), (176, 184)]  # from the log on 2.34, from the cache on 2.8
     assert report.installables == (
         Installable(
             ".#default", drv=s.top_drv, outputs={"out": s.top}, nar_hashes={"out": HASHES["top"]}
@@ -262,7 +281,7 @@ def test_one_installable_builds_hashes_and_rebuilds_without_a_separate_evaluatio
     assert (totals.substituted, totals.built, totals.checked, totals.hit_rate) == (2, 0, 1, 1.0)
     assert [(r.label, r.argv, r.exit_status) for r in report.runs] == [
         ("build", tuple(fake.calls[2]), 0),
-        ("check", tuple(fake.calls[4]), 0),
+        ("check", tuple(fake.calls[-1]), 0),
     ]
     assert report.nix.version == VERSION_TEXT[version].rsplit(" ", 1)[1]
     assert said[0] == f"nix-cache-action: {VERSION_TEXT[version]}"
@@ -849,6 +868,7 @@ def test_a_cache_nix_gives_up_on_is_left_out_of_one_more_build(store: Store) -> 
                 stdout=build_json({s.top_drv: s.top}),
             ),
             path_info_call("2.8", {s.top: HASHES["top"]}),
+            sizes_call("http://127.0.0.1:37515", {s.leaf: (120, 128), s.top: (176, 184)}),
             StreamCall([*REBUILD, ".#default"], lines=s.rebuild_of_top("2.8")),
         ]
     )

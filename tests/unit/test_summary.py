@@ -399,6 +399,16 @@ def test_markup_in_user_text_stays_text() -> None:
 # --- caches -------------------------------------------------------------------------------------
 
 
+def test_an_unknown_size_is_said_to_be_unknown_never_zero() -> None:
+    # A log of Nix 2.8 read from a file: its copies carry no unpacked size.
+    report = Report(substitutions=(Substitution(HELLO, MNC, None, 90_000, None, None, "build"),))
+    html = _html(render_summary(report))
+    [_, row] = _table_with(html, "Cache", "Paths")
+    assert row[1:4] == ["1", "?", "87.9 KiB"]
+    assert "size unpacked unknown, 87.9 KiB downloaded" in html
+    assert "0 B" not in html
+
+
 def test_cache_table_has_a_row_per_substituter_and_a_totals_line() -> None:
     html = _html(render_summary(_report()))
     rows = _table_with(html, "Cache", "Paths")

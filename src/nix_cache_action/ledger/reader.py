@@ -338,6 +338,12 @@ class Ledger:
     def fetched(self) -> list[str]:
         return self.subs.fetched()
 
+    def missing_sizes(self) -> dict[str, list[str]]:
+        return self.subs.missing_sizes()
+
+    def fill_sizes(self, sizes: Mapping[str, tuple[int | None, int | None]]) -> None:
+        self.subs.fill_sizes(sizes)
+
     def confirm_unbuilt(self, drvs: Iterable[str]) -> None:
         """These derivations' outputs are not in the store: whatever the log said, they were
         not built (Nix stops other builds when one fails without --keep-going)."""

@@ -216,6 +216,26 @@ class SubstitutionTracker:
             if s.stopped is not None and not s.failed
         ]
 
+    def missing_sizes(self) -> dict[str, list[str]]:
+        """{substituter: paths} of the finished copies whose NAR or download size the log did
+        not give: Nix 2.8 reports no NAR size, and before 2.18 a download is tied to its copy
+        only when one copy is open."""
+        missing: dict[str, list[str]] = {}
+        for s in self._subs.values():
+            finished = s.stopped is not None and not s.failed
+            if finished and (s.nar_bytes is None or s.download_bytes is None):
+                missing.setdefault(s.substituter, []).append(s.path)
+        return missing
+
+    def fill_sizes(self, sizes: Mapping[str, tuple[int | None, int | None]]) -> None:
+        """Sizes the cache's narinfo gives, {path: (NAR, download)}, where the log gave none."""
+        for s in self._subs.values():
+            nar, download = sizes.get(s.path, (None, None))
+            if s.nar_bytes is None:
+                s.nar_bytes = nar
+            if s.download_bytes is None:
+                s.download_bytes = download
+
     def unfinished(self) -> list[str]:
         return [s.path for s in self._subs.values() if s.stopped is None]
 

@@ -59,7 +59,7 @@ LOG_FLAGS = ("--log-format", "internal-json")
 _PATH_INFO = jq.compile(
     'if type == "array" then map({key: .path, value: .}) | from_entries else . end'
     " | with_entries(select(.value != null and .value.narHash != null))"
-    " | map_values({narHash, narSize})"
+    " | map_values({narHash, narSize, downloadSize})"
 )
 # `nix show-derivation` (to 2.14) and `nix derivation show` print {drv: {outputs: {name: {path}}}};
 # from 2.33 it is wrapped in {"derivations": ...} and paths are base names.
@@ -76,6 +76,7 @@ MAX_PATH_CHARS = 4096
 class PathInfo:
     nar_hash: str
     nar_size: int | None
+    download_size: int | None = None  # the compressed file's size, from a binary cache only
 
 
 @dataclass(frozen=True)
@@ -240,14 +241,17 @@ class Nix:
             }
         return result
 
-    def path_info(self, paths: Sequence[str], store: str | None = None) -> dict[str, PathInfo]:
+    def path_info(
+        self, paths: Sequence[str], store: str | None = None, *, each_on_failure: bool = True
+    ) -> dict[str, PathInfo]:
         """NAR hash and size of each valid path (in `store`, a binary cache, if given); invalid
-        ones are left out."""
+        ones are left out. `each_on_failure=False` gives up on a failed query rather than ask
+        path by path (a cache gone since would cost a timeout per path)."""
         if not paths:
             return {}
         where = ["--store", store] if store is not None else []
         done = self._run("path-info", *where, *self.version.path_info_json_flags(), *paths)
-        if done.returncode != 0 and store is not None and len(paths) > 1:
+        if done.returncode != 0 and store is not None and len(paths) > 1 and each_on_failure:
             # Nix before 2.19 fails the whole query for one path the cache lacks: one by one.
             found: dict[str, PathInfo] = {}
             for path in paths:
@@ -265,7 +269,8 @@ class Nix:
         return {
             path: PathInfo(
                 nar_hash=info["narHash"],
-                nar_size=info.get("narSize") if isinstance(info.get("narSize"), int) else None,
+                nar_size=_size(info.get("narSize")),
+                download_size=_size(info.get("downloadSize")),
             )
             for path, info in raw.items()
             if isinstance(path, str)
@@ -278,6 +283,11 @@ class Nix:
         """The SRI NAR hash of any path, registered or not (a `.check` copy is not)."""
         done = self._run("hash", "path", path)
         return (done.stdout.strip() or None) if done.returncode == 0 else None
+
+
+def _size(value: object) -> int | None:
+    # A size is a number of bytes; anything else (a bool is an int to Python) is unknown.
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def nix_error(stderr: str) -> str:

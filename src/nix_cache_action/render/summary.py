@@ -726,14 +726,19 @@ def _caches_section(facts: _Facts, _: _Detail) -> str:
     return "\n".join(out)
 
 
+def _size_phrase(size: int | None, what: str) -> str:
+    return f"{human_bytes(size)} {what}" if size is not None else f"size {what} unknown"
+
+
 def _totals_line(facts: _Facts) -> str:
     totals = facts.totals
     phases = facts.report.phases
     line = (
         f"**All caches:** {escape_text(totals_phrase(facts.report))}"
         f"{f' ({HIT_RATE_DEFINITION})' if caches_asked(facts.report) else ''}; "
-        f"{human_bytes(totals.nar_bytes)} unpacked, {human_bytes(totals.download_bytes)} "
-        f"downloaded; {count(totals.cache_errors, 'cache error')}."
+        f"{_size_phrase(totals.nar_bytes, 'unpacked')}, "
+        f"{_size_phrase(totals.download_bytes, 'downloaded')}; "
+        f"{count(totals.cache_errors, 'cache error')}."
     )
     timed = phase_times(phases)
     if timed:
