@@ -273,8 +273,8 @@ def test_the_verdict_comes_first_and_failures_before_successes() -> None:
     headings = _headings(html)
     assert html.startswith("<h2>")
     assert headings[0] == (
-        "❌ nix-cache-action: 2 outputs built, 1 installable failed, 1 not reproducible, "
-        "1 reproducible, 1 cache error"
+        "❌ nix-cache-action: 2 outputs (1 built, 1 from a cache), 1 installable failed,"
+        " 1 not reproducible, 1 reproducible, 1 cache error"
     )
     # Every output's verdict first (the Outputs table fits the first screen), then the details
     # of the failures and differences, then the caches.
@@ -303,7 +303,8 @@ def test_a_difference_fails_or_warns_by_the_mode(mode: Mode, icon: str, says: st
 
     assert (
         _headings(html)[0]
-        == f"{icon} nix-cache-action: 2 outputs built, 1 not reproducible, 1 reproducible"
+        == f"{icon} nix-cache-action: 2 outputs (1 from a cache, 1 already in the store),"
+        " 1 not reproducible, 1 reproducible"
     )
     assert says in html
     assert f"{icon} Not reproducible" in _headings(html)
@@ -312,9 +313,10 @@ def test_a_difference_fails_or_warns_by_the_mode(mode: Mode, icon: str, says: st
 def test_all_good_says_so_in_one_line() -> None:
     report = _good_report()
 
-    assert headline(report) == "1 output built, all reproducible"
+    # Substituted, not built: a warm run must not read as one that built it.
+    assert headline(report) == "1 output from a cache, all reproducible"
     html = _html(render_summary(report))
-    assert _headings(html)[0] == "✅ nix-cache-action: 1 output built, all reproducible"
+    assert _headings(html)[0] == "✅ nix-cache-action: 1 output from a cache, all reproducible"
     assert not any(h.startswith(("❌", "⚠️")) for h in _headings(html))
 
 
@@ -687,7 +689,7 @@ def test_a_huge_report_fits_githubs_limit_and_says_what_was_cut() -> None:
 
     assert len(markdown.encode("utf-8")) <= SUMMARY_LIMIT < GITHUB_SUMMARY_LIMIT
     assert _headings(html)[0].startswith(
-        "❌ nix-cache-action: 2 outputs built, 1 installable failed"
+        "❌ nix-cache-action: 2 outputs (1 built, 1 already in the store), 1 installable failed"
     )
     assert "<strong>This summary was cut</strong>" in html
     assert "Shortened or left out: diffoscope reports, build log tails (shortened)." in html

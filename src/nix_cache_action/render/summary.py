@@ -235,7 +235,7 @@ def _build_counts(report: Report, totals: Totals) -> list[str]:
     cached = sum(len(i.outputs) for i in report.installables if i.status == "cached")
     failed_installables = sum(1 for i in report.installables if not i.succeeded)
     if outputs:
-        parts.append(f"{count(outputs, 'output')} built")
+        parts.append(_outputs_phrase(report, outputs))
     elif not report.installables and totals.built:
         parts.append(f"{count(totals.built, 'derivation')} built")
     if cached:
@@ -245,6 +245,27 @@ def _build_counts(report: Report, totals: Totals) -> list[str]:
     elif totals.failed:
         parts.append(f"{count(totals.failed, 'build')} failed")
     return parts
+
+
+def _outputs_phrase(report: Report, outputs: int) -> str:
+    """`2 outputs built`, `1 output from a cache`, `3 outputs (1 built, 2 from a cache)`: a warm
+    run that fetched everything must not read as one that built it."""
+    fetched = {s.path for s in report.substitutions}
+    built = {b.drv for b in report.builds if b.status == "built"}
+    ways = {"built": 0, "from a cache": 0, "already in the store": 0}
+    for item in report.installables:
+        if item.status == "built":
+            for path in item.outputs.values():
+                if path in fetched:
+                    ways["from a cache"] += 1
+                elif item.drv is None or item.drv in built:
+                    ways["built"] += 1
+                else:
+                    ways["already in the store"] += 1
+    said = [(n, way) for way, n in ways.items() if n]
+    if len(said) == 1:
+        return f"{count(outputs, 'output')} {said[0][1]}"
+    return f"{count(outputs, 'output')} ({', '.join(f'{n} {way}' for n, way in said)})"
 
 
 def _check_counts(report: Report, totals: Totals) -> list[str]:
