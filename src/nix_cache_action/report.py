@@ -19,6 +19,8 @@ from nix_cache_action.files import write_text
 from nix_cache_action.schema import schema_errors
 
 SCHEMA_VERSION = 1
+# Seconds and rates in the JSON have 4 decimals: a tenth of a millisecond.
+JSON_DIGITS = 4
 
 # How a differing rebuild counts: `fail` fails the run, `warn` reports it, `off` skips the check.
 Mode = Literal["fail", "warn", "off"]
@@ -329,7 +331,13 @@ class Report:
         built = sum(1 for b in self.builds if b.status == "built")
         substituted = len(self.substitutions)
         miss_base = substituted + built
-        seconds = [b.seconds for b in self.builds if b.status != "checked"]
+        # As published (JSON_DIGITS): a report read back (a baseline, merge's inputs) then has
+        # the very total it was written with.
+        seconds = [
+            None if b.seconds is None else round(b.seconds, JSON_DIGITS)
+            for b in self.builds
+            if b.status != "checked"
+        ]
         return Totals(
             substituted=substituted,
             built=built,
@@ -671,7 +679,7 @@ def sum_known(values: list[float | None]) -> float | None:
 
 def _jsonable(value: Any) -> Any:  # noqa: ANN401 - walks arbitrary JSON
     if isinstance(value, float):
-        return round(value, 4)
+        return round(value, JSON_DIGITS)
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -413,3 +413,16 @@ def test_an_unusable_baseline_is_a_usage_error_naming_the_option(
     assert "--baseline" in err
     assert said in err
     assert str(bad) in err
+
+
+def test_a_report_read_back_has_the_totals_it_was_written_with() -> None:
+    # The JSON keeps each build's seconds to 0.1 ms: 20 builds of 0.14 ms are 0.1 ms each there.
+    # A total of the unrounded parts (2.8 ms, so 0.003) then differed from the file's (0.002).
+    builds = tuple(
+        Build(drv=f"/nix/store/{i:032d}-b{i}.drv", status="built", seconds=0.00014)
+        for i in range(20)
+    )
+    report = Report(builds=builds)
+    again = Report.from_json(json.loads(json.dumps(report.to_json())))
+    assert again.totals() == report.totals()
+    assert compare(report, again, "earlier.json").totals_delta["build_seconds"] == 0
