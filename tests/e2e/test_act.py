@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -411,7 +412,23 @@ def test_the_second_run_finds_the_record_and_does_not_rebuild(
     act_runs: tuple[ActLog, ActLog],
 ) -> None:
     first, second = act_runs
-    assert "actions/cache stand-in: saved" in first.step_output_lines(PASSING)
+    # Each use of the action in the job keeps its own memory: both are saved, under two keys.
+    saved = {
+        step: re.findall(
+            r"actions/cache stand-in: saved \S+ as (\S+)", first.step_output_lines(step)
+        )
+        for step in (PASSING, FAILING)
+    }
+    assert len(saved[PASSING]) == len(saved[FAILING]) == 1, saved
+    assert saved[PASSING] != saved[FAILING]
+    # ... and the second run restores each use's own, never the other's.
+    for step in (PASSING, FAILING):
+        own_scope = saved[step][0].rsplit(":", 2)[0]
+        found = re.findall(
+            r"actions/cache stand-in: restored (\S+) into", second.step_output_lines(step)
+        )
+        assert found, step
+        assert all(key.startswith(own_scope + ":") for key in found), (step, found)
     assert second.returncode == 0, second.text[-6000:]
     assert second.step_result(PASSING) == "success"
     restored = second.step_output_lines(PASSING)
