@@ -10,14 +10,34 @@ from nix_cache_action.report import Budgets, Build, Report
 from nix_cache_action.store_path import store_name
 
 OFFENDERS_LISTED = 5
+NOT_JUDGED = "{budget} was not judged: {why}, so neither a pass nor a failure is claimed"
+NO_TIMES = "the report has no times (a log read from a file holds none)"
 
 
 def judged(report: Report, budgets: Budgets) -> Report:
-    """`report` held to `budgets`: with them on record, and a message per budget gone over."""
+    """`report` held to `budgets`: with them on record, a message per budget gone over, and a
+    note per budget whose figure is unknown (never a silent pass)."""
     if budgets == Budgets():
         return report
     exceeded = over_budget(report, budgets)
-    return dataclasses.replace(report, budgets=dataclasses.replace(budgets, exceeded=exceeded))
+    notes = (*report.notes, *unjudged(report, budgets))
+    return dataclasses.replace(
+        report, budgets=dataclasses.replace(budgets, exceeded=exceeded), notes=notes
+    )
+
+
+def unjudged(report: Report, budgets: Budgets) -> list[str]:
+    """The budgets whose figure this report does not have. A hit rate or a build time of a run
+    that needed nothing is no unknown: nothing missed, nothing took time."""
+    found = []
+    if budgets.max_seconds is not None and report.seconds is None:
+        budget = f"max-seconds {_number(budgets.max_seconds)}"
+        found.append(NOT_JUDGED.format(budget=budget, why=NO_TIMES))
+    totals = report.totals()
+    if budgets.max_build_seconds is not None and totals.built and totals.build_seconds is None:
+        budget = f"max-build-seconds {_number(budgets.max_build_seconds)}"
+        found.append(NOT_JUDGED.format(budget=budget, why=NO_TIMES))
+    return found
 
 
 def over_budget(report: Report, budgets: Budgets) -> tuple[str, ...]:
@@ -70,4 +90,4 @@ def _slowest(builds: list[Build]) -> str:
     return f"; slowest builds: {_names(timed)}" if timed else ""
 
 
-__all__ = ["judged", "over_budget"]
+__all__ = ["judged", "over_budget", "unjudged"]

@@ -267,6 +267,28 @@ def test_analyze_budgets_on_figures_a_log_does_not_have_are_not_judged(tmp_path:
     assert report["seconds"] is None
     assert report["budgets"]["exceeded"] == []
     assert report["budgets"]["min_hit_rate"] == 1
+    # Said, not passed in silence. Nothing was built, so 0 build seconds is a figure, not a gap.
+    assert [n for n in report["notes"] if "was not judged" in n] == [
+        (
+            "max-seconds 0 was not judged: the report has no times (a log read from a file holds"
+            " none), so neither a pass nor a failure is claimed"
+        )
+    ]
+
+
+def test_build_seconds_of_builds_without_times_are_not_judged() -> None:
+    builds = (Build(drv="/nix/store/0aa4gy9rrvmpf9kvl5cn2b0p7x4vcx8a-top.drv", status="built"),)
+    report = judged(Report(builds=builds), Budgets(max_build_seconds=10, max_built=5))
+    assert report.budgets is not None
+    assert report.budgets.exceeded == ()
+    assert report.notes == (
+        (
+            "max-build-seconds 10 was not judged: the report has no times (a log read from a file"
+            " holds none), so neither a pass nor a failure is claimed"
+        ),
+    )
+    timed = (Build(drv=builds[0].drv, status="built", seconds=1.0),)
+    assert judged(Report(builds=timed), Budgets(max_build_seconds=10)).notes == ()
 
 
 def test_merge_holds_the_merged_report_to_the_budgets(tmp_path: Path) -> None:
