@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args
 
 from nix_cache_action import __version__
 from nix_cache_action.files import write_text
+from nix_cache_action.intervals import covered
 from nix_cache_action.schema import schema_errors
 
 SCHEMA_VERSION = 1
@@ -649,21 +650,12 @@ def cache_key(url: str) -> str:
 def wall_seconds(subs: list[Substitution]) -> float | None:
     """The wall time during which any of `subs` was being copied: Nix copies several paths at
     once, and a sum of their times can exceed the whole run's. None when no copy has times."""
-    spans = sorted(
+    seconds = covered(
         (s.started, s.started + s.seconds)
         for s in subs
         if s.started is not None and s.seconds is not None
     )
-    if not spans:
-        return None
-    total, (start, end) = 0.0, spans[0]
-    for begin, finish in spans[1:]:
-        if begin > end:
-            total += end - start
-            start, end = begin, finish
-        else:
-            end = max(end, finish)
-    return round(total + end - start, 3)
+    return None if seconds is None else round(seconds, 3)
 
 
 def sum_exact(values: list[int | None]) -> int | None:

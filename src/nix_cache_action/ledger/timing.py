@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from nix_cache_action.intervals import covered
+
 
 @dataclass(frozen=True, slots=True)
 class Stopped:
@@ -28,17 +30,6 @@ def since(origin: float | None, moment: float | None) -> float | None:
 
 def union(intervals: Sequence[tuple[float | None, Stopped | None]]) -> float | None:
     """Wall time covered by possibly overlapping intervals (parallel downloads count once)."""
-    known = sorted(
+    return covered(
         (a, b.at) for a, b in intervals if a is not None and b is not None and b.at is not None
     )
-    if not known:
-        return None
-    total = 0.0
-    cur_start, cur_end = known[0]
-    for start, end in known[1:]:
-        if start > cur_end:
-            total += cur_end - cur_start
-            cur_start, cur_end = start, end
-        else:
-            cur_end = max(cur_end, end)
-    return total + (cur_end - cur_start)
