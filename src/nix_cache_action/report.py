@@ -27,7 +27,7 @@ JSON_DIGITS = 4
 Mode = Literal["fail", "warn", "off"]
 MODES: tuple[Mode, ...] = get_args(Mode)
 # The run as a whole.
-# `over-budget`: everything built and checked, but a budget (--max-built, ...) was exceeded.
+# `over-budget`: nothing failed or differed, but a budget (--max-built, ...) was exceeded.
 RunVerdict = Literal["ok", "failed", "not-reproducible", "over-budget", "warning"]
 # One derivation: built here (or on a remote builder), failed, rebuilt for the check, or
 # cancelled: Nix stopped it before it finished (another build failed without --keep-going, or

@@ -113,6 +113,10 @@ class Case:
     flake: Path
     installables: tuple[str, ...]
     cached: tuple[str, ...] = ()  # attributes whose closures a binary cache holds
+    # A warm run: a first run builds, checks and records the installables and their closures go
+    # to the cache; the page shows the second run, on an empty store, with the record and the
+    # first run's report as its baseline.
+    warm: bool = False
 
 
 CASES = (
@@ -127,6 +131,8 @@ CASES = (
     Case("outcomes", REPO / "tests/fixtures/flakes/outcomes", (".#good", ".#nondet", ".#fails")),
     # 201 derivations, all built.
     Case("wide", REPO / "benchmarks/flakes/wide", (".#default",)),
+    # The dag's 31 derivations, all fetched, its output verified by the run before.
+    Case("warm", REPO / "tests/fixtures/flakes/dag", (".#default",), warm=True),
 )
 
 
@@ -202,31 +208,61 @@ def _fill_cache(case: Case, base: Path) -> tuple[Path, Path]:
     return store, cache
 
 
+def _warm_up(case: Case, base: Path, flake: Path) -> tuple[Path, Path, list[str]]:
+    """The first of a warm case's two runs: it builds, checks and writes the record and its
+    report, and its closures go to a cache. Returns the store directory, the cache, and the
+    second run's extra arguments."""
+    store, cache = base / "store", base / "cache"
+    first = NixStore(base / "first", store)
+    record, earlier = base / "verified.json", base / "first-report.json"
+    done = _cli(case, flake, first, "--verified", str(record), "--report", str(earlier))
+    if done.returncode != 0:
+        pytest.fail(f"{case.name}: the first run failed:\n{done.stderr[-3000:]}")
+    for attr in case.installables:
+        first.nix("copy", "--to", f"file://{cache}", attr, cwd=flake)
+    shutil.rmtree(store)  # the second run starts empty, at the same store path
+    return store, cache, ["--verified", str(record), "--baseline", str(earlier)]
+
+
+def _cli(case: Case, flake: Path, env: NixStore, *extra: str) -> subprocess.CompletedProcess[str]:
+    argv = [
+        *(sys.executable, "-m", "nix_cache_action", "build", *case.installables),
+        *("--nix", NIX, *extra),
+    ]
+    return subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=flake,
+        env=env.environ(),
+        timeout=CLI_TIMEOUT_SECONDS,
+    )
+
+
 def _run_case(case: Case, base: Path) -> tuple[int, Path, Path]:
     """`nix-cache-action build` on a copy of the case's flake; returns status, summary, report."""
     flake = base / "flake"
     shutil.copytree(case.flake, flake)
     out = base / "out"
     out.mkdir()
+    extra: list[str] = []
     with contextlib.ExitStack() as stack:
-        if case.cached:
+        if case.warm:
+            store, cache, extra = _warm_up(case, base, flake)
+            env = NixStore(base / "consumer", store, [stack.enter_context(http_cache.serve(cache))])
+        elif case.cached:
             store, cache = _fill_cache(case, base)
             env = NixStore(base / "consumer", store, [stack.enter_context(http_cache.serve(cache))])
         else:
             env = NixStore(base / "consumer", base / "store")
-        argv = [
-            *(sys.executable, "-m", "nix_cache_action", "build", *case.installables),
-            *("--nix", NIX, "--log", str(out / "nix.log")),
+        done = _cli(
+            case,
+            flake,
+            env,
+            *("--log", str(out / "nix.log")),
             *("--summary", str(out / "summary.md"), "--report", str(out / "report.json")),
-        ]
-        done = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=flake,
-            env=env.environ(),
-            timeout=CLI_TIMEOUT_SECONDS,
+            *extra,
         )
     summary, report = out / "summary.md", out / "report.json"
     if not summary.is_file() or not report.is_file():

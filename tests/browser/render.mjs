@@ -120,6 +120,12 @@ async function drawAndMeasure(installables) {
   }
   out.page_height = document.documentElement.scrollHeight;
   out.page_width = document.documentElement.scrollWidth;
+  // The words a reader sees without scrolling: every heading, paragraph, list item and table
+  // cell that starts within the first screen (folds closed, as the page opens).
+  out.first_screen_text = [...document.querySelectorAll("h1, h2, h3, p, li, th, td")]
+    .filter((el) => el.getBoundingClientRect().top + window.scrollY < window.innerHeight)
+    .map((el) => el.textContent.trim())
+    .join("\n");
   return out;
 }
 

@@ -23,7 +23,7 @@ import pytest
 if TYPE_CHECKING:
     from tests.browser.conftest import Rendered
 
-CASES = ("dag-partial-cache", "outcomes", "wide")
+CASES = ("dag-partial-cache", "outcomes", "wide", "warm")
 FIRST_SCREEN_PX = 900
 # Layout rounds to whole pixels; one pixel of difference is not an overflow.
 ROUNDING_PX = 1
@@ -53,6 +53,24 @@ def test_the_runs_are_what_the_cases_say(rendered: dict[str, Rendered]) -> None:
     wide = rendered["wide"]
     assert wide.returncode == 0
     assert wide.report["totals"]["built"] == 201, wide.report["totals"]
+    warm = rendered["warm"]
+    assert warm.returncode == 0
+    totals = warm.report["totals"]
+    assert (totals["built"], totals["checked"], totals["previously_verified"]) == (0, 0, 1)
+    assert warm.report["baseline"]["totals_before"]["built"] > 0
+
+
+def test_a_warm_run_says_on_its_first_screen_what_it_fetched_and_verified_before(
+    rendered: dict[str, Rendered],
+) -> None:
+    """Nothing built, the output verified by the run before, and the comparison with that run:
+    all in the first screen's words, as a reviewer reads them."""
+    page = rendered["warm"].page
+    first = page["first_screen_text"]
+    assert "nix-cache-action: 1 output from a cache, all reproducible" in first
+    assert "every output was checked: 1 verified by an earlier run, not rebuilt" in first
+    assert "verified on 20" in first  # the Outputs table's cell names the day
+    assert "Compared with" in first
 
 
 @by_case

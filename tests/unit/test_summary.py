@@ -40,6 +40,7 @@ from nix_cache_action.report import (
     Report,
     Run,
     Substitution,
+    Verification,
 )
 
 MNC = "http://127.0.0.1:37515?trusted=1&compression=zstd"
@@ -308,6 +309,28 @@ def test_a_difference_fails_or_warns_by_the_mode(mode: Mode, icon: str, says: st
     )
     assert says in html
     assert f"{icon} Not reproducible" in _headings(html)
+
+
+def test_the_verdict_line_says_which_checks_ran_now_and_which_an_earlier_run_did() -> None:
+    report = _good_report()
+    check = report.checks[0]
+    earlier = Verification(
+        drv=check.drv,
+        output="out",
+        nar_hash="sha256-AAAA",
+        verdict="reproducible",
+        checked_at="2026-11-30T08:15:00Z",
+    )
+    now_only = _html(render_summary(report))
+    assert "Nothing failed, and every output was checked: 1 rebuilt and compared." in now_only
+    both = dataclasses.replace(
+        report,
+        checks=(check, dataclasses.replace(check, output="dev", previously_verified=earlier)),
+    )
+    assert (
+        "every output was checked: 1 rebuilt and compared, 1 verified by an earlier run,"
+        " not rebuilt." in _html(render_summary(both))
+    )
 
 
 def test_all_good_says_so_in_one_line() -> None:

@@ -300,7 +300,7 @@ def _verdict_section(facts: _Facts) -> str:
             "this step fails."
         )
     elif verdict == "over-budget":
-        lines.append("Everything was built and checked, but over budget: this step fails.")
+        lines.append("Nothing failed, but the run went over a budget: this step fails.")
     elif verdict == "warning" and not any(c.verdict == "differs" for c in report.checks):
         lines.append(
             f"Over budget; the reproducibility mode is `{mode}`, so this step passes with a"
@@ -326,18 +326,23 @@ def baseline_line(baseline: Baseline) -> str:
 
 
 def _built_line(report: Report) -> str:
-    """ "Checked" only when every output was compared: a check that could not run says so."""
+    """ "Checked" only when every output was compared, and how: rebuilt now, or verified by an
+    earlier run (a warm run rebuilds nothing and must not read as if it had)."""
     unchecked = sum(1 for c in report.checks if c.verdict == "not-checked")
     if not report.checks:
-        return "Everything was built."
+        return "Nothing failed."
     if report.reproducibility_mode == "off":
-        return "Everything was built; the reproducibility check is off."
-    if not unchecked:
-        return "Everything was built and checked."
-    return (
-        f"Everything was built; {count(unchecked, 'output')} could not be checked"
-        " (the reasons are in the outputs table)."
-    )
+        return "Nothing failed; the reproducibility check is off."
+    if unchecked:
+        return (
+            f"Nothing failed; {count(unchecked, 'output')} could not be checked"
+            " (the reasons are in the outputs table)."
+        )
+    earlier = sum(1 for c in report.checks if c.previously_verified is not None)
+    now = len(report.checks) - earlier
+    how = [f"{now} rebuilt and compared"] * bool(now)
+    how += [f"{earlier} verified by an earlier run, not rebuilt"] * bool(earlier)
+    return f"Nothing failed, and every output was checked: {', '.join(how)}."
 
 
 # --- failures -----------------------------------------------------------------------------------
