@@ -146,6 +146,13 @@ def test_asking_the_caches_is_not_evaluation() -> None:
     phases = ledger.phases()
     # 3.5 s before realising, 2 of them asking the cache: evaluation is the other 1.5.
     assert (phases.evaluation, phases.cache_query, phases.cache_wait) == (1.5, 2.0, None)
+    # No look-up on record (a recorded log, or none made): no figure, rather than 0.
+    quiet = Ledger(run="build")
+    quiet.feed(b"evaluating\n", now=0.0)
+    quiet.feed(
+        record(action="start", id=2, level=0, parent=0, text="", type=102, fields=[]), now=1.0
+    )
+    assert quiet.phases().cache_query is None
 
 
 def test_feed_and_consume_agree() -> None:

@@ -454,8 +454,9 @@ class Ledger:
             ]
             evaluation = max(0.0, evaluation - (union(inside) or 0.0))
         waited = union(lost)
-        # Look-ups that were not failed requests (those are cache_wait already).
-        querying = union(asked + lost)
+        # Look-ups that were not failed requests (those are cache_wait already); none without
+        # look-ups on record.
+        querying = union(asked + lost) if asked else None
         if querying is not None and waited is not None:
             querying = max(0.0, querying - waited)
         return Phases(
