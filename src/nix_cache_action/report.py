@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Container
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -656,6 +657,16 @@ def wall_seconds(subs: list[Substitution]) -> float | None:
         if s.started is not None and s.seconds is not None
     )
     return None if seconds is None else round(seconds, 3)
+
+
+def first_copy_of(
+    path: str, drv: str | None, substituted: Container[str], built: Container[str]
+) -> FirstCopy:
+    """Where an output's copy in this run came from: a cache, a build here, or the store as it
+    was."""
+    if path in substituted:
+        return "substituted"
+    return "built" if drv in built else "present"
 
 
 def sum_exact(values: list[int | None]) -> int | None:

@@ -17,9 +17,9 @@ from nix_cache_action.report import (
     Check,
     DifferenceKind,
     FileDifference,
-    FirstCopy,
     Installable,
     RunLabel,
+    first_copy_of,
 )
 from nix_cache_action.store_path import output_name
 
@@ -140,9 +140,7 @@ def top_level_checks(
         differing = {c.path for c in seen_for_drv if c.verdict == "differs"}
         for out_name, out in item.outputs.items():
             nar_hash = item.nar_hashes.get(out_name)
-            first_copy: FirstCopy = (
-                "substituted" if out in substituted else "built" if drv in built_here else "present"
-            )
+            first_copy = first_copy_of(out, drv, substituted, built_here)
             base = Check(
                 drv=drv,
                 output=out_name,

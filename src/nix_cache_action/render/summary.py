@@ -51,6 +51,7 @@ from nix_cache_action.report import (
     Report,
     SubstituterTotals,
     Totals,
+    first_copy_of,
     substituter_name,
     sum_known,
 )
@@ -252,17 +253,13 @@ def _outputs_phrase(report: Report, outputs: int) -> str:
     run that fetched everything must not read as one that built it."""
     fetched = {s.path for s in report.substitutions}
     built = {b.drv for b in report.builds if b.status == "built"}
-    ways = {"built": 0, "from a cache": 0, "already in the store": 0}
+    words = {"built": "built", "substituted": "from a cache", "present": "already in the store"}
+    ways = dict.fromkeys(words, 0)
     for item in report.installables:
         if item.status == "built":
             for path in item.outputs.values():
-                if path in fetched:
-                    ways["from a cache"] += 1
-                elif item.drv is None or item.drv in built:
-                    ways["built"] += 1
-                else:
-                    ways["already in the store"] += 1
-    said = [(n, way) for way, n in ways.items() if n]
+                ways[first_copy_of(path, item.drv, fetched, built)] += 1
+    said = [(n, words[way]) for way, n in ways.items() if n]
     if len(said) == 1:
         return f"{count(outputs, 'output')} {said[0][1]}"
     return f"{count(outputs, 'output')} ({', '.join(f'{n} {way}' for n, way in said)})"
