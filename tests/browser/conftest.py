@@ -24,6 +24,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,30 +199,32 @@ def node_modules() -> Path:
 def _fill_cache(case: Case, base: Path) -> tuple[Path, Path]:
     """A binary cache (a file:// cache directory) holding the closures of `case.cached`, made by
     a producer whose store is then deleted; returns the store directory and the cache."""
-    store, cache = base / "store", base / "cache"
-    producer = NixStore(base / "producer", store)
-    for attr in case.cached:
-        producer.nix("copy", "--to", f"file://{cache}", attr, cwd=case.flake)
-    # The consumer starts with an empty store at the same path (store paths depend on it).
-    shutil.rmtree(store)
+    producer = NixStore(base / "producer", base / "store")
+    cache = _to_cache(producer, case.cached, case.flake, base / "cache")
     shutil.rmtree(producer.root)
-    return store, cache
+    return producer.store, cache
+
+
+def _to_cache(producer: NixStore, attrs: Sequence[str], flake: Path, cache: Path) -> Path:
+    """The closures of `attrs` copied into `cache` (file://), and the producer's store emptied:
+    the consumer starts with an empty store at the same path (store paths depend on it)."""
+    for attr in attrs:
+        producer.nix("copy", "--to", f"file://{cache}", attr, cwd=flake)
+    shutil.rmtree(producer.store)
+    return cache
 
 
 def _warm_up(case: Case, base: Path, flake: Path) -> tuple[Path, Path, list[str]]:
     """The first of a warm case's two runs: it builds, checks and writes the record and its
     report, and its closures go to a cache. Returns the store directory, the cache, and the
     second run's extra arguments."""
-    store, cache = base / "store", base / "cache"
-    first = NixStore(base / "first", store)
+    first = NixStore(base / "first", base / "store")
     record, earlier = base / "verified.json", base / "first-report.json"
     done = _cli(case, flake, first, "--verified", str(record), "--report", str(earlier))
     if done.returncode != 0:
         pytest.fail(f"{case.name}: the first run failed:\n{done.stderr[-3000:]}")
-    for attr in case.installables:
-        first.nix("copy", "--to", f"file://{cache}", attr, cwd=flake)
-    shutil.rmtree(store)  # the second run starts empty, at the same store path
-    return store, cache, ["--verified", str(record), "--baseline", str(earlier)]
+    cache = _to_cache(first, case.installables, flake, base / "cache")
+    return first.store, cache, ["--verified", str(record), "--baseline", str(earlier)]
 
 
 def _cli(case: Case, flake: Path, env: NixStore, *extra: str) -> subprocess.CompletedProcess[str]:

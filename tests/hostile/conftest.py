@@ -552,6 +552,16 @@ def status_api() -> Iterator[StatusAPI]:
         thread.join(timeout=10)
 
 
+def _overridden(environ: dict[str, str], env: Mapping[str, str | None] | None) -> dict[str, str]:
+    """`environ` with a case's own variables: a value sets one, None removes it."""
+    for name, value in (env or {}).items():
+        if value is None:
+            environ.pop(name, None)
+        else:
+            environ[name] = value
+    return environ
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -732,12 +742,7 @@ class Hostile:
             values["INSTALLABLES"] = installables
         values.update({k.upper(): v for k, v in (inputs or {}).items()})
         base.update({f"INPUT_{k}": v for k, v in values.items()})
-        for name, value in (env or {}).items():
-            if value is None:
-                base.pop(name, None)
-            else:
-                base[name] = value
-        return base
+        return _overridden(base, env)
 
     # --- the action ----------------------------------------------------------------------------
 
@@ -844,12 +849,7 @@ class Hostile:
     ) -> dict[str, str]:
         environ = self.base_env(mode, when, match)
         environ["PYTHONPATH"] = str(REPO / "src")
-        for name, value in (env or {}).items():
-            if value is None:
-                environ.pop(name, None)
-            else:
-                environ[name] = value
-        return environ
+        return _overridden(environ, env)
 
     def cli(  # noqa: PLR0913 - each keyword is one knob a case turns
         self,

@@ -150,6 +150,28 @@ def _pairs(text: str, separator: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def _name_and_properties(
+    info: str,
+    registered: frozenset[str] | set[str],
+    separator: str,
+    escapes: tuple[tuple[str, str], ...],
+    *,
+    trim: bool,
+) -> tuple[str, dict[str, str]]:
+    """`cmd key=value...`, as both of the runner's parsers read it; only the `::` form trims the
+    properties first (ActionCommand.TryParseV2 vs TryParse)."""
+    space = info.find(" ")
+    name = info if space < 0 else info[:space]
+    if name.lower() not in registered:
+        raise ValueError("not registered")
+    properties: dict[str, str] = {}
+    if space > 0:
+        text = info[space + 1 :]
+        for key, value in _pairs(text.strip() if trim else text, separator):
+            properties[key.lower()] = _unescape(value, escapes)
+    return name, properties
+
+
 def parse_v2(line: str, registered: frozenset[str] | set[str]) -> tuple[str, dict[str, str], str]:
     """(name, properties, data) of a `::cmd props::data` line, or raise ValueError."""
     message = line.lstrip(DOTNET_WHITESPACE)
@@ -158,15 +180,9 @@ def parse_v2(line: str, registered: frozenset[str] | set[str]) -> tuple[str, dic
     end = message.find(_V2_KEY, len(_V2_KEY))
     if end < 0:
         raise ValueError("no second ::")
-    info = message[len(_V2_KEY) : end]
-    space = info.find(" ")
-    name = info if space < 0 else info[:space]
-    if name.lower() not in registered:
-        raise ValueError("not registered")
-    properties: dict[str, str] = {}
-    if space > 0:
-        for key, value in _pairs(info[space + 1 :].strip(), ","):
-            properties[key.lower()] = _unescape(value, _PROPERTY)
+    name, properties = _name_and_properties(
+        message[len(_V2_KEY) : end], registered, ",", _PROPERTY, trim=True
+    )
     return name, properties, _unescape(message[end + len(_V2_KEY) :], _DATA)
 
 
@@ -180,15 +196,9 @@ def parse_legacy(
     close = line.find("]", start)
     if close < 0:
         raise ValueError("no ]")
-    info = line[start + len(_LEGACY_PREFIX) : close]
-    space = info.find(" ")
-    name = info if space < 0 else info[:space]
-    if name.lower() not in registered:
-        raise ValueError("not registered")
-    properties: dict[str, str] = {}
-    if space > 0:
-        for key, value in _pairs(info[space + 1 :], ";"):
-            properties[key.lower()] = _unescape(value, _LEGACY)
+    name, properties = _name_and_properties(
+        line[start + len(_LEGACY_PREFIX) : close], registered, ";", _LEGACY, trim=False
+    )
     return name, properties, _unescape(line[close + 1 :], _LEGACY)
 
 
