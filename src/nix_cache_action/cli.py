@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, NoReturn, TextIO
 
 from nix_cache_action import __version__
+from nix_cache_action.aggregate import aggregate
 from nix_cache_action.baseline import compare
 from nix_cache_action.budgets import judged
 from nix_cache_action.engine import EXIT_FAILED, BuildOptions, run_job
@@ -22,8 +23,11 @@ from nix_cache_action.errors import InputError, LogError, NixCacheActionError
 from nix_cache_action.files import check_target, write_text
 from nix_cache_action.github.workflow_commands import configure_logging, neutral, neutral_json
 from nix_cache_action.ledger import Ledger
+from nix_cache_action.leg_reports import collect_leg_reports
 from nix_cache_action.nix.commands import Nix
 from nix_cache_action.nix.process import Subprocesses
+from nix_cache_action.plan import DEFAULT_MAX_PER_LEG
+from nix_cache_action.plan_command import PlanFileError, plan_command, read_plan
 from nix_cache_action.redaction import Redactor, environment_secrets
 from nix_cache_action.render.format import count
 from nix_cache_action.render.live import LiveLine
@@ -31,6 +35,7 @@ from nix_cache_action.render.terminal import render_terminal
 from nix_cache_action.report import (
     MODES,
     Budgets,
+    LegInfo,
     Report,
     ReportFileError,
     Run,
@@ -135,6 +140,14 @@ def _parser() -> argparse.ArgumentParser:
         help="rebuild and compare every output, whatever --verified says",
     )
     build.add_argument(
+        "--plan",
+        type=Path,
+        help="a plan made by `plan`: with --leg, build that leg's installables",
+    )
+    build.add_argument(
+        "--leg", help="the leg of the plan this run is (its report says so, for `aggregate`)"
+    )
+    build.add_argument(
         "--nix",
         default=os.environ.get("NIX_CACHE_ACTION_NIX", "nix"),
         help="the nix executable (default: nix on PATH)",
@@ -167,6 +180,67 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--reproducibility", choices=MODES, default="fail")
     _gates(analyze)
     _outputs(analyze)
+
+    plan = sub.add_parser(
+        "plan", help="list a flake's attributes, their states, and the legs that build them"
+    )
+    plan.add_argument(
+        "selection",
+        nargs="*",
+        help="attribute patterns (checks, packages.x86_64-linux.*, hydraJobs); default: checks,"
+        " packages and devShells",
+    )
+    plan.add_argument("--flake", default=".", help="the flake (default: .)")
+    plan.add_argument(
+        "--systems",
+        default="",
+        help="systems to plan, comma-separated, or `all` for every system the flake has"
+        " (default: the system of this Nix)",
+    )
+    plan.add_argument(
+        "--max-per-leg",
+        type=_positive(int),
+        default=DEFAULT_MAX_PER_LEG,
+        help="the most installables one leg builds (default: %(default)s)",
+    )
+    plan.add_argument(
+        "--runner",
+        action="append",
+        default=[],
+        metavar="SYSTEM=LABEL",
+        help="the runner label for a system, on top of the defaults (repeatable)",
+    )
+    plan.add_argument(
+        "--verified", type=Path, help="the verification record: what it holds is left out"
+    )
+    plan.add_argument(
+        "--plan",
+        type=Path,
+        default=Path("nix-cache-action-plan.json"),
+        help="where the plan goes (default: %(default)s)",
+    )
+    plan.add_argument("--matrix", type=Path, help="also write the matrix JSON here")
+    plan.add_argument("--nix", default=os.environ.get("NIX_CACHE_ACTION_NIX", "nix"))
+    plan.add_argument("-C", "--directory", type=Path, default=None)
+    plan.add_argument("--summary", type=Path, help="write the markdown summary here")
+    plan.add_argument("--json", action="store_true", help="print the plan JSON on stdout")
+    plan.add_argument("--debug", action="store_true", help="log every Nix command")
+
+    aggregate_cmd = sub.add_parser(
+        "aggregate", help="add the legs of a planned matrix up into one report and verdict"
+    )
+    aggregate_cmd.add_argument(
+        "reports",
+        nargs="+",
+        type=Path,
+        help="the legs' reports: files, or folders searched for report.json (downloaded artifacts)",
+    )
+    aggregate_cmd.add_argument(
+        "--plan", type=Path, help="the plan: names the legs that never reported"
+    )
+    aggregate_cmd.add_argument("--junit", type=Path, help="write a JUnit XML file here")
+    _gates(aggregate_cmd)
+    _outputs(aggregate_cmd)
 
     merge_cmd = sub.add_parser("merge", help="merge JSON reports of several runs into one")
     merge_cmd.add_argument("reports", nargs="+", type=Path)
@@ -267,21 +341,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             stopped = _stopped(str(error))
             _write(lambda: write_report(stopped, asked), "report", asked)
         return EXIT_USAGE
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {
+        "build": _build,
+        "analyze": _analyze,
+        "plan": lambda a: plan_command(a, say=_say),
+        "aggregate": _aggregate,
+        "merge": _merge,
+    }
     try:
-        if args.command == "build":
-            return _build(args)
-        if args.command == "analyze":
-            return _analyze(args)
-        return _merge(args)
+        return commands[args.command](args)
     except NixCacheActionError as exc:
         print(neutral(f"nix-cache-action: {exc}"), file=sys.stderr)  # noqa: T201
-        _emit(_stopped(str(exc)), args, quiet=True)
+        if args.command != "plan":  # a plan that stopped is written by plan_command itself
+            _emit(_stopped(str(exc)), args, quiet=True)
         return EXIT_USAGE if isinstance(exc, InputError) else EXIT_FAILED
     except Exception as exc:  # whatever it was, the report says the run stopped
         logging.getLogger(__name__).debug("unexpected error", exc_info=True)
         message = UNEXPECTED.format(kind=type(exc).__name__, error=exc)
         print(neutral(f"nix-cache-action: {message}"), file=sys.stderr)  # noqa: T201
-        _emit(_stopped(message), args, quiet=True)
+        if args.command != "plan":
+            _emit(_stopped(message), args, quiet=True)
         return EXIT_FAILED
 
 
@@ -325,8 +404,9 @@ def _build(args: argparse.Namespace) -> int:
     directory = args.directory
     if directory is not None and not directory.is_dir():
         raise InputError("--directory", f"{directory} is not a directory; pass an existing one")
+    installables, leg = _leg(args)
     options = BuildOptions(
-        installables=tuple(args.installables),
+        installables=installables,
         reproducibility=args.reproducibility,
         deep=args.deep,
         keep_going=args.keep_going,
@@ -354,6 +434,7 @@ def _build(args: argparse.Namespace) -> int:
             live.close()
     if directory is not None:
         report = dataclasses.replace(report, working_directory=str(directory))
+    report = dataclasses.replace(report, leg=leg)
     # Whatever happened, the report and summary are written with what is known.
     _emit(report, args)
     return status
@@ -415,6 +496,47 @@ def _analyze_notes(ledger: Ledger, source: str) -> tuple[str, ...]:
     if unfinished:
         notes.append(f"{len(unfinished)} substitutions had not finished when the log ended")
     return tuple(notes)
+
+
+def _leg(args: argparse.Namespace) -> tuple[tuple[str, ...], LegInfo | None]:
+    """The installables to build and the leg this run is, from --plan and --leg."""
+    if args.plan is None:
+        leg = None if args.leg is None else LegInfo(id=args.leg)
+        return tuple(args.installables), leg
+    if args.leg is None:
+        raise InputError("--leg", "--plan needs --leg: name the leg of the plan to build")
+    try:
+        plan = read_plan(args.plan)
+    except PlanFileError as error:
+        raise InputError("--plan", str(error)) from error
+    planned = plan.leg(args.leg)
+    if planned is None:
+        legs = ", ".join(leg.id for leg in plan.legs) or "none"
+        raise InputError("--leg", f"{args.leg!r} is not a leg of {args.plan} (its legs: {legs})")
+    return planned.installables, LegInfo(planned.id, planned.system, planned.runner)
+
+
+def _aggregate(args: argparse.Namespace) -> int:
+    _check_targets(args)
+    if args.junit is not None:
+        check_target(args.junit, "--junit", "junit.xml")
+    plan = None
+    if args.plan is not None:
+        try:
+            plan = read_plan(args.plan)
+        except PlanFileError as error:
+            raise InputError("--plan", str(error)) from error
+    legs, unreadable = collect_leg_reports(args.reports)
+    report = aggregate(plan, legs)
+    report = dataclasses.replace(report, notes=(*report.notes, *unreadable))
+    report = _gated(report, args)
+    _emit(report, args)
+    if args.junit is not None:
+        from nix_cache_action.render.junit import render_junit  # noqa: PLC0415
+
+        junit = render_junit(report)
+        _write(lambda: write_text(args.junit, junit), "JUnit file", args.junit)
+    return report.exit_status()
 
 
 def _merge(args: argparse.Namespace) -> int:

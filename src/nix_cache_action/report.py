@@ -46,6 +46,9 @@ FIRST_COPIES: tuple[FirstCopy, ...] = get_args(FirstCopy)
 InstallableStatus = Literal["built", "failed", "error", "cached"]
 DifferenceKind = Literal["content", "only-in-first", "only-in-rebuild", "type"]
 Flavour = Literal["nix", "determinate", "lix"]
+# A leg of a matrix: its report's verdict, or `missing` when the plan has it and it never
+# reported (cancelled, or stopped before its report was uploaded).
+LegVerdict = Literal["ok", "failed", "not-reproducible", "over-budget", "warning", "missing"]
 # `retry`: the build once more without a cache Nix gave up on.
 RunLabel = Literal["build", "retry", "check", "deep-check", "analyze"]
 
@@ -294,6 +297,41 @@ class NixInfo:
 
 
 @dataclass(frozen=True)
+class LegInfo:
+    """Which leg of a planned matrix a report is for (`build --leg`)."""
+
+    id: str
+    system: str | None = None
+    runner: str | None = None
+
+
+@dataclass(frozen=True)
+class LegResult:
+    """One leg as the aggregate saw it: from its report, or `missing`."""
+
+    id: str
+    system: str | None
+    runner: str | None
+    verdict: LegVerdict
+    nix: str | None = None
+    seconds: float | None = None
+    built: int = 0
+    substituted: int = 0
+    failed: int = 0
+    hit_rate: float | None = None
+    installables: int = 0
+    why: str | None = None  # for a missing leg: what that means
+
+
+@dataclass(frozen=True)
+class DuplicateBuild:
+    """A derivation built in more than one leg: the price of the fan-out."""
+
+    drv: str
+    legs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Report:
     substitutions: tuple[Substitution, ...] = ()
     builds: tuple[Build, ...] = ()
@@ -326,6 +364,9 @@ class Report:
     # Where Nix ran, relative to the repository root (the action's working-directory, the
     # CLI's -C), when it is not the root: the reproduce commands start from the root.
     working_directory: str | None = None
+    leg: LegInfo | None = None  # a leg's report: which leg of the plan
+    legs: tuple[LegResult, ...] = ()  # the aggregate's: every leg, missing ones too
+    duplicate_builds: tuple[DuplicateBuild, ...] = ()  # the aggregate's
 
     # --- derived ------------------------------------------------------------------------------
 
@@ -403,6 +444,8 @@ class Report:
         unfinished = {"failed", "cancelled"}
         if self.stopped is not None or self.incomplete:
             return False
+        if any(leg.verdict in ("missing", "failed") for leg in self.legs):
+            return False
         if any(b.status in unfinished for b in self.builds):
             return False
         if self.installables:
@@ -454,6 +497,9 @@ class Report:
             "baseline": None if self.baseline is None else dataclasses.asdict(self.baseline),
             "budgets": None if self.budgets is None else dataclasses.asdict(self.budgets),
             "working_directory": self.working_directory,
+            "leg": None if self.leg is None else dataclasses.asdict(self.leg),
+            "legs": [dataclasses.asdict(leg) for leg in self.legs],
+            "duplicate_builds": [dataclasses.asdict(d) for d in self.duplicate_builds],
         }
         return _jsonable(body)  # type: ignore[no-any-return]
 
@@ -500,6 +546,9 @@ class Report:
             budgets=_from_dict(Budgets, data["budgets"])
             if isinstance(data.get("budgets"), dict)
             else None,
+            leg=_from_dict(LegInfo, data["leg"]) if isinstance(data.get("leg"), dict) else None,
+            legs=many(LegResult, "legs"),
+            duplicate_builds=many(DuplicateBuild, "duplicate_builds"),
         )
 
 

@@ -18,6 +18,12 @@ from dataclasses import dataclass
 import jq
 
 from nix_cache_action.errors import NixError
+from nix_cache_action.nix.attributes import (
+    Described,
+    apply_expression,
+    attribute_path,
+    read_walk,
+)
 from nix_cache_action.nix.events import strip_ansi
 from nix_cache_action.nix.process import Completed, Runner, Streamed, Tee
 from nix_cache_action.nix.version import NixVersion, parse_version
@@ -85,6 +91,14 @@ class Evaluated:
 
     drv: str | None
     error: str | None
+
+
+@dataclass(frozen=True)
+class Walked:
+    """The derivations under one attribute of a flake, or why they could not be listed."""
+
+    found: list[Described]
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -201,6 +215,65 @@ class Nix:
         """The caches Nix is configured to ask (`substituters` and `extra-substituters`)."""
         return substituters_in(self.config())
 
+    def system(self) -> str | None:
+        """The system this Nix builds for (its `system` setting)."""
+        value = self.config().get("system")
+        return value if isinstance(value, str) and value else None
+
+    def walk(
+        self, flake: str, root: tuple[str, ...], rest: tuple[str, ...], max_depth: int
+    ) -> Walked:
+        """Every derivation under `flake#root` (see nix/attributes.py), evaluated, not built."""
+        done = self._run(
+            "eval",
+            "--json",
+            f"{flake}#{attribute_path(root)}",
+            "--apply",
+            apply_expression(rest, max_depth),
+        )
+        if done.returncode != 0:
+            return Walked([], nix_error(done.stderr) or f"nix exited with {done.returncode}")
+        found = read_walk(done.stdout)
+        if found is None:
+            return Walked([], f"nix printed {_shown(done.stdout)}, not the list of derivations")
+        return Walked(found)
+
+    def attribute_names(self, flake: str, parts: tuple[str, ...]) -> list[str] | str:
+        """The names in the attribute set `flake#parts`, or Nix's error."""
+        done = self._run(
+            "eval", "--json", f"{flake}#{attribute_path(parts)}", "--apply", "builtins.attrNames"
+        )
+        if done.returncode != 0:
+            return nix_error(done.stderr) or f"nix exited with {done.returncode}"
+        try:
+            names = json.loads(done.stdout)
+        except ValueError:
+            names = None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            return f"nix printed {_shown(done.stdout)}, not a list of names"
+        return names
+
+    def attribute_error(self, flake: str, parts: tuple[str, ...]) -> str:
+        """Why `flake#parts` has no drvPath: Nix's own message (the walk's tryEval drops it)."""
+        done = self._run("eval", "--json", f"{flake}#{attribute_path(parts)}.drvPath")
+        if done.returncode == 0:
+            return "it is not a derivation"
+        return nix_error(done.stderr) or f"nix exited with {done.returncode}"
+
+    def derivation_inputs(self, drvs: Sequence[str]) -> dict[str, set[str]] | None:
+        """{drv base name: base names of its input derivations} over the closure of `drvs`, in
+        one `derivation show -r`; None when Nix cannot say (the .drv files are not here)."""
+        if not drvs:
+            return {}
+        done = self._run(*self.version.derivation_show(), "-r", *drvs)
+        if done.returncode != 0:
+            return None
+        try:
+            raw = json.loads(done.stdout)
+        except (ValueError, RecursionError):
+            return None
+        return _input_graph(raw)
+
     def evaluate(self, installable: str) -> Evaluated:
         """The .drv behind an installable (evaluation only, nothing is built)."""
         done = self._run("path-info", "--derivation", installable)
@@ -285,6 +358,27 @@ class Nix:
         return (done.stdout.strip() or None) if done.returncode == 0 else None
 
 
+def _input_graph(raw: object) -> dict[str, set[str]] | None:
+    """The input derivations of each derivation `derivation show` printed: `inputDrvs` up to
+    2.32, `inputs.drvs` from 2.33 (where it is wrapped in `derivations` and keys are base
+    names)."""
+    if isinstance(raw, dict) and isinstance(raw.get("derivations"), dict):
+        raw = raw["derivations"]
+    if not isinstance(raw, dict):
+        return None
+    graph: dict[str, set[str]] = {}
+    for drv, body in raw.items():
+        if not isinstance(body, dict):
+            return None
+        inputs = body.get("inputDrvs")
+        if inputs is None and isinstance(body.get("inputs"), dict):
+            inputs = body["inputs"].get("drvs")
+        graph[base_name(str(drv))] = (
+            {base_name(str(k)) for k in inputs} if isinstance(inputs, dict) else set()
+        )
+    return graph
+
+
 def _size(value: object) -> int | None:
     # A size is a number of bytes; anything else (a bool is an int to Python) is unknown.
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
@@ -347,4 +441,12 @@ def _shown(text: str) -> str:
     return shown + ("..." if len(text.strip()) > 60 else "")
 
 
-__all__ = ["Built", "Evaluated", "Nix", "PathInfo", "nix_error", "substituters_in"]
+__all__ = [
+    "Built",
+    "Evaluated",
+    "Nix",
+    "PathInfo",
+    "Walked",
+    "nix_error",
+    "substituters_in",
+]

@@ -32,6 +32,7 @@ from nix_cache_action.render.format import (
     totals_phrase,
     unreachable_caches,
 )
+from nix_cache_action.render.legs import legs_section
 from nix_cache_action.render.markdown import code, details, escape_text, fenced, table
 from nix_cache_action.render.mermaid import (
     MAX_TIMELINE_TASKS,
@@ -153,6 +154,11 @@ def render_summary(report: Report, *, limit: int = SUMMARY_LIMIT) -> str:
     return (head + note).encode("utf-8")[:limit].decode("utf-8", errors="ignore")
 
 
+def _legs(facts: _Facts, detail: _Detail) -> str:
+    """An aggregate's legs (render/legs.py); nothing for a single run."""
+    return legs_section(facts.report, max_rows=detail.table_rows)
+
+
 def _size(text: str) -> int:
     return len(text.encode("utf-8"))
 
@@ -170,6 +176,7 @@ def _render(facts: _Facts, detail: _Detail, limit: int) -> str:
     # The verdict of every output first: the table fits the first screen, the details of the
     # failures and differences follow it.
     sections: list[Callable[[_Facts, _Detail], str]] = [
+        _legs,
         _outputs_section,
         _errors_section,
         _failed_section,
@@ -222,6 +229,14 @@ def _cut_note(cut: list[str], limit: int) -> str:
 def headline(report: Report) -> str:
     """One sentence for the verdict, e.g. `2 outputs built, 1 not reproducible`."""
     totals = report.totals()
+    if (
+        report.installables
+        and all(i.status == "cached" for i in report.installables)
+        and not report.builds
+        and not report.substitutions
+    ):
+        outputs = sum(len(i.outputs) for i in report.installables)
+        return f"nothing to build: {count(outputs, 'output')} cached and verified"
     parts = [*_build_counts(report, totals), *_check_counts(report, totals)]
     if not parts and report.errors:
         parts.append(count(len(report.errors), "error"))

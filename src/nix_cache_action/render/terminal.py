@@ -12,7 +12,7 @@ from nix_cache_action.render.format import (
     totals_phrase,
     unreachable_caches,
 )
-from nix_cache_action.report import Build, Report, SubstituterTotals
+from nix_cache_action.report import Build, LegResult, Report, SubstituterTotals
 from nix_cache_action.store_path import store_name
 
 # The end of a failed build's log, in the terminal: where the error usually is.
@@ -37,6 +37,16 @@ def _cache_line(row: SubstituterTotals) -> str:
     return f"  cache {row.name}: {', '.join(facts)}"
 
 
+def _leg_line(leg: LegResult) -> str:
+    where = " on ".join(part for part in (leg.system, leg.runner) if part)
+    if leg.verdict == "missing":
+        return f"  leg {leg.id} ({where}): missing, {leg.why}"
+    facts = [f"{leg.built} built", f"{leg.substituted} fetched"]
+    if leg.seconds is not None:
+        facts.append(seconds(leg.seconds))
+    return f"  leg {leg.id} ({where}): {leg.verdict}, {', '.join(facts)}"
+
+
 def render_terminal(report: Report) -> str:
     lines = [f"nix-cache-action: {report.verdict()}", f"  {totals_phrase(report)}"]
     timed = phase_times(report.phases)
@@ -44,6 +54,11 @@ def render_terminal(report: Report) -> str:
         lines.append(f"  {', '.join(timed)}")
     elif times_unknown(report):
         lines.append("  times unknown: a log read from a file holds none")
+    lines.extend(_leg_line(leg) for leg in report.legs)
+    if report.duplicate_builds:
+        lines.append(
+            f"  {count(len(report.duplicate_builds), 'derivation')} built in more than one leg"
+        )
     rows = report.substituters()
     lines.extend(_cache_line(row) for row in rows)
     lines.extend(f"  {line}" for line in unreachable_caches(report, rows))
