@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from nix_cache_action.plan import Leg, Plan
 from nix_cache_action.report import (
+    Budgets,
     Check,
     DuplicateBuild,
     Installable,
@@ -76,8 +77,16 @@ def aggregate(plan: Plan | None, legs: Sequence[LegReport]) -> Report:
     else:
         added = _from_plan(plan, set(by_leg))
         notes.extend(plan.notes)
+    exceeded = tuple(
+        f"leg {leg_id}: {message}"
+        for leg_id, reports in by_leg.items()
+        for report in _distinct(reports)
+        if report.budgets is not None
+        for message in report.budgets.exceeded
+    )
     return dataclasses.replace(
         merged,
+        budgets=Budgets(exceeded=exceeded) if exceeded else None,
         installables=(*merged.installables, *added.installables),
         checks=(*merged.checks, *added.checks),
         errors=(*merged.errors, *added.errors),

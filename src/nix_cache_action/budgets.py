@@ -19,7 +19,9 @@ def judged(report: Report, budgets: Budgets) -> Report:
     note per budget whose figure is unknown (never a silent pass)."""
     if budgets == Budgets():
         return report
-    exceeded = over_budget(report, budgets)
+    # An aggregate keeps what its legs went over (each leg's own budgets), and adds the run's.
+    earlier = report.budgets.exceeded if report.budgets is not None else ()
+    exceeded = (*earlier, *over_budget(report, budgets))
     notes = (*report.notes, *unjudged(report, budgets))
     return dataclasses.replace(
         report, budgets=dataclasses.replace(budgets, exceeded=exceeded), notes=notes

@@ -29,8 +29,9 @@ def collect_leg_reports(paths: Sequence[Path]) -> tuple[list[LegReport], list[st
             except ReportFileError as error:
                 notes.append(UNREADABLE.format(path=file, why=error.why))
                 continue
-            # An artifact's folder is named after its leg; a bare file by itself.
-            source = file.parent.name if file.name == REPORT_FILE and path.is_dir() else file.stem
+            # An artifact's folder is named after its leg; a file given by itself by its path
+            # (two legs' bare report.json files are two legs).
+            source = file.parent.name if path.is_dir() else str(file)
             legs.append(LegReport(source=source, report=report))
     return legs, notes
 

@@ -46,6 +46,7 @@ DEFAULT_RUNNERS: Mapping[str, str] = {
 }
 # GitHub: a matrix makes at most 256 jobs; a job's outputs are at most 1 MB together.
 MAX_LEGS = 256
+# max_per_leg counts distinct derivations: two names of one derivation build once.
 MATRIX_LIMIT_BYTES = 900_000
 DEFAULT_MAX_PER_LEG = 32
 
@@ -61,8 +62,8 @@ NO_RUNNER = (
     " or --runner on the command line)"
 )
 LEGS_WIDENED = (
-    "{count} installables at {asked} per leg would make more than {limit} legs (GitHub's matrix"
-    " limit): legs hold up to {used} installables instead"
+    "{count} installables at {asked} derivations per leg would make more than {limit} legs"
+    " (GitHub's matrix limit): legs hold up to {used} derivations instead"
 )
 MATRIX_WITHOUT_INSTALLABLES = (
     "the installables did not fit in the matrix output ({size} bytes, GitHub allows 1 MB): each"
@@ -124,6 +125,9 @@ class Plan:
     # Whether the dependency graph was read to cut the legs (it is skipped when no system
     # needs more than one leg).
     graph_read: bool = False
+    # What plan/action.yml named the flake's verification record by in the Actions cache; the
+    # aggregate saves the merged record under the same name.
+    memory_scope: str | None = None
 
     def counts(self) -> dict[str, int]:
         """Attributes by state, and the legs."""
@@ -163,6 +167,7 @@ class Plan:
             "nix": dataclasses.asdict(self.nix),
             "working_directory": self.working_directory,
             "graph_read": self.graph_read,
+            "memory_scope": self.memory_scope,
         }
 
     @classmethod
@@ -205,6 +210,7 @@ class Plan:
             nix=NixInfo(**{k: v for k, v in data.get("nix", {}).items() if k in _NIX_FIELDS}),
             working_directory=data.get("working_directory"),
             graph_read=bool(data.get("graph_read", False)),
+            memory_scope=data.get("memory_scope"),
         )
 
 
@@ -359,28 +365,41 @@ def make_legs(
     for attribute in building:
         by_system.setdefault(attribute.system or "", []).append(attribute)
     per_leg = _per_leg(by_system, max_per_leg, max_legs)
+    legs = _legs(by_system, per_leg, runners, graph)
+    # Clusters kept whole can waste room in a leg: widen until GitHub's matrix takes them.
+    while len(legs) > max_legs:
+        per_leg += max(1, per_leg // 4)
+        legs = _legs(by_system, per_leg, runners, graph)
     if per_leg != max_per_leg:
         notes.append(
             LEGS_WIDENED.format(
                 count=len(building), asked=max_per_leg, limit=max_legs, used=per_leg
             )
         )
+    leg_of = {installable: leg.id for leg in legs for installable in leg.installables}
+    placed = [dataclasses.replace(a, leg=leg_of.get(a.installable)) for a in attributes]
+    return placed, legs, _left_out(attributes), notes
+
+
+def _legs(
+    by_system: Mapping[str, list[Attribute]],
+    per_leg: int,
+    runners: Mapping[str, str],
+    graph: Mapping[str, set[str]] | None,
+) -> list[Leg]:
     legs: list[Leg] = []
-    leg_of: dict[str, str] = {}
     for system in sorted(by_system):
         groups = _pack(by_system[system], per_leg, graph)
-        for number, group in enumerate(groups, start=1):
-            leg = Leg(
+        legs.extend(
+            Leg(
                 id=f"{system}-{number}",
                 system=system,
                 runner=runners[system],
                 installables=tuple(a.installable for a in group),
             )
-            legs.append(leg)
-            for attribute in group:
-                leg_of[attribute.installable] = leg.id
-    placed = [dataclasses.replace(a, leg=leg_of.get(a.installable)) for a in attributes]
-    return placed, legs, _left_out(attributes), notes
+            for number, group in enumerate(groups, start=1)
+        )
+    return legs
 
 
 def _per_leg(by_system: Mapping[str, list[Attribute]], asked: int, max_legs: int) -> int:

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from nix_cache_action.errors import InputError
-from nix_cache_action.report import MODES, Budgets, Mode
+from nix_cache_action.plan import DEFAULT_MAX_PER_LEG
+from nix_cache_action.report import MODES, Budgets, LegInfo, Mode
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -41,7 +42,37 @@ INPUT_NAMES = (
     "max-build-seconds",
     "max-built",
     "min-hit-rate",
+    "plan",
+    "leg",
 )
+# The sub-actions' inputs that Python reads (plan/action.yml, aggregate/action.yml).
+PLAN_INPUT_NAMES = (
+    "flake",
+    "selection",
+    "systems",
+    "max-per-leg",
+    "runners",
+    "working-directory",
+    "verify-once",
+    "summary",
+)
+AGGREGATE_INPUT_NAMES = (
+    "plan",
+    "reports",
+    "junit",
+    "summary",
+    "annotations",
+    "status-checks",
+    "github-token",
+    "verify-once",
+    "max-seconds",
+    "max-build-seconds",
+    "max-built",
+    "min-hit-rate",
+)
+# Which step entrypoint.py runs: each action.yml sets it (the root action: build).
+COMMAND_VARIABLE = "NIX_CACHE_ACTION_COMMAND"
+COMMANDS = ("build", "plan", "aggregate")
 
 CONTEXT_VARIABLES = (
     "GITHUB_ACTIONS",
@@ -99,6 +130,14 @@ NOT_A_DIRECTORY_MESSAGE = (
     "{value!r} resolves to {path}, which is not a directory; create it or name an existing"
     " directory inside the workspace"
 )
+LEG_NEEDS_PLAN = (
+    "is empty while {given} is set; a leg of a plan needs both: set {missing} (the plan step's"
+    " plan file and the matrix's leg), or neither"
+)
+FLAKE_MESSAGE = (
+    "{value!r} is not a flake reference; set it to '.', a path such as './sub', or a"
+    " reference such as 'github:owner/repo'"
+)
 REPOSITORY_MESSAGE = "{value!r} is not of the form owner/name; set it to owner/name or unset it"
 EVENT_PATH_MISSING_MESSAGE = (
     "is not set although the event is {event}; run on GitHub Actions or set it to the path of"
@@ -150,10 +189,84 @@ class Settings:
     verify_once: bool = True
     skip_cached: bool = False
     budgets: Budgets = field(default_factory=Budgets)
+    # A leg of a planned matrix: the plan file and the leg's id (the installables come from it).
+    plan: Path | None = None
+    leg: str | None = None
+    leg_info: LegInfo | None = None  # filled from the plan once it is read
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """plan/action.yml's inputs."""
+
+    flake: str
+    selection: tuple[str, ...]
+    systems: tuple[str, ...] | None  # (): the runner's own; None: all
+    max_per_leg: int
+    runners: tuple[str, ...]  # SYSTEM=LABEL lines, on top of the defaults
+    working_directory: Path
+    verify_once: bool
+    summary: bool
+    github: GitHubContext
+
+
+@dataclass(frozen=True)
+class AggregateSettings:
+    """aggregate/action.yml's inputs."""
+
+    plan: Path | None
+    reports: Path | None
+    junit: bool
+    summary: bool
+    annotations: bool
+    status_checks: bool
+    github_token: str = field(repr=False)
+    verify_once: bool
+    budgets: Budgets
+    github: GitHubContext
+
+
+def load_plan_settings(environ: Mapping[str, str]) -> PlanSettings:
+    github = load_context(environ)
+    selection = tuple(_input(environ, "selection").split())
+    systems = _input(environ, "systems")
+    return PlanSettings(
+        flake=_flake(_input(environ, "flake") or "."),
+        selection=selection,
+        systems=None if systems == "all" else tuple(systems.replace(",", " ").split()),
+        max_per_leg=_number(environ, "max-per-leg", int) or DEFAULT_MAX_PER_LEG,
+        runners=tuple(_input(environ, "runners").split()),
+        working_directory=_working_directory(
+            _input(environ, "working-directory") or ".", github.workspace or Path.cwd()
+        ),
+        verify_once=_boolean(environ, "verify-once", default=True),
+        summary=_boolean(environ, "summary", default=True),
+        github=github,
+    )
+
+
+def load_aggregate_settings(environ: Mapping[str, str]) -> AggregateSettings:
+    plan, reports = _input(environ, "plan"), _input(environ, "reports")
+    return AggregateSettings(
+        plan=Path(plan) if plan else None,
+        reports=Path(reports) if reports else None,
+        junit=_boolean(environ, "junit", default=True),
+        summary=_boolean(environ, "summary", default=True),
+        annotations=_boolean(environ, "annotations", default=True),
+        status_checks=_boolean(environ, "status-checks", default=True),
+        github_token=_input(environ, "github-token"),
+        verify_once=_boolean(environ, "verify-once", default=True),
+        budgets=_budgets(environ),
+        github=load_context(environ),
+    )
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
     github = load_context(environ)
+    plan, leg = _input(environ, "plan"), _input(environ, "leg")
+    if bool(plan) != bool(leg):
+        missing, given = ("leg", "plan") if plan else ("plan", "leg")
+        raise InputError(missing, LEG_NEEDS_PLAN.format(missing=missing, given=given))
     return Settings(
         installables=_installables(environ.get(input_variable("installables"), "")),
         reproducibility=_mode(_input(environ, "reproducibility")),
@@ -173,13 +286,26 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         github=github,
         verify_once=_boolean(environ, "verify-once", default=True),
         skip_cached=_skip_cached(environ),
-        budgets=Budgets(
-            max_seconds=_number(environ, "max-seconds", float),
-            max_build_seconds=_number(environ, "max-build-seconds", float),
-            max_built=_number(environ, "max-built", int),
-            min_hit_rate=_number(environ, "min-hit-rate", float, most=1.0),
-        ),
+        budgets=_budgets(environ),
+        plan=Path(plan) if plan else None,
+        leg=leg or None,
     )
+
+
+def _budgets(environ: Mapping[str, str]) -> Budgets:
+    return Budgets(
+        max_seconds=_number(environ, "max-seconds", float),
+        max_build_seconds=_number(environ, "max-build-seconds", float),
+        max_built=_number(environ, "max-built", int),
+        min_hit_rate=_number(environ, "min-hit-rate", float, most=1.0),
+    )
+
+
+def _flake(value: str) -> str:
+    """A flake reference: no option, no workflow command."""
+    if value.startswith("-") or not is_plain_installable(value) or " " in value:
+        raise InputError("flake", FLAKE_MESSAGE.format(value=value))
+    return value
 
 
 def load_context(environ: Mapping[str, str]) -> GitHubContext:
@@ -225,6 +351,18 @@ def commit_sha(context: GitHubContext) -> str | None:
             EVENT_NO_HEAD_MESSAGE.format(event=event, path=context.event_path),
         )
     return sha
+
+
+def relative_to_workspace(directory: Path, context: GitHubContext) -> str | None:
+    """A working directory relative to the checkout, None for the checkout itself (the
+    reproduce commands start from the repository root)."""
+    if context.workspace is None:
+        return None
+    try:
+        relative = directory.relative_to(context.workspace.resolve())
+    except ValueError:
+        return None
+    return None if str(relative) == "." else str(relative)
 
 
 def without_inputs(environ: Mapping[str, str]) -> dict[str, str]:
@@ -360,11 +498,16 @@ def _lookup(payload: object, keys: tuple[str, ...]) -> object:
 __all__ = [
     "CONTEXT_VARIABLES",
     "INPUT_NAMES",
+    "AggregateSettings",
     "GitHubContext",
+    "PlanSettings",
     "Settings",
     "commit_sha",
     "input_variable",
+    "load_aggregate_settings",
     "load_context",
+    "load_plan_settings",
     "load_settings",
+    "relative_to_workspace",
     "without_inputs",
 ]

@@ -111,6 +111,9 @@ class VerificationRecord:
         )
         return VerificationRecord(newest[:RECORD_LIMIT])
 
+    def entries(self) -> list[Verification]:
+        return list(self._entries.values())
+
     def to_json(self) -> dict[str, Any]:
         return {
             "version": RECORD_VERSION,
@@ -119,6 +122,19 @@ class VerificationRecord:
 
     def save(self, path: Path) -> None:
         write_text(path, json.dumps(self.to_json(), indent=1) + "\n")
+
+
+def merge_records(records: Iterable[VerificationRecord]) -> VerificationRecord:
+    """The records of several runs (the legs of a matrix) as one: for each output the latest
+    check, bounded like any record (the newest kept)."""
+    latest: dict[tuple[str, str], Verification] = {}
+    for record in records:
+        for entry in record.entries():
+            key = (entry.drv, entry.output)
+            if key not in latest or entry.checked_at >= latest[key].checked_at:
+                latest[key] = entry
+    newest = sorted(latest.values(), key=lambda e: e.checked_at, reverse=True)
+    return VerificationRecord(newest[:RECORD_LIMIT])
 
 
 def load_record(path: Path) -> tuple[VerificationRecord, str | None]:
@@ -147,5 +163,6 @@ __all__ = [
     "VerificationRecord",
     "Where",
     "load_record",
+    "merge_records",
     "verification_from_json",
 ]

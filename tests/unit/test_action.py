@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from nix_cache_action.action import DEBUG_VARIABLE, Paths, _baseline, main, publish
+from nix_cache_action.action import DEBUG_VARIABLE, main
 from nix_cache_action.github.statuses import PublishOutcome
 from nix_cache_action.github.workflow_commands import WorkflowCommands
 from nix_cache_action.magic_nix_cache import DAEMON_DIR_VARIABLE
@@ -37,7 +37,14 @@ from nix_cache_action.report import (
     Run,
     Substitution,
 )
-from nix_cache_action.settings import Settings, input_variable, load_settings
+from nix_cache_action.settings import (
+    COMMAND_VARIABLE,
+    Settings,
+    input_variable,
+    load_settings,
+)
+from nix_cache_action.steps.publish import Paths, publish
+from nix_cache_action.steps.publish import read_baseline as _baseline
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -431,8 +438,9 @@ def test_main_reads_only_the_inputs_and_the_runner_context(
     inputs = {input_variable(name) for name in INPUT_NAMES}
     assert inputs <= environ.read
     # Besides: where Magic Nix Cache's daemon keeps its log (magic-nix-cache-action sets it).
-    # And the runner's debug switch, and Nix's configuration for the secrets it may hold.
-    allowed = {DAEMON_DIR_VARIABLE, DEBUG_VARIABLE, *SECRET_SOURCES}
+    # And the runner's debug switch, Nix's configuration for the secrets it may hold, and which
+    # step action.yml runs.
+    allowed = {DAEMON_DIR_VARIABLE, DEBUG_VARIABLE, COMMAND_VARIABLE, *SECRET_SOURCES}
     assert environ.read <= inputs | set(CONTEXT_VARIABLES) | allowed
 
 

@@ -8,12 +8,15 @@ names (`checks.x86_64-linux.fmt`), so dashboards group by kind of runner.
 
 from __future__ import annotations
 
+import re
 from xml.etree import ElementTree as ET
 
+from nix_cache_action.plan import SYSTEM_KEYED
 from nix_cache_action.render.terminal import failed_builds
 from nix_cache_action.report import Check, Installable, Report
 
 MAX_LOG_CHARS = 20_000
+_XML_CHAR = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def render_junit(report: Report) -> str:
@@ -71,7 +74,7 @@ def _systems_of(report: Report) -> dict[str, str]:
     found: dict[str, str] = {}
     for item in report.installables:
         parts = item.name.split("#", 1)[-1].split(".")
-        if len(parts) > 1 and parts[0] in ("checks", "packages", "devShells", "legacyPackages"):
+        if len(parts) > 1 and parts[0] in SYSTEM_KEYED:
             found[item.name] = parts[1]
     return found
 
@@ -81,8 +84,10 @@ def _differs(check: Check) -> str:
 
 
 def _clean(text: str) -> str:
-    """XML 1.0 allows no control characters but tab, newline and carriage return."""
-    return "".join(ch for ch in text if ch >= " " or ch in "\t\n\r")
+    """Only the characters XML 1.0 allows: no control characters but tab, newline and
+    carriage return, no surrogates, no U+FFFE or U+FFFF (a log decoded with `replace` can hold
+    them)."""
+    return "".join(ch for ch in text if _XML_CHAR.match(ch))
 
 
 __all__ = ["render_junit"]

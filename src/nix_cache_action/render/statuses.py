@@ -122,6 +122,38 @@ def statuses_for(report: Report, context: GitHubContext) -> list[CommitStatus]:
     return statuses
 
 
+FLAKE_CONTEXT = CONTEXT_PREFIX + "flake"
+
+
+def flake_status(report: Report, context: GitHubContext) -> list[CommitStatus]:
+    """The aggregate's one status for the whole flake: its verdict, the legs, the outputs, the
+    hit rate and the critical path (the slowest leg)."""
+    verdict = report.verdict()
+    state: State = "success" if report.exit_status() == 0 else "failure"
+    totals = report.totals()
+    missing = sum(1 for leg in report.legs if leg.verdict == "missing")
+    failed = sum(1 for item in report.installables if not item.succeeded)
+    facts = [f"{len(report.legs)} legs"]
+    if missing:
+        facts.append(f"{missing} never reported")
+    if failed:
+        facts.append(f"{failed} installables failed")
+    if totals.differs:
+        facts.append(f"{totals.differs} not reproducible")
+    outputs = sum(len(item.outputs) for item in report.installables if item.succeeded)
+    facts.append(f"{outputs} outputs")
+    facts.append(f"cache hits {percent(totals.hit_rate, 0)}")
+    if report.seconds is not None:
+        facts.append(f"slowest leg {duration(report.seconds)}")
+    description = shorten(f"{verdict}: {', '.join(facts)}", DESCRIPTION_LIMIT)
+    target_url = (
+        f"{context.server_url}/{context.repository}/actions/runs/{context.run_id}"
+        if context.repository and context.run_id
+        else None
+    )
+    return [CommitStatus(FLAKE_CONTEXT, state, description, target_url)]
+
+
 def _installable_verdict(report: Report, name: str) -> str:
     checks = [c for c in report.checks if c.installable == name and not c.deep]
     if any(c.verdict == "differs" for c in checks):

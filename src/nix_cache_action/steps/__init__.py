@@ -1,0 +1,1 @@
+"""The action's steps: build (the root action), plan and aggregate (its sub-actions)."""
