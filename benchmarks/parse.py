@@ -97,14 +97,21 @@ def rss_probe() -> tuple[list[str], str]:
     return [sys.executable, "-c", _WAIT4_WRAPPER], "python os.wait4 wrapper"
 
 
-def run_measured(argv: list[str], probe: list[str]) -> Sample:
+def run_measured(
+    argv: list[str],
+    probe: list[str],
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Sample:
     """Run argv (stdout to /dev/null) under the RSS probe: wall time and peak RSS of argv alone.
 
     For `sh -c 'a | b'` the peak is the largest of sh, a and b (each is waited for by sh).
     """
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
         started = time.perf_counter()
-        done = subprocess.run([*probe, rss.name, *argv], stdout=subprocess.DEVNULL, check=False)
+        done = subprocess.run(
+            [*probe, rss.name, *argv], stdout=subprocess.DEVNULL, cwd=cwd, env=env, check=False
+        )
         seconds = time.perf_counter() - started
         text = Path(rss.name).read_text().strip().splitlines()
     # GNU time writes "Command exited with non-zero status N" before the figure.

@@ -71,7 +71,7 @@ def plan_flake(
         if own is None:
             raise NixError("this Nix does not say which system it builds for; pass --systems")
         systems = (own,)
-    roots = _roots(nix, options.flake, patterns, systems, default=default)
+    roots = _roots(patterns, systems, default=default)
     attributes, errors, failures = _walk_all(nix, options.flake, roots, systems, say)
     if not attributes and failures and len(failures) == len(roots):
         raise NixError(FLAKE_DOES_NOT_EVALUATE.format(flake=options.flake, error=failures[0]))
@@ -123,24 +123,8 @@ def check_patterns(patterns: Sequence[str]) -> None:
             raise InputError("selection", BAD_PATTERN.format(pattern=pattern, why=error)) from error
 
 
-def _roots(
-    nix: Nix,
-    flake: str,
-    patterns: Sequence[str],
-    systems: Sequence[str] | None,
-    *,
-    default: bool,
-) -> list[Root]:
-    systems_in: dict[str, list[str]] = {}
-    if systems is None:
-        # `all`: each per-system category's own systems, one cheap attrNames call each.
-        for category in {split_pattern(p)[0] for p in patterns}:
-            names = nix.attribute_names(flake, (category,))
-            systems_in[category] = names if isinstance(names, list) else []
-    roots: list[Root] = []
-    for pattern in patterns:
-        roots.extend(roots_for(pattern, systems, systems_in, default=default))
-    return roots
+def _roots(patterns: Sequence[str], systems: Sequence[str] | None, *, default: bool) -> list[Root]:
+    return [root for pattern in patterns for root in roots_for(pattern, systems, default=default)]
 
 
 def _walk_all(
@@ -172,7 +156,7 @@ def _walk_all(
                 continue
         for item in found:
             parts = root.parts + item.attr
-            system = root.system or item.system
+            system = root.system_of(parts) or item.system
             if parts in attributes or (
                 root.system is None and systems is not None and system not in systems
             ):
@@ -236,7 +220,8 @@ def _walk_each(nix: Nix, flake: str, root: Root) -> tuple[list[Described], str |
     head = root.rest[0] if root.rest else "*"
     found: list[Described] = []
     for name in names:
-        if head not in ("*", name):
+        chosen = name in head if isinstance(head, tuple) else head in ("*", name)
+        if not chosen:
             continue
         walked = nix.walk(flake, (*root.parts, name), root.rest[1:], max(root.max_depth - 1, 0))
         if walked.error is None:

@@ -13,6 +13,7 @@ from nix_cache_action.report import ReportFileError, read_report
 REPORT_FILE = "report.json"
 UNREADABLE = "{path} was not used ({why}); its leg counts as one that never reported"
 NOTHING_FOUND = "{path} holds no {file}: no leg's report came from it"
+ABSENT = "{path} does not exist: no leg's report came from it"
 
 
 def collect_leg_reports(paths: Sequence[Path]) -> tuple[list[LegReport], list[str]]:
@@ -20,6 +21,9 @@ def collect_leg_reports(paths: Sequence[Path]) -> tuple[list[LegReport], list[st
     legs: list[LegReport] = []
     notes: list[str] = []
     for path in paths:
+        if not path.exists():
+            notes.append(ABSENT.format(path=path))
+            continue
         files = sorted(path.rglob(REPORT_FILE)) if path.is_dir() else [path]
         if path.is_dir() and not files:
             notes.append(NOTHING_FOUND.format(path=path, file=REPORT_FILE))

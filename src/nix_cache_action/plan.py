@@ -225,9 +225,20 @@ def _matrix_entry(leg: Leg, *, with_installables: bool) -> dict[str, Any]:
 
 
 def _attribute_json(attribute: Attribute) -> dict[str, Any]:
-    body = dataclasses.asdict(attribute)
-    body["attr"] = list(attribute.attr)
-    return body
+    # By hand, not dataclasses.asdict: a plan holds thousands, and asdict's deep copy was half
+    # the time of writing one (2,000 attributes).
+    return {
+        "attr": list(attribute.attr),
+        "installable": attribute.installable,
+        "system": attribute.system,
+        "state": attribute.state,
+        "drv": attribute.drv,
+        "outputs": attribute.outputs,
+        "nar_hashes": attribute.nar_hashes,
+        "verified": {o: dataclasses.asdict(v) for o, v in attribute.verified.items()},
+        "error": attribute.error,
+        "leg": attribute.leg,
+    }
 
 
 def _attribute_from_json(data: Any) -> Attribute:  # noqa: ANN401 - one entry of a JSON file
@@ -253,16 +264,28 @@ def _attribute_from_json(data: Any) -> Attribute:  # noqa: ANN401 - one entry of
 # --- selection --------------------------------------------------------------------------------
 
 
+# One step of a walk below its root: a name, `*` for any, or a choice of names (the systems).
+Step = str | tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Root:
     """One `nix eval` of the plan: everything under `parts`, filtered by `rest`."""
 
     parts: tuple[str, ...]
-    rest: tuple[str, ...]
+    rest: tuple[Step, ...]
     max_depth: int
     system: str | None  # the system of everything under it, when its path says so
     pattern: str  # the selection pattern it came from
     default: bool  # from the default selection: a flake without this category is fine
+    # Where in an attribute's whole path its system is named (checks.<system>.name: 1).
+    system_index: int | None = None
+
+    def system_of(self, path: tuple[str, ...]) -> str | None:
+        if self.system is not None:
+            return self.system
+        index = self.system_index
+        return path[index] if index is not None and index < len(path) else None
 
 
 def split_pattern(pattern: str) -> tuple[str, ...]:
@@ -292,16 +315,9 @@ def split_pattern(pattern: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
-def roots_for(
-    pattern: str,
-    systems: Sequence[str] | None,
-    systems_in: Mapping[str, Sequence[str]],
-    *,
-    default: bool = False,
-) -> list[Root]:
-    """The roots one selection pattern asks for. `systems` None means every system;
-    `systems_in[category]` lists the systems a per-system category has (asked only for
-    `all`)."""
+def roots_for(pattern: str, systems: Sequence[str] | None, *, default: bool = False) -> list[Root]:
+    """The roots one selection pattern asks for; `systems` None means every system. A
+    per-system category is one root for all the systems asked (one `nix eval`)."""
     parts = split_pattern(pattern)
     category = parts[0]
     if category not in SYSTEM_KEYED:
@@ -309,16 +325,13 @@ def roots_for(
         rest = parts[len(fixed) :]
         return [Root(fixed, rest, len(rest) + NESTED_DEPTH, None, pattern, default)]
     named = parts[1] if len(parts) > 1 else "*"
-    if named != "*":
-        wanted: Sequence[str] = [named]
-    elif systems is None:
-        wanted = systems_in.get(category, ())
-    else:
-        wanted = systems
     rest = parts[2:]
     # formatter.<system> is the derivation itself; the others hold one level of them.
     depth = 0 if category == "formatter" else max(len(rest), 1)
-    return [Root((category, s), rest, depth, s, pattern, default) for s in wanted]
+    if named != "*":
+        return [Root((category, named), rest, depth, named, pattern, default, 1)]
+    choice: Step = "*" if systems is None else tuple(systems)
+    return [Root((category,), (choice, *rest), depth + 1, None, pattern, default, 1)]
 
 
 def _fixed_prefix(parts: tuple[str, ...]) -> tuple[str, ...]:
@@ -543,6 +556,7 @@ __all__ = [
     "Leg",
     "Plan",
     "Root",
+    "Step",
     "make_legs",
     "parse_runners",
     "roots_for",

@@ -50,7 +50,14 @@ STANDINS = {
     "DeterminateSystems/nix-installer-action": "nix-installer",
     "DeterminateSystems/magic-nix-cache-action": "magic-nix-cache",
     "actions/cache": "cache",
+    "actions/upload-artifact": "upload-artifact",
+    "actions/download-artifact": "download-artifact",
 }
+# The reusable workflow calls the project's own actions by the name they are published under.
+SELF = "org/nix-cache-action"
+# The self-test's job that this module runs (its other job calls the reusable workflow, which
+# tests/e2e/test_matrix.py runs on a flake made for it).
+JOB = "self-test"
 ACT_DOES_LOCALLY = {"actions/checkout"}
 # The two cases' step ids in self-test.yml, and the id of the step in action.yml that runs Python.
 PASSING, FAILING, ASSERTING = "reproducible", "not-reproducible", "check"
@@ -117,15 +124,37 @@ class ActLog:
 # --- set-up -----------------------------------------------------------------------------------
 
 
-def remote_actions() -> set[str]:
-    """`owner/repo@ref` of every remote `uses:` in action.yml and the self-test workflow."""
+def remote_actions(*files: str) -> set[str]:
+    """`owner/repo@ref` of every remote `uses:` in `files` (actions and workflows, relative to
+    the repository): by default action.yml and the self-test workflow."""
     yaml = YAML(typ="safe")
-    action = yaml.load((REPO / "action.yml").read_text(encoding="utf-8"))
-    workflow = yaml.load((REPO / WORKFLOW).read_text(encoding="utf-8"))
-    steps = list(action["runs"]["steps"])
-    for job in workflow["jobs"].values():
-        steps.extend(job["steps"])
+    steps: list[dict[str, Any]] = []
+    for name in files or ("action.yml", WORKFLOW):
+        loaded = yaml.load((REPO / name).read_text(encoding="utf-8"))
+        if "runs" in loaded:
+            steps.extend(loaded["runs"]["steps"])
+        for job in loaded.get("jobs", {}).values():
+            steps.extend(job.get("steps", []))  # a job that calls a workflow has none
     return {step["uses"] for step in steps if "uses" in step and not step["uses"].startswith("./")}
+
+
+def redirects(repo: Path, actions: set[str]) -> list[str]:
+    """act's --local-repository arguments: each remote action to its stand-in (or, for this
+    project's own actions at their major tag, to the copy of the repository)."""
+    found: dict[str, str] = {}
+    for action in sorted(actions):
+        name, ref = action.split("@", 1)
+        # `actions/cache/restore@REF` is the folder `restore` of the repository actions/cache
+        # at REF: act maps the repository, and the stand-in has the same folders.
+        repository = "/".join(name.split("/")[:2])
+        if repository in ACT_DOES_LOCALLY:
+            continue
+        if repository == SELF:
+            found[f"{repository}@{ref}"] = str(repo)
+            continue
+        assert repository in STANDINS, f"{action} is reached by the run but has no stand-in"
+        found[f"{repository}@{ref}"] = str(repo / "tests/e2e/standins" / STANDINS[repository])
+    return [arg for pair in found.items() for arg in ("--local-repository", "=".join(pair))]
 
 
 def copy_repository(target: Path) -> None:
@@ -220,35 +249,34 @@ def stop_standin_server(pid_file: Path) -> None:
 
 
 def run_act(repo: Path, root: Path, cache: Path, state: str = "state") -> ActLog:
-    redirects: dict[str, str] = {}
-    for action in sorted(remote_actions()):
-        name, ref = action.split("@", 1)
-        # `actions/cache/restore@REF` is the folder `restore` of the repository actions/cache
-        # at REF: act maps the repository, and the stand-in has the same folders.
-        repository = "/".join(name.split("/")[:2])
-        if repository in ACT_DOES_LOCALLY:
-            continue
-        assert repository in STANDINS, f"{action} is reached by the run but has no stand-in"
-        redirects[f"{repository}@{ref}"] = str(repo / "tests/e2e/standins" / STANDINS[repository])
     env = nix_environ(root, state)
     env.pop("NIX_CONFIG", None)
     env["STANDIN_MAGIC_NIX_CACHE_DIR"] = str(cache)
     # The actions/cache stand-in's store: kept from one act run to the next, as GitHub's is.
     env["STANDIN_CACHE_DIR"] = str(root / "actions-cache")
+    return act(repo, root, env, WORKFLOW, "-j", JOB)
+
+
+def act(repo: Path, root: Path, env: dict[str, str], workflow: str, *args: str) -> ActLog:
+    """`act push` of `workflow` in `repo`, every remote action it reaches redirected."""
+    reached = remote_actions(workflow, "action.yml", "plan/action.yml", "aggregate/action.yml")
+    if "uses: ./.github/workflows/flake.yml" in (REPO / workflow).read_text(encoding="utf-8"):
+        reached |= remote_actions(".github/workflows/flake.yml")
     argv = [
         str(ACT),
         "push",
         "-P",
         "ubuntu-latest=-self-hosted",
         "-W",
-        WORKFLOW,
-        *[arg for pair in redirects.items() for arg in ("--local-repository", "=".join(pair))],
+        workflow,
+        *redirects(repo, reached),
         "--json",
         "--action-cache-path",
         str(root / "act"),
         # actions/cache is a stand-in: nothing needs act's cache server.
         "--no-cache-server",
         "--action-offline-mode",
+        *args,
     ]
     started = time.monotonic()
     done = subprocess.run(

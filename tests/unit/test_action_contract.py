@@ -27,17 +27,27 @@ from nix_cache_action.settings import CONTEXT_VARIABLES, INPUT_NAMES, input_vari
 
 REPO = Path(__file__).resolve().parents[2]
 ACTION = REPO / "action.yml"
+# The sub-actions of a planned matrix; tests/unit/test_sub_actions_contract.py has their contract.
+SUB_ACTIONS = [REPO / "plan" / "action.yml", REPO / "aggregate" / "action.yml"]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 STANDINS = sorted((REPO / "tests" / "e2e" / "standins").glob("*/action.yml"))
-ALL_ACTIONS = [ACTION, *STANDINS]
+ALL_ACTIONS = [ACTION, *SUB_ACTIONS, *STANDINS]
 README_START = "<!-- action-reference:start -->"
 README_END = "<!-- action-reference:end -->"
+# The sub-actions' own tables, inside the action reference: not the root action's documentation.
+README_SUB_SECTIONS = ("plan-reference", "aggregate-reference")
 ENTRYPOINT_STEP = "run"
 # Inputs that only the installer reads; they never reach Python.
 # Inputs only the installer reads, by the name it reads them as: `installer-summary` is its
 # `summarize`.
 INSTALLER_PASS_THROUGH = {"determinate": "determinate", "installer-summary": "summarize"}
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
+# The project's own actions, as the reusable workflow uses them: they follow the release's major
+# tag on purpose (the placeholder owner/name README uses throughout).
+SELF_REFERENCE = re.compile(r"^org/nix-cache-action(/plan|/aggregate)?@v1$")
+# The project's actions that post commit statuses unless told `status-checks: false` (the plan
+# posts none); `./` is the root action in this repository's own workflows.
+POSTS_STATUSES = {"./", "org/nix-cache-action@v1", "org/nix-cache-action/aggregate@v1"}
 EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 
 
@@ -64,17 +74,24 @@ def entrypoint_step(action: dict[str, Any]) -> dict[str, Any]:
 def all_steps() -> list[tuple[str, dict[str, Any]]]:
     found = []
     for path in ALL_ACTIONS:
-        found += [(path.name, step) for step in load(path)["runs"]["steps"]]
+        where = str(path.relative_to(REPO))
+        found += [(where, step) for step in load(path)["runs"]["steps"]]
     for path in WORKFLOWS:
         for job in load(path)["jobs"].values():
-            found += [(path.name, step) for step in job["steps"]]
+            # A job that calls a reusable workflow (`uses:`) has no steps of its own.
+            found += [(path.name, step) for step in job.get("steps", [])]
     return found
 
 
 def readme_reference() -> str:
     text = (REPO / "README.md").read_text(encoding="utf-8")
     start, end = text.index(README_START), text.index(README_END)
-    return text[start:end]
+    reference = text[start:end]
+    for section in README_SUB_SECTIONS:
+        begin, finish = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
+        cut_from, cut_to = reference.index(begin), reference.index(finish) + len(finish)
+        reference = reference[:cut_from] + reference[cut_to:]
+    return reference
 
 
 # --- inputs -------------------------------------------------------------------------------
@@ -171,6 +188,9 @@ def test_the_action_reads_no_environment_outside_settings() -> None:
     files = {Path(f) for f in listed}
     assert REPO / "src/nix_cache_action/action.py" in files
     assert REPO / "src/nix_cache_action/cli.py" not in files
+    # Each command's step, which reads the mapping main() hands it, is among those looked at.
+    for command in ("build", "plan", "aggregate"):
+        assert REPO / f"src/nix_cache_action/steps/{command}.py" in files
     for path in files:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         allowed = set()
@@ -218,11 +238,15 @@ def test_readme_says_what_each_feature_needs_and_what_forks_get() -> None:
 # --- pins, timeouts, permissions ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [ACTION, *WORKFLOWS], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [ACTION, *SUB_ACTIONS, *WORKFLOWS], ids=lambda p: str(p.relative_to(REPO))
+)
 def test_third_party_actions_are_pinned_with_the_version_in_a_comment(path: Path) -> None:
     for line in path.read_text(encoding="utf-8").splitlines():
         match = re.match(r"^\s*(?:- )?uses:\s*(\S+)(.*)$", line)
         if match is None or match.group(1).startswith("./"):
+            continue
+        if SELF_REFERENCE.match(match.group(1)):
             continue
         assert PINNED.match(match.group(1)), line
         assert re.match(r"^\s*# v\d", match.group(2)), f"no version comment: {line}"
@@ -232,22 +256,50 @@ def test_third_party_actions_are_pinned_with_the_version_in_a_comment(path: Path
 RELEASE_WORKFLOW = "release.yml"
 
 
+def has_a_timeout(job: dict[str, Any], workflow: dict[str, Any]) -> bool:
+    """Minutes, or a reusable workflow's number input that holds them (`${{ inputs.NAME }}`)."""
+    timeout = job.get("timeout-minutes")
+    match = re.fullmatch(r"\$\{\{ inputs\.([\w-]+) \}\}", str(timeout))
+    if match is None:
+        return type(timeout) is int
+    spec = workflow["on"].get("workflow_call", {}).get("inputs", {}).get(match.group(1), {})
+    return spec.get("type") == "number" and type(spec.get("default")) is int
+
+
+def job_posts_statuses(job: dict[str, Any]) -> bool:
+    if "uses" in job:
+        # A reusable workflow of this repository's: it posts them when one of its jobs does.
+        assert job["uses"].startswith("./"), f"not this repository's workflow: {job['uses']}"
+        called = load(REPO / job["uses"])
+        return any(
+            (j.get("permissions") or {}).get("statuses") == "write" for j in called["jobs"].values()
+        )
+    return any(
+        s.get("uses") in POSTS_STATUSES
+        and str(s.get("with", {}).get("status-checks", "true")).lower() != "false"
+        for s in job["steps"]
+    )
+
+
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
 def test_workflows_have_timeouts_and_least_privilege(path: Path) -> None:
     workflow = load(path)
     assert workflow["permissions"] == {}, "top-level permissions grant nothing"
     contents = "write" if path.name == RELEASE_WORKFLOW else "read"
     for name, job in workflow["jobs"].items():
-        assert isinstance(job["timeout-minutes"], int), name
+        if "uses" in job:
+            # A call of a reusable workflow: GitHub refuses a timeout or a runner on it; the
+            # called workflow's jobs have their own.
+            assert "timeout-minutes" not in job, name
+            assert "runs-on" not in job, name
+            assert "steps" not in job, name
+        else:
+            assert has_a_timeout(job, workflow), name
         permissions = job["permissions"]
         assert permissions.get("contents") == contents
         writes = {k for k, v in permissions.items() if v == "write"} - {"contents"}
         assert writes <= {"statuses"}, f"{name} writes {writes}"
-        posts_statuses = any(
-            s.get("uses") == "./" and str(s.get("with", {}).get("status-checks", "true")) != "false"
-            for s in job["steps"]
-        )
-        assert ("statuses" in writes) == posts_statuses, name
+        assert ("statuses" in writes) == job_posts_statuses(job), name
 
 
 def test_the_release_workflow_runs_by_hand_from_main_only() -> None:
@@ -262,10 +314,16 @@ def test_the_release_workflow_runs_by_hand_from_main_only() -> None:
 
 def test_the_self_test_has_a_case_that_must_fail_and_asserts_it() -> None:
     workflow = load(REPO / ".github/workflows/self-test.yml")
-    (job,) = workflow["jobs"].values()
+    (job,) = [j for j in workflow["jobs"].values() if "steps" in j]
     ours = [s for s in job["steps"] if s.get("uses") == "./"]
     failing = [s for s in ours if s.get("continue-on-error") is True]
     assert len(ours) == 2
     assert len(failing) == 1
     checks = json.dumps([s.get("env", {}) for s in job["steps"]])
     assert f"steps.{failing[0]['id']}.outcome" in checks
+
+
+def test_the_self_test_runs_the_reusable_workflow_too() -> None:
+    workflow = load(REPO / ".github/workflows/self-test.yml")
+    calls = [j["uses"] for j in workflow["jobs"].values() if "uses" in j]
+    assert calls == ["./.github/workflows/flake.yml"]

@@ -124,32 +124,29 @@ def test_split_pattern_refuses_an_unclosed_quote() -> None:
 # --- roots_for ----------------------------------------------------------------------------------
 
 
-def test_a_category_with_the_systems_asked() -> None:
-    assert roots_for("checks", (LINUX,), {"checks": [LINUX, DARWIN]}) == [
-        Root(("checks", LINUX), (), 1, LINUX, "checks", default=False)
+def test_a_category_is_one_root_for_the_systems_asked() -> None:
+    # One `nix eval` per category: the systems are a choice at the first step of the walk.
+    assert roots_for("checks", (LINUX,)) == [
+        Root(("checks",), ((LINUX,),), 2, None, "checks", default=False, system_index=1)
     ]
     # `checks.*` is the same as `checks`.
-    assert [r.parts for r in roots_for("checks.*", (LINUX, DARWIN), {})] == [
-        ("checks", LINUX),
-        ("checks", DARWIN),
-    ]
+    (root,) = roots_for("checks.*", (LINUX, DARWIN))
+    assert root.parts == ("checks",)
+    assert root.rest == ((LINUX, DARWIN),)
+    # The system of an attribute is the second part of its path.
+    assert root.system_of(("checks", DARWIN, "fmt")) == DARWIN
 
 
-def test_every_system_comes_from_what_the_flake_has() -> None:
-    systems_in = {"checks": [LINUX, DARWIN], "packages": ["riscv64-linux"]}
-    roots = roots_for("checks", None, systems_in, default=True)
-    assert [(r.parts, r.system) for r in roots] == [
-        (("checks", LINUX), LINUX),
-        (("checks", DARWIN), DARWIN),
-    ]
-    assert all(r.default for r in roots)
-    # A category the flake does not have: nothing to walk.
-    assert roots_for("devShells", None, systems_in) == []
+def test_every_system_is_any_name_below_the_category() -> None:
+    (root,) = roots_for("checks", None, default=True)
+    assert root.rest == ("*",)
+    assert root.default
+    assert root.system_of(("checks", "riscv64-linux", "unit")) == "riscv64-linux"
 
 
 def test_a_pattern_that_names_a_system_keeps_it() -> None:
     # The pattern names aarch64-linux: the systems asked do not filter it away.
-    assert roots_for("packages.aarch64-linux.*", (LINUX,), {}) == [
+    assert roots_for("packages.aarch64-linux.*", (LINUX,)) == [
         Root(
             ("packages", "aarch64-linux"),
             ("*",),
@@ -157,23 +154,22 @@ def test_a_pattern_that_names_a_system_keeps_it() -> None:
             "aarch64-linux",
             "packages.aarch64-linux.*",
             default=False,
+            system_index=1,
         )
     ]
 
 
 def test_the_formatter_is_the_derivation_itself() -> None:
-    roots = roots_for("formatter", (LINUX, DARWIN), {})
-    assert [(r.parts, r.max_depth) for r in roots] == [
-        (("formatter", LINUX), 0),
-        (("formatter", DARWIN), 0),
-    ]
+    (root,) = roots_for("formatter", (LINUX, DARWIN))
+    # formatter.<system> is a derivation: one level below the category, no more.
+    assert (root.parts, root.rest, root.max_depth) == (("formatter",), ((LINUX, DARWIN),), 1)
 
 
 def test_an_output_not_keyed_by_system_is_walked_deeper() -> None:
-    assert roots_for("hydraJobs", (LINUX,), {}) == [
+    assert roots_for("hydraJobs", (LINUX,)) == [
         Root(("hydraJobs",), (), NESTED_DEPTH, None, "hydraJobs", default=False)
     ]
-    (root,) = roots_for("hydraJobs.*.x86_64-linux", (LINUX,), {})
+    (root,) = roots_for("hydraJobs.*.x86_64-linux", (LINUX,))
     assert root.parts == ("hydraJobs",)
     assert root.rest == ("*", "x86_64-linux")
     assert root.system is None  # the system is below a wildcard: the walk finds it

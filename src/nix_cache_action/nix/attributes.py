@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # The walk, applied as `(WALK) REST MAX_DEPTH` to the root's value. REST is the rest of the
-# user's pattern below the root (`*` matches any name); past its end, attribute sets that are
-# not derivations are walked into down to MAX_DEPTH levels below the root. `deepSeq` forces the
+# user's pattern below the root (`*` matches any name, a list any of its names); past its end,
+# attribute sets that are not derivations are walked into down to MAX_DEPTH levels below the
+# root. `deepSeq` forces the
 # description inside tryEval, so a throw in drvPath or an output is caught there.
 WALK = r"""
 rest: maxDepth: root:
@@ -48,7 +49,9 @@ let
       (if depth >= maxDepth then [ ] else builtins.concatMap into names.value)
     else
       let head = builtins.head rest; in
-      if head == "*" then builtins.concatMap into names.value
+      if builtins.isList head then
+        builtins.concatMap into (builtins.filter (n: builtins.elem n head) names.value)
+      else if head == "*" then builtins.concatMap into names.value
       else if builtins.elem head names.value then into head
       else [ ];
 in walk [ ] rest 0 root
@@ -58,9 +61,14 @@ in walk [ ] rest 0 root
 _BARE = re.compile(r"^[A-Za-z_][A-Za-z0-9_'-]*$")
 
 
-def apply_expression(rest: tuple[str, ...], max_depth: int) -> str:
+def apply_expression(rest: tuple[str | tuple[str, ...], ...], max_depth: int) -> str:
     """The `--apply` function for one root: the walk with the pattern's rest and the depth."""
-    items = " ".join(nix_string(part) for part in rest)
+    items = " ".join(
+        nix_string(part)
+        if isinstance(part, str)
+        else "[ " + " ".join(nix_string(p) for p in part) + " ]"
+        for part in rest
+    )
     return f"root: ({WALK}) [ {items} ] {max_depth} root"
 
 

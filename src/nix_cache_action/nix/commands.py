@@ -24,6 +24,7 @@ from nix_cache_action.nix.attributes import (
     attribute_path,
     read_walk,
 )
+from nix_cache_action.nix.derivations import read_input_graph
 from nix_cache_action.nix.events import strip_ansi
 from nix_cache_action.nix.process import Completed, Runner, Streamed, Tee
 from nix_cache_action.nix.version import NixVersion, parse_version
@@ -221,7 +222,11 @@ class Nix:
         return value if isinstance(value, str) and value else None
 
     def walk(
-        self, flake: str, root: tuple[str, ...], rest: tuple[str, ...], max_depth: int
+        self,
+        flake: str,
+        root: tuple[str, ...],
+        rest: tuple[str | tuple[str, ...], ...],
+        max_depth: int,
     ) -> Walked:
         """Every derivation under `flake#root` (see nix/attributes.py), evaluated, not built."""
         done = self._run(
@@ -261,10 +266,14 @@ class Nix:
         return nix_error(done.stderr) or f"nix exited with {done.returncode}"
 
     def derivation_inputs(self, drvs: Sequence[str]) -> dict[str, set[str]] | None:
-        """{drv base name: base names of its input derivations} over the closure of `drvs`, in
-        one `derivation show -r`; None when Nix cannot say (the .drv files are not here)."""
+        """{drv base name: base names of its input derivations} over the closure of `drvs`: from
+        the .drv files where they can be read (nix/derivations.py), else in one `derivation show
+        -r`; None when neither can say."""
         if not drvs:
             return {}
+        from_files = read_input_graph(drvs)
+        if from_files is not None:
+            return from_files
         done = self._run(*self.version.derivation_show(), "-r", *drvs)
         if done.returncode != 0:
             return None

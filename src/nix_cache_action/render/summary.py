@@ -897,7 +897,9 @@ def _slowest_section(facts: _Facts, detail: _Detail) -> str:
 
 
 def _timeline_section(facts: _Facts, detail: _Detail) -> str:
-    if facts.gantt is None or not detail.timeline:
+    # An aggregate's legs ran on other machines, each timed from its own start: one axis for
+    # all of them would draw a timeline that never happened. The legs table has their times.
+    if facts.gantt is None or not detail.timeline or facts.report.legs:
         return ""
     return "### Timeline\n\n" + timeline_markdown(facts.gantt)
 
