@@ -139,7 +139,10 @@ def render_summary(report: Report, *, limit: int = SUMMARY_LIMIT) -> str:
         report=report,
         totals=report.totals(),
         substituters=report.substituters(),
-        gantt=render_gantt(timeline_tasks(report), max_tasks=MAX_TIMELINE_TASKS),
+        # An aggregate draws no timeline (see _timeline_section): not worked out either.
+        gantt=None
+        if report.legs
+        else render_gantt(timeline_tasks(report), max_tasks=MAX_TIMELINE_TASKS),
     )
     text = ""
     for level in _LEVELS:
@@ -837,13 +840,19 @@ def _group_line(label: tuple[str, str], members: Sequence[Build]) -> str:
 
 def _group_fold(label: tuple[str, str], members: Sequence[Build], detail: _Detail) -> str:
     name, why = label
-    items = [
-        code(store_name(b.drv))
-        + (f" ({seconds(b.seconds)})" if b.seconds is not None else "")
-        + (" ❌ failed" if b.status == "failed" else "")
-        for b in members
-    ]
-    shown = bounded(items, detail.list_items, "more (all of them are in the JSON report)")
+
+    def item(b: Build) -> str:
+        return (
+            code(store_name(b.drv))
+            + (f" ({seconds(b.seconds)})" if b.seconds is not None else "")
+            + (" ❌ failed" if b.status == "failed" else "")
+        )
+
+    # Only what is shown is rendered: an aggregate's group holds tens of thousands.
+    limit = detail.list_items
+    shown = [item(b) for b in members[:limit]]
+    if len(members) > limit:
+        shown.append(f"and {len(members) - limit} more (all of them are in the JSON report)")
     summary = f"{name}" + (f": {clip(why, 120)}" if why else "") + f" ({len(members)})"
     return details(summary, "\n".join(f"- {item}" for item in shown))
 
@@ -898,8 +907,9 @@ def _slowest_section(facts: _Facts, detail: _Detail) -> str:
 
 def _timeline_section(facts: _Facts, detail: _Detail) -> str:
     # An aggregate's legs ran on other machines, each timed from its own start: one axis for
-    # all of them would draw a timeline that never happened. The legs table has their times.
-    if facts.gantt is None or not detail.timeline or facts.report.legs:
+    # all of them would draw a timeline that never happened (_Facts leaves it out). The legs
+    # table has their times.
+    if facts.gantt is None or not detail.timeline:
         return ""
     return "### Timeline\n\n" + timeline_markdown(facts.gantt)
 

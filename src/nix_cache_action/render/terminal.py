@@ -37,6 +37,9 @@ def _cache_line(row: SubstituterTotals) -> str:
     return f"  cache {row.name}: {', '.join(facts)}"
 
 
+TERMINAL_LEGS = 10
+
+
 def _leg_line(leg: LegResult) -> str:
     where = " on ".join(part for part in (leg.system, leg.runner) if part)
     if leg.verdict == "missing":
@@ -54,7 +57,12 @@ def render_terminal(report: Report) -> str:
         lines.append(f"  {', '.join(timed)}")
     elif times_unknown(report):
         lines.append("  times unknown: a log read from a file holds none")
-    lines.extend(_leg_line(leg) for leg in report.legs)
+    # Failing and missing legs first (the aggregate sorted them); a few lines, not 256.
+    lines.extend(_leg_line(leg) for leg in report.legs[:TERMINAL_LEGS])
+    if len(report.legs) > TERMINAL_LEGS:
+        rest = report.legs[TERMINAL_LEGS:]
+        ok = sum(1 for leg in rest if leg.verdict == "ok")
+        lines.append(f"  and {count(len(rest), 'more leg')} ({ok} ok): see the report")
     if report.duplicate_builds:
         lines.append(
             f"  {count(len(report.duplicate_builds), 'derivation')} built in more than one leg"
