@@ -30,9 +30,13 @@ from nix_cache_action.settings import (
     AGGREGATE_INPUT_NAMES,
     COMMAND_VARIABLE,
     COMMANDS,
+    CONTEXT_VARIABLES,
     INPUT_NAMES,
     PLAN_INPUT_NAMES,
     input_variable,
+    load_aggregate_settings,
+    load_plan_settings,
+    load_settings,
 )
 from nix_cache_action.steps.aggregate import AGGREGATE_OUTPUT_NAMES
 from nix_cache_action.steps.plan import MEMORY_SCOPE_VARIABLE, PLAN_FILE, PLAN_OUTPUT_NAMES
@@ -200,6 +204,35 @@ def test_the_entrypoint_step_sets_exactly_the_input_variables_its_command_reads(
 @all_actions
 def test_the_entrypoint_step_runs_its_command(path: Path) -> None:
     assert entrypoint_step(load(path))["env"][COMMAND_VARIABLE] == COMMAND[path]
+
+
+class Recording(dict[str, str]):
+    """An environment that notes every variable read from it."""
+
+    def __init__(self, data: dict[str, str]) -> None:
+        super().__init__(data)
+        self.read: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+
+LOADERS = {ACTION: load_settings, PLAN: load_plan_settings, AGGREGATE: load_aggregate_settings}
+
+
+@all_actions
+def test_the_commands_settings_read_exactly_the_inputs_its_action_sets(
+    path: Path, tmp_path: Path
+) -> None:
+    environ = Recording({"GITHUB_WORKSPACE": str(tmp_path), "INPUT_UNDECLARED": "x"})
+    LOADERS[path](environ)
+    inputs = {input_variable(name) for name in PYTHON_INPUTS[path]}
+    assert environ.read - set(CONTEXT_VARIABLES) == inputs
 
 
 def test_every_command_has_its_action() -> None:
