@@ -90,6 +90,8 @@ def matrix_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[ActLog, Path]:
         STANDIN_ARTIFACT_DIR=str(root / "artifacts"),
         STANDIN_ARTIFACT_STORE=str(repo / "tests/e2e/standins/artifacts/store.py"),
         STANDIN_ARTIFACT_LOSE=LOST,
+        # The reusable workflow checks out nix-cache-action's actions at the commit under test.
+        STANDIN_CHECKOUT_DIR=str(repo),
     )
     wait_for_free_port(MAGIC_NIX_CACHE_PORT, 60)
     try:
@@ -202,7 +204,8 @@ def test_the_aggregate_summary_and_junit(matrix_run: tuple[ActLog, Path]) -> Non
     assert "Critical path" in summary
     assert "this build fails on purpose" in summary
     junit = Path(outputs_of(log, "Aggregate", "aggregate")["junit"])
-    suite = ET.fromstring(junit.read_text(encoding="utf-8")).find("testsuite")
+    # XML the aggregate wrote in this test.
+    suite = ET.fromstring(junit.read_text(encoding="utf-8")).find("testsuite")  # noqa: S314
     assert suite is not None
     assert {k: suite.get(k) for k in ("tests", "failures", "errors", "skipped")} == {
         "tests": "4",

@@ -102,11 +102,13 @@ NIX_STEPS = ("Install Nix", "Apply extra-conf without the installer", "Start Mag
 ROOT_LOCK = "$GITHUB_ACTION_PATH/requirements.lock"
 SUB_LOCK = "$GITHUB_ACTION_PATH/../requirements.lock"
 
-# The project's own actions, as the reusable workflow uses them (the release's major tag).
+# The project's own actions, as the reusable workflow uses them: checked out at the ref asked
+# for (`actions-repository`, `actions-ref`) into this folder of the job's workspace.
+ACTIONS_FOLDER = ".nix-cache-action"
 SELF_REFERENCES = {
-    "org/nix-cache-action@v1": ACTION,
-    "org/nix-cache-action/plan@v1": PLAN,
-    "org/nix-cache-action/aggregate@v1": AGGREGATE,
+    f"./{ACTIONS_FOLDER}": ACTION,
+    f"./{ACTIONS_FOLDER}/plan": PLAN,
+    f"./{ACTIONS_FOLDER}/aggregate": AGGREGATE,
 }
 LEG_ARTIFACT_PREFIX = "nix-cache-action-leg-"
 README_SECTIONS = {PLAN: "plan-reference", AGGREGATE: "aggregate-reference"}
@@ -659,3 +661,36 @@ def test_the_self_test_calls_the_workflow_with_inputs_it_has(workflow: dict[str,
     for name, value in call["with"].items():
         assert name in inputs, name
         assert isinstance(value, TYPES[inputs[name]["type"]]), name
+
+
+def test_each_job_checks_out_the_actions_at_the_ref_asked_before_it_uses_them(
+    workflow: dict[str, Any],
+) -> None:
+    """The actions of `actions-ref` (the self-test passes the commit under test), never another
+    version's: the checkout comes first in every job that uses one."""
+    inputs = workflow["on"]["workflow_call"]["inputs"]
+    assert inputs["actions-ref"]["default"] == "v1"
+    assert inputs["actions-repository"]["default"] == "org/nix-cache-action"
+    for name, job in workflow["jobs"].items():
+        steps = job.get("steps", [])
+        used = [i for i, s in enumerate(steps) if s.get("uses", "") in SELF_REFERENCES]
+        assert used, name
+        checkouts = [
+            i
+            for i, s in enumerate(steps)
+            if str(s.get("uses", "")).startswith("actions/checkout@")
+            and s.get("with", {}).get("path") == ACTIONS_FOLDER
+        ]
+        assert len(checkouts) == 1, name
+        (checkout,) = checkouts
+        assert checkout < min(used), name
+        given = steps[checkout]["with"]
+        assert given["repository"] == "${{ inputs.actions-repository }}"
+        assert given["ref"] == "${{ inputs.actions-ref }}"
+        assert given["persist-credentials"] is False
+
+
+def test_the_self_test_runs_the_actions_of_the_commit_under_test() -> None:
+    (call,) = [j for j in load(SELF_TEST)["jobs"].values() if "uses" in j]
+    assert call["with"]["actions-repository"] == "${{ github.repository }}"
+    assert call["with"]["actions-ref"] == "${{ github.sha }}"

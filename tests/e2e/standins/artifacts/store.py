@@ -53,7 +53,7 @@ def upload(name: str, paths: list[str], if_no_files_found: str) -> None:
     print(f"upload-artifact stand-in: uploaded {name} ({len(files)} paths from {base})")
 
 
-def download(name: str, pattern: str, path: Path, merge: bool) -> None:
+def download(name: str, pattern: str, path: Path, *, merge: bool) -> None:
     stored = sorted(p.name for p in root().iterdir()) if root().is_dir() else []
     if name:
         if name not in stored:
@@ -72,7 +72,7 @@ def main() -> None:
     if mode == "upload":
         upload(sys.argv[2], sys.argv[3].split("\n"), sys.argv[4])
     else:
-        download(sys.argv[2], sys.argv[3], Path(sys.argv[4]), sys.argv[5] == "true")
+        download(sys.argv[2], sys.argv[3], Path(sys.argv[4]), merge=sys.argv[5] == "true")
 
 
 if __name__ == "__main__":
