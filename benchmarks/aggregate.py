@@ -56,7 +56,7 @@ def drv(leg: int, index: int) -> str:
     return f"{STORE}/{leg:08d}{index:024d}-pkg-{leg}-{index}.drv"
 
 
-def leg_report(leg: int, legs: int, builds: int, system: str) -> Report:
+def leg_report(leg: int, builds: int, system: str) -> Report:
     made: list[Build] = []
     for index in range(builds):
         # The first SHARED_WITH_NEXT are also the previous leg's last ones: built twice.
@@ -131,20 +131,20 @@ def generate(root: Path, legs: int, builds: int) -> tuple[Path, Path]:
     attributes = []
     for leg in range(legs):
         system = "x86_64-linux" if leg % 2 == 0 else "aarch64-linux"
-        report = leg_report(leg, legs, builds, system)
-        assert report.leg is not None
-        target = folder / f"nix-cache-action-leg-{report.leg.id}" / "report.json"
+        report = leg_report(leg, builds, system)
+        leg_id = f"{system}-{leg}"
+        target = folder / f"nix-cache-action-leg-{leg_id}" / "report.json"
         target.parent.mkdir(parents=True)
         write_report(report, target)
         names = tuple(i.name for i in report.installables)
-        plan_legs.append(Leg(report.leg.id, system, "ubuntu-latest", names))
+        plan_legs.append(Leg(leg_id, system, "ubuntu-latest", names))
         attributes += [
             Attribute(
                 attr=("packages", system, n.rsplit(".", 1)[-1]),
                 installable=n,
                 system=system,
                 state="to-build",
-                leg=report.leg.id,
+                leg=leg_id,
             )
             for n in names
         ]

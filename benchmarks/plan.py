@@ -59,7 +59,8 @@ def flake_text(attributes: int) -> str:
           value = mk "p${{toString i}}" [ (leaf i) ];
         }}) {attributes});
     in {{
-      packages = builtins.listToAttrs (map (s: {{ name = s; value = forSystem s; }}) [ {" ".join(f'"{s}"' for s in SYSTEMS)} ]);
+      packages = builtins.listToAttrs
+        (map (s: {{ name = s; value = forSystem s; }}) [ {" ".join(f'"{s}"' for s in SYSTEMS)} ]);
     }};
 }}
 """
