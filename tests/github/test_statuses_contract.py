@@ -15,7 +15,9 @@ import pytest
 
 import github
 from nix_cache_action.github.statuses import StatusPublisher
-from nix_cache_action.render.statuses import status_for
+from nix_cache_action.render.statuses import FLAKE_CONTEXT, flake_status, status_for
+from nix_cache_action.report import Installable, LegResult, Report
+from nix_cache_action.settings import GitHubContext
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -101,6 +103,27 @@ def test_statuses_for_a_few_installables_are_accepted(
     )
     assert all(TOKEN not in e.request_headers for e in exchanges)
     assert TOKEN not in caplog.text
+
+
+def test_the_aggregates_one_status_for_the_flake_is_accepted(
+    publisher: StatusPublisher, exchanges: list[Exchange]
+) -> None:
+    """The aggregate's status: a failure naming the legs that never reported, with the run."""
+    report = Report(
+        installables=(Installable(name=".#packages.x86_64-linux.hello", status="error"),),
+        legs=(
+            LegResult("x86_64-linux-1", "x86_64-linux", "ubuntu-latest", "ok", seconds=812.0),
+            LegResult("aarch64-linux-1", "aarch64-linux", "ubuntu-24.04-arm", "missing"),
+        ),
+        seconds=812.0,
+    )
+    context = GitHubContext(repository=REPOSITORY, run_id="1")
+    (status,) = flake_status(report, context)
+    assert (status.context, status.state, status.target_url) == (FLAKE_CONTEXT, "failure", RUN_URL)
+    assert "1 never reported" in status.description
+    outcome = publisher.publish([status])
+    assert (outcome.warnings, outcome.posted) == ([], [FLAKE_CONTEXT])
+    assert [(e.verb, e.path, e.status) for e in exchanges] == [("POST", STATUSES_PATH, 201)]
 
 
 def test_a_request_that_breaks_githubs_schema_is_refused(
