@@ -73,7 +73,7 @@ def plan_flake(
         systems = (own,)
     roots = _roots(patterns, systems, default=default)
     attributes, errors, failures = _walk_all(nix, options.flake, roots, systems, say)
-    if not attributes and failures and len(failures) == len(roots):
+    if not attributes and failures:
         raise NixError(FLAKE_DOES_NOT_EVALUATE.format(flake=options.flake, error=failures[0]))
     attributes = _with_states(nix, attributes, record, say)
     runners = dict(options.runners)
@@ -141,13 +141,13 @@ def _walk_all(
         found = walked.found
         if walked.error is not None:
             if MISSING in walked.error:
+                # A category the flake does not have: no evaluation failed.
                 if not root.default:
                     errors.append(
                         NO_SUCH_ATTRIBUTE.format(
                             pattern=root.pattern, path=attribute_path(root.parts)
                         )
                     )
-                failures.append(walked.error)
                 continue
             found, error = _walk_each(nix, flake, root)
             if error is not None:

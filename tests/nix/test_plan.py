@@ -140,6 +140,20 @@ def test_a_flake_that_does_not_evaluate_is_said_so_and_the_plan_holds_it(
     assert "does not evaluate" in ran.stderr
 
 
+def test_a_flake_without_the_default_categories_has_nothing_selected(nix_env: NixEnv) -> None:
+    """Missing categories are no evaluation error: the plan says the selection matched none."""
+    flake = nix_env.flake("matrix", {"packages = {": "other = {", "checks = {": "more = {"})
+    flake_nix = flake / "flake.nix"
+    text = flake_nix.read_text(encoding="utf-8").replace("devShells = {", "shells = {")
+    flake_nix.write_text(text, encoding="utf-8")
+    ran, data = plan(nix_env, flake)
+    assert ran.returncode == 1
+    assert data["attributes"] == []
+    (error,) = data["errors"]
+    assert error.startswith("the selection checks, packages, devShells matches no attribute")
+    assert "does not evaluate" not in error
+
+
 def test_legs_build_and_the_aggregate_names_a_leg_that_never_reported(nix_env: NixEnv) -> None:
     flake = nix_env.flake("matrix")
     _, data = plan(nix_env, flake, "--systems", "all", "checks", "packages", "devShells")
