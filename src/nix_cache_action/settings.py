@@ -134,6 +134,10 @@ LEG_NEEDS_PLAN = (
     "is empty while {given} is set; a leg of a plan needs both: set {missing} (the plan step's"
     " plan file and the matrix's leg), or neither"
 )
+MAX_PER_LEG_MESSAGE = (
+    f"{{value!r}} is not a whole number of 1 or more; set it to one, or leave it empty for"
+    f" {DEFAULT_MAX_PER_LEG} derivations per leg"
+)
 FLAKE_MESSAGE = (
     "{value!r} is not a flake reference; set it to '.', a path such as './sub', or a"
     " reference such as 'github:owner/repo'"
@@ -234,7 +238,7 @@ def load_plan_settings(environ: Mapping[str, str]) -> PlanSettings:
         flake=_flake(_input(environ, "flake") or "."),
         selection=selection,
         systems=None if systems == "all" else tuple(systems.replace(",", " ").split()),
-        max_per_leg=_number(environ, "max-per-leg", int) or DEFAULT_MAX_PER_LEG,
+        max_per_leg=_max_per_leg(_input(environ, "max-per-leg")),
         runners=tuple(_input(environ, "runners").split()),
         working_directory=_working_directory(
             _input(environ, "working-directory") or ".", github.workspace or Path.cwd()
@@ -299,6 +303,18 @@ def _budgets(environ: Mapping[str, str]) -> Budgets:
         max_built=_number(environ, "max-built", int),
         min_hit_rate=_number(environ, "min-hit-rate", float, most=1.0),
     )
+
+
+def _max_per_leg(raw: str) -> int:
+    if not raw:
+        return DEFAULT_MAX_PER_LEG
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InputError("max-per-leg", MAX_PER_LEG_MESSAGE.format(value=raw))
+    return value
 
 
 def _flake(value: str) -> str:

@@ -21,7 +21,7 @@ from nix_cache_action.nix.commands import Nix
 from nix_cache_action.nix.process import Subprocesses
 from nix_cache_action.plan import Plan, parse_runners
 from nix_cache_action.plan_command import make_plan, write_plan
-from nix_cache_action.render.annotations import TITLE
+from nix_cache_action.render.annotations import BAD_INPUT_TITLE, TITLE
 from nix_cache_action.render.plan import plan_headline, render_plan_summary, render_plan_terminal
 from nix_cache_action.settings import (
     GitHubContext,
@@ -70,13 +70,14 @@ def run_plan(environ: Mapping[str, str], io: StepIO) -> int:
         message = io.redactor.text(
             str(error) if isinstance(error, InputError) else f"runners: {error}"
         )
-        commands.error(message, title=f"nix-cache-action: bad input {name}")
+        commands.error(message, title=BAD_INPUT_TITLE.format(name=name))
         try:
             context = load_context(environ)
         except InputError:
             context = fallback_context(environ)
         plan = Plan(flake=".", systems=(), selection=(), errors=(message,))
-        _publish(plan, context, None, io)
+        # Said once above, under the input's name: not again as an evaluation error.
+        _publish(plan, context, None, io, annotate_errors=False)
         return EXIT_FAILED
     paths = Paths.for_context(settings.github)
     options = PlanOptions(
@@ -103,8 +104,14 @@ def run_plan(environ: Mapping[str, str], io: StepIO) -> int:
     return EXIT_FAILED if plan.errors and not plan.attributes else 0
 
 
-def _publish(
-    plan: Plan, context: GitHubContext, record: Path | None, io: StepIO, *, summary: bool = True
+def _publish(  # noqa: PLR0913 - what is published, and two switches
+    plan: Plan,
+    context: GitHubContext,
+    record: Path | None,
+    io: StepIO,
+    *,
+    summary: bool = True,
+    annotate_errors: bool = True,
 ) -> None:
     commands = io.commands
     directory = plan_directory(Paths.for_context(context))
@@ -138,7 +145,7 @@ def _publish(
     with commands.paused():
         io.stdout.write(render_plan_terminal(plan) + "\n")
     commands.notice(plan_headline(plan), title="nix-cache-action plan")
-    for error in plan.errors[:EVALUATION_ERRORS_SHOWN]:
+    for error in plan.errors[:EVALUATION_ERRORS_SHOWN] if annotate_errors else ():
         commands.error(io.redactor.text(error), title="nix-cache-action: did not evaluate")
     for warning in failures.warnings:
         commands.warning(warning, title=TITLE)
