@@ -28,7 +28,7 @@ MISSING_WHY = (
     "no report came: cancelled, timed out, or stopped before its report was uploaded; its"
     " installables count as failed"
 )
-NOT_BUILT = "not built: leg {leg} never reported"
+NOT_BUILT = "not built: its leg {leg} never reported"
 UNPLANNED = (
     "{count} of the reports belong to no leg of the plan ({legs}); they are counted all the same"
 )
@@ -41,6 +41,8 @@ PLAN_STOPPED = "the plan could not be made: {error}"
 LEFT_OUT_REASON = "in a cache and verified {when}; left out of the matrix, not built"
 # The slowest legs the summary names as the critical path.
 CRITICAL_LEGS = 3
+# A leg's installables kept by name in the report (the count is kept whole).
+LEG_NAMES_KEPT = 10
 
 
 @dataclass(frozen=True)
@@ -125,16 +127,22 @@ def _from_plan(plan: Plan, reported: set[str]) -> _FromPlan:
                 verdict="missing",
                 installables=len(leg.installables),
                 why=MISSING_WHY,
+                names=leg.installables[:LEG_NAMES_KEPT],
             )
         )
         installables.extend(
-            Installable(name=name, status="error", error=f"{name}: {NOT_BUILT.format(leg=leg.id)}")
+            Installable(name=name, status="error", error=NOT_BUILT.format(leg=leg.id))
             for name in leg.installables
         )
     left_installables, left_checks = _left_out(plan)
     installables.extend(left_installables)
+    # The plan's error starts with the installable, which the Installable names already.
     installables.extend(
-        Installable(name=a.installable, status="error", error=a.error)
+        Installable(
+            name=a.installable,
+            status="error",
+            error=(a.error or "").removeprefix(f"{a.installable}: ") or None,
+        )
         for a in plan.attributes
         if a.state == "error"
     )
@@ -174,9 +182,15 @@ def _result(leg_id: str, report: Report, planned: Leg | None) -> LegResult:
         built=totals.built,
         substituted=totals.substituted,
         failed=totals.failed,
-        hit_rate=totals.hit_rate,
+        # A leg that asked no cache has no hit rate: 0% would say every cache missed.
+        hit_rate=totals.hit_rate if _asked_a_cache(report) else None,
         installables=len(report.installables),
+        names=tuple(i.name for i in report.installables[:LEG_NAMES_KEPT]),
     )
+
+
+def _asked_a_cache(report: Report) -> bool:
+    return bool(report.queried or report.configured_substituters or report.substitutions)
 
 
 _SEVERITY = {"missing": 0, "failed": 1, "not-reproducible": 2, "over-budget": 3, "warning": 4}

@@ -321,6 +321,8 @@ class LegResult:
     hit_rate: float | None = None
     installables: int = 0
     why: str | None = None  # for a missing leg: what that means
+    # What it builds, for a reader: the installables, the first few (LEG_NAMES_KEPT).
+    names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,15 @@
 """Job summaries of live Nix builds, shown in a real browser as GitHub's run page shows them.
 
-Each case runs `python -m nix_cache_action build` with Debian's Nix 2.8 in a store of its own,
-turns the summary it writes into HTML with cmark-gfm (GitHub's own markdown renderer), wraps
-it in a page styled by github-markdown-css, and hands every page to render.mjs, which opens
-them in headless Chromium through playwright-core (one browser for all of them), draws the
-```mermaid blocks with mermaid 11 and prints what it measured. Into $NCA_SCREENSHOTS (default:
-.artifacts/screenshots/ in the checkout) go, per case, the page (CASE.html), a full-page
-screenshot (CASE.png) and one of the first 900 x 900 px screen (CASE.first-screen.png), and
-for all cases the measurements (measurements.json).
+Each case runs `python -m nix_cache_action build` with Debian's Nix 2.8 in a store of its own
+(the aggregate case: `plan`, a `build --plan --leg` per leg, each on a store and state of its
+own as on a runner of its own, and `aggregate` of their reports), turns the summary it writes
+into HTML with cmark-gfm (GitHub's own markdown renderer), wraps it in a page styled by
+github-markdown-css, and hands every page to render.mjs, which opens them in headless Chromium
+through playwright-core (one browser for all of them), draws the ```mermaid blocks with
+mermaid 11 and prints what it measured. Into $NCA_SCREENSHOTS (default: .artifacts/screenshots/
+in the checkout) go, per case, the page (CASE.html), a full-page screenshot (CASE.png) and one
+of the first 900 x 900 px screen (CASE.first-screen.png), and for all cases the measurements
+(measurements.json).
 
 Chromium, the fonts and the npm packages come from scripts/provision-browser.sh (run once per
 session; well under a second when done already). Nothing here touches /nix or the machine's
@@ -118,6 +120,14 @@ class Case:
     # to the cache; the page shows the second run, on an empty store, with the record and the
     # first run's report as its baseline.
     warm: bool = False
+    # A planned matrix: `plan` cuts the flake's legs for `systems` at one installable a leg, the
+    # legs of the `reporting` systems are built one by one with `build --plan --leg`, and the
+    # page shows `aggregate` of their reports with the plan: the legs of the other systems never
+    # report. `installables` are then the installables the plan is to place in legs (the
+    # Outputs table's rows), `legs` the ids of the legs it is to cut (the legs table's rows).
+    systems: tuple[str, ...] = ()
+    reporting: tuple[str, ...] = ()
+    legs: tuple[str, ...] = ()
 
 
 CASES = (
@@ -134,6 +144,24 @@ CASES = (
     Case("wide", REPO / "benchmarks/flakes/wide", (".#default",)),
     # The dag's 31 derivations, all fetched, its output verified by the run before.
     Case("warm", REPO / "tests/fixtures/flakes/dag", (".#default",), warm=True),
+    # Four legs of one package each: on x86_64-linux `fails` fails, `good` is reproducible,
+    # `nondet` is not; the aarch64-linux leg (`good`) is never run, so it never reports.
+    Case(
+        "aggregate",
+        REPO / "tests/fixtures/flakes/legs",
+        tuple(
+            f".#packages.{system}.{name}"
+            for system, name in (
+                ("x86_64-linux", "fails"),
+                ("x86_64-linux", "good"),
+                ("x86_64-linux", "nondet"),
+                ("aarch64-linux", "good"),
+            )
+        ),
+        systems=("x86_64-linux", "aarch64-linux"),
+        reporting=("x86_64-linux",),
+        legs=("aarch64-linux-1", "x86_64-linux-1", "x86_64-linux-2", "x86_64-linux-3"),
+    ),
 )
 
 
@@ -228,27 +256,76 @@ def _warm_up(case: Case, base: Path, flake: Path) -> tuple[Path, Path, list[str]
 
 
 def _cli(case: Case, flake: Path, env: NixStore, *extra: str) -> subprocess.CompletedProcess[str]:
-    argv = [
-        *(sys.executable, "-m", "nix_cache_action", "build", *case.installables),
-        *("--nix", NIX, *extra),
-    ]
+    return _nca(env, flake, "build", *case.installables, "--nix", NIX, *extra)
+
+
+def _nca(env: NixStore, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m nix_cache_action ARGS` with `env`'s Nix."""
     return subprocess.run(
-        argv,
+        [sys.executable, "-m", "nix_cache_action", *args],
         capture_output=True,
         text=True,
         check=False,
-        cwd=flake,
+        cwd=cwd,
         env=env.environ(),
         timeout=CLI_TIMEOUT_SECONDS,
     )
 
 
-def _run_case(case: Case, base: Path) -> tuple[int, Path, Path]:
-    """`nix-cache-action build` on a copy of the case's flake; returns status, summary, report."""
-    flake = base / "flake"
-    shutil.copytree(case.flake, flake)
-    out = base / "out"
-    out.mkdir()
+def _forget(env: NixStore) -> None:
+    """The store and state of a runner that is done: the next starts with nothing."""
+    shutil.rmtree(env.root)
+    shutil.rmtree(env.store, ignore_errors=True)
+
+
+def _run_matrix(case: Case, base: Path, flake: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    """`plan`, a `build --plan --leg` for each leg of the reporting systems, and `aggregate` of
+    their reports (a folder of one folder per leg, as the downloaded artifacts are) with the
+    plan, writing out/summary.md and out/report.json.
+
+    Every step is a runner of its own: it starts on an empty store, at the same path for all
+    (store paths depend on it, and every runner's store is /nix/store), with state of its own."""
+    store, plan = base / "store", out / "plan.json"
+    planner = NixStore(base / "planner", store)
+    systems = ",".join(case.systems)
+    done = _nca(
+        planner,
+        flake,
+        *("plan", "--nix", NIX, "--systems", systems, "--max-per-leg", "1", "--plan", str(plan)),
+    )
+    if done.returncode != 0:
+        pytest.fail(f"{case.name}: plan exited {done.returncode}:\n{done.stderr[-3000:]}")
+    _forget(planner)
+    legs = out / "legs"
+    for leg in json.loads(plan.read_text("utf-8"))["legs"]:
+        if leg["system"] not in case.reporting:
+            continue
+        runner = NixStore(base / "runners" / leg["id"], store)
+        files = legs / leg["id"]
+        files.mkdir(parents=True)
+        done = _nca(
+            runner,
+            flake,
+            *("build", "--plan", str(plan), "--leg", leg["id"], "--nix", NIX),
+            *("--log", str(files / "nix.log"), "--report", str(files / "report.json")),
+            *("--summary", str(files / "summary.md")),
+        )
+        if not (files / "report.json").is_file():
+            pytest.fail(
+                f"{case.name}: leg {leg['id']} wrote no report (exit {done.returncode}):\n"
+                f"{done.stderr[-3000:]}"
+            )
+        _forget(runner)
+    return _nca(
+        NixStore(base / "aggregator", store),
+        flake,
+        *("aggregate", str(legs), "--plan", str(plan), "--junit", str(out / "junit.xml")),
+        *("--summary", str(out / "summary.md"), "--report", str(out / "report.json")),
+    )
+
+
+def _build(case: Case, base: Path, flake: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    """`build` of the case's installables, writing out/summary.md and out/report.json."""
     extra: list[str] = []
     with contextlib.ExitStack() as stack:
         if case.warm:
@@ -259,7 +336,7 @@ def _run_case(case: Case, base: Path) -> tuple[int, Path, Path]:
             env = NixStore(base / "consumer", store, [stack.enter_context(http_cache.serve(cache))])
         else:
             env = NixStore(base / "consumer", base / "store")
-        done = _cli(
+        return _cli(
             case,
             flake,
             env,
@@ -267,6 +344,17 @@ def _run_case(case: Case, base: Path) -> tuple[int, Path, Path]:
             *("--summary", str(out / "summary.md"), "--report", str(out / "report.json")),
             *extra,
         )
+
+
+def _run_case(case: Case, base: Path) -> tuple[int, Path, Path]:
+    """The case's runs on a copy of its flake; returns the status, summary and report of the
+    one the page shows (`build`, or for a matrix `aggregate`)."""
+    flake = base / "flake"
+    shutil.copytree(case.flake, flake)
+    out = base / "out"
+    out.mkdir()
+    run = _run_matrix if case.systems else _build
+    done = run(case, base, flake, out)
     summary, report = out / "summary.md", out / "report.json"
     if not summary.is_file() or not report.is_file():
         pytest.fail(
@@ -299,6 +387,7 @@ def rendered(node_modules: Path, tmp_path_factory: pytest.TempPathFactory) -> di
                 "case": case.name,
                 "html": str(page),
                 "installables": list(case.installables),
+                "legs": list(case.legs),
                 "screenshot": str(shots / f"{case.name}.png"),
             }
         )

@@ -4,7 +4,7 @@
 //
 // JOBS.json: {"node_modules": DIR, "width": 900, "height": 900,
 //             "pages": [{"case": NAME, "html": FILE, "installables": [NAME, ...],
-//                        "screenshot": PNG}, ...]}
+//                        "legs": [LEG_ID, ...], "screenshot": PNG}, ...]}
 // Each page is a file the browser tier wrote: cmark-gfm's HTML of a summary inside
 // <article class="markdown-body">, with github-markdown-css and mermaid 11 loaded. Here, as
 // GitHub does, each ```mermaid block (cmark-gfm: <pre lang="mermaid"><code>...</code></pre>)
@@ -34,8 +34,14 @@ const ARGS = [
 ];
 
 // Runs inside the page: the diagrams, then every measurement but the tables'.
-async function drawAndMeasure(installables) {
-  const out = { mermaid_errors: [], diagrams: [], verdicts: {}, console_errors: [] };
+async function drawAndMeasure({ installables, legs }) {
+  const out = {
+    mermaid_errors: [],
+    diagrams: [],
+    verdicts: {},
+    leg_verdicts: {},
+    console_errors: [],
+  };
   const blocks = [...document.querySelectorAll('pre[lang="mermaid"]')];
   const nodes = blocks.map((pre) => {
     const div = document.createElement("div");
@@ -88,35 +94,51 @@ async function drawAndMeasure(installables) {
     const index = heads.findIndex((h) => /reproducib|verdict|status|result/i.test(h));
     return { index, header: index >= 0 ? heads[index] : null };
   };
+  // A row's verdict cell, where it is drawn and how much of it a reader sees.
+  // A leg's first cell is its id in code and what it builds after it: matched by the code.
+  const firstCellKey = (cell, byCode) => {
+    const code = byCode ? cell.querySelector("code") : null;
+    return (code || cell).textContent.trim();
+  };
+  const verdictCell = (table, name, byCode = false) => {
+    const rows = [...table.querySelectorAll("tbody tr")].filter(
+      (tr) => tr.cells.length && firstCellKey(tr.cells[0], byCode) === name,
+    );
+    if (!rows.length) return null;
+    const { index, header } = verdictColumn(table);
+    const cell = rows[0].cells[index >= 0 ? index : rows[0].cells.length - 1];
+    const rect = cell.getBoundingClientRect();
+    // A table wider than its column scrolls sideways inside its own box (github-markdown-css:
+    // display block, overflow auto): what lies past that box's right edge is hidden.
+    const shown = table.getBoundingClientRect();
+    return {
+      y: Math.round(rect.top + window.scrollY),
+      height: Math.round(rect.height),
+      x: Math.round(rect.left + window.scrollX),
+      width: Math.round(rect.width),
+      visible_right: Math.round(Math.min(shown.right, window.innerWidth)),
+      column: header,
+      in_outputs_table: table === outputsTable,
+      text: cell.textContent.trim().slice(0, 200),
+      rows: rows.length,
+    };
+  };
   for (const name of installables) {
     let found = null;
     for (const table of outputsTable ? [outputsTable, ...tables] : tables) {
-      const row = [...table.querySelectorAll("tbody tr")].find(
-        (tr) => tr.cells.length && tr.cells[0].textContent.trim() === name,
-      );
-      if (!row) continue;
-      const { index, header } = verdictColumn(table);
-      const cell = row.cells[index >= 0 ? index : row.cells.length - 1];
-      const rect = cell.getBoundingClientRect();
-      // A table wider than its column scrolls sideways inside its own box (github-markdown-css:
-      // display block, overflow auto): what lies past that box's right edge is hidden.
-      const shown = table.getBoundingClientRect();
-      found = {
-        y: Math.round(rect.top + window.scrollY),
-        height: Math.round(rect.height),
-        x: Math.round(rect.left + window.scrollX),
-        width: Math.round(rect.width),
-        visible_right: Math.round(Math.min(shown.right, window.innerWidth)),
-        column: header,
-        in_outputs_table: table === outputsTable,
-        text: cell.textContent.trim().slice(0, 200),
-        rows: [...table.querySelectorAll("tbody tr")].filter(
-          (tr) => tr.cells.length && tr.cells[0].textContent.trim() === name,
-        ).length,
-      };
-      break;
+      found = verdictCell(table, name);
+      if (found) break;
     }
     out.verdicts[name] = found;
+  }
+  // The verdict of each leg of an aggregate: its row in the legs table (the one whose first
+  // column is "Leg").
+  const legsTable = tables.find((table) => {
+    const first = table.querySelector("thead th");
+    return first && first.textContent.trim() === "Leg";
+  });
+  for (const id of legs) {
+    out.leg_verdicts[id] = legsTable ? verdictCell(legsTable, id, true) : null;
   }
   out.page_height = document.documentElement.scrollHeight;
   out.page_width = document.documentElement.scrollWidth;
@@ -172,7 +194,10 @@ try {
     await page.goto(pathToFileURL(job.html).href, { waitUntil: "load" });
     // Fonts (the emoji among them) are in before anything is laid out and measured.
     await page.evaluate(() => document.fonts.ready.then(() => true));
-    const measured = await page.evaluate(drawAndMeasure, job.installables);
+    const measured = await page.evaluate(drawAndMeasure, {
+      installables: job.installables,
+      legs: job.legs,
+    });
     await page.screenshot({ path: job.screenshot, fullPage: true });
     // The first screen alone, as the run page opens: what a reader sees without scrolling.
     await page.screenshot({ path: job.screenshot.replace(/\.png$/, ".first-screen.png") });

@@ -1,29 +1,33 @@
 """What a reader of the run page sees of the job summary, measured in a real browser.
 
 The summaries come from live builds (see conftest.py): the dag flake with a binary cache holding
-part of it, the outcomes flake (a reproducible output, a non-reproducible one, a failure) and
-the 201-derivation wide flake. On GitHub's 900 px content box:
+part of it, the outcomes flake (a reproducible output, a non-reproducible one, a failure), the
+201-derivation wide flake, the dag on a warm cache, and the aggregate of a planned matrix of the
+legs flake (three x86_64-linux legs built each on a store of its own: one fails, one is not
+reproducible, one is; the aarch64-linux leg never reports). On GitHub's 900 px content box:
 
 - mermaid draws the timeline without an error;
 - no table is wider than the column it sits in (a wide table scrolls sideways, hiding columns);
 - the timeline's axis never shows the same label twice in a row (a run of "00:00" ticks says
   nothing about when things happened);
 - every installable's verdict is on the first screen: in the top 900 px, and not in a column
-  that a too-wide table has scrolled out of sight to the right.
+  that a too-wide table has scrolled out of sight to the right. An aggregate's first screen is
+  its legs table: there every leg's verdict is on the first screen, and its installables'
+  verdicts (the Outputs table, under the legs table) are only required to be in view sideways.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
     from tests.browser.conftest import Rendered
 
-CASES = ("dag-partial-cache", "outcomes", "wide", "warm")
+CASES = ("dag-partial-cache", "outcomes", "wide", "warm", "aggregate")
 FIRST_SCREEN_PX = 900
 # Layout rounds to whole pixels; one pixel of difference is not an overflow.
 ROUNDING_PX = 1
@@ -58,6 +62,28 @@ def test_the_runs_are_what_the_cases_say(rendered: dict[str, Rendered]) -> None:
     totals = warm.report["totals"]
     assert (totals["built"], totals["checked"], totals["previously_verified"]) == (0, 0, 1)
     assert warm.report["baseline"]["totals_before"]["built"] > 0
+
+
+def test_the_aggregate_adds_up_the_legs_the_case_says(rendered: dict[str, Rendered]) -> None:
+    """Four planned legs, three reports: the aggregate fails, and each leg has its verdict."""
+    item = rendered["aggregate"]
+    assert item.returncode != 0
+    assert item.report["verdict"] == "failed", item.report["verdict"]
+    legs = {leg["id"]: leg for leg in item.report["legs"]}
+    assert sorted(legs) == sorted(item.case.legs)
+    verdicts = {leg_id: leg["verdict"] for leg_id, leg in legs.items()}
+    assert verdicts == {
+        "aarch64-linux-1": "missing",
+        "x86_64-linux-1": "failed",  # fails
+        "x86_64-linux-2": "ok",  # good
+        "x86_64-linux-3": "not-reproducible",  # nondet
+    }
+    # Failing and missing legs first.
+    assert [leg["verdict"] for leg in item.report["legs"]][-1] == "ok"
+    # Each leg had a store of its own: what one leg built, no other leg built again.
+    assert item.report["duplicate_builds"] == []
+    statuses = {i["name"]: i["status"] for i in item.report["installables"]}
+    assert sorted(statuses) == sorted(item.case.installables)
 
 
 def test_a_warm_run_says_on_its_first_screen_what_it_fetched_and_verified_before(
@@ -111,15 +137,26 @@ def test_timeline_axis_labels_differ(rendered: dict[str, Rendered], case: str) -
         )
 
 
+def _verdict_cells(item: Rendered, *, first_screen: bool = False) -> dict[str, dict[str, Any]]:
+    """Where the case's verdicts are drawn, by name: each installable's (its row in the Outputs
+    table) and, for an aggregate, each leg's (its row in the legs table). With `first_screen`,
+    only those the first screen must hold: an aggregate's legs' (its legs table comes right
+    after the headline and pushes the Outputs table down). Fails for a name without a row."""
+    page = item.page
+    cells = {f"leg {leg}": page["leg_verdicts"].get(leg) for leg in item.case.legs}
+    if not (first_screen and item.case.legs):
+        cells.update({name: page["verdicts"].get(name) for name in item.case.installables})
+    missing = [name for name, cell in cells.items() if cell is None]
+    assert not missing, f"{item.case.name}: no row with a verdict for {missing}"
+    return {name: cell for name, cell in cells.items() if cell is not None}
+
+
 @by_case
 def test_every_verdict_is_on_the_first_screen(rendered: dict[str, Rendered], case: str) -> None:
     item = rendered[case]
-    verdicts = item.page["verdicts"]
-    missing = [name for name in item.case.installables if verdicts.get(name) is None]
-    assert not missing, f"{case}: no row in the Outputs table for {missing}"
     below = {
         name: f"y {v['y']} + height {v['height']} = {v['y'] + v['height']} px"
-        for name, v in verdicts.items()
+        for name, v in _verdict_cells(item, first_screen=True).items()
         if v["y"] + v["height"] > FIRST_SCREEN_PX
     }
     assert not below, (
@@ -134,14 +171,40 @@ def test_every_verdict_is_in_view_without_scrolling_sideways(
 ) -> None:
     """The first screen is 900 px wide too: a verdict in a column that a table too wide for its
     box scrolls out of sight is not on it, wherever its row is."""
-    item = rendered[case]
-    verdicts = item.page["verdicts"]
-    missing = [name for name in item.case.installables if verdicts.get(name) is None]
-    assert not missing, f"{case}: no row in the Outputs table for {missing}"
     hidden = {
         name: f"x {v['x']} + width {v['width']} = {v['x'] + v['width']} px, shown up to "
         f"{v['visible_right']} px"
-        for name, v in verdicts.items()
+        for name, v in _verdict_cells(rendered[case]).items()
         if v["x"] + v["width"] > v["visible_right"] + ROUNDING_PX
     }
     assert not hidden, f"{case}: verdicts scrolled out of sight to the right: {hidden}"
+
+
+def test_an_aggregate_shows_its_legs_and_the_one_that_never_reported_on_its_first_screen(
+    rendered: dict[str, Rendered],
+) -> None:
+    """Right under the headline: the legs table, a row for each of the four legs with its
+    verdict, the leg that never reported named as such, and the slowest leg."""
+    item = rendered["aggregate"]
+    page = item.page
+    (legs_table,) = [t for t in page["tables"] if t["header"][:1] == ["Leg"]]
+    assert legs_table["heading"] == "4 legs", legs_table
+    # No System column (each leg's id names it) and no Nix column: every leg ran the same one,
+    # said once under the table.
+    assert legs_table["header"] == [
+        *("Leg", "Runner", "Verdict"),
+        *("Time", "Built", "Fetched", "Hit rate"),
+    ]
+    assert legs_table["rows"] == 4, legs_table
+    cells = page["leg_verdicts"]
+    assert all(cell and cell["column"] == "Verdict" for cell in cells.values()), cells
+    assert all(cell["rows"] == 1 for cell in cells.values()), cells
+    assert "never reported" in cells["aarch64-linux-1"]["text"], cells["aarch64-linux-1"]
+    first = page["first_screen_text"]
+    for words in ("aarch64-linux-1", "never reported", "Slowest leg", "Every leg ran Nix"):
+        assert words in first, f"{words!r} is not on the first screen:\n{first}"
+    # The leg that never reported is named where the page says so, not only in its row.
+    said = [line for line in first.splitlines() if "never reported" in line]
+    assert any("aarch64-linux-1" in line for line in said), said
+    # The whole legs table is on the first screen, down to its last row's bottom edge.
+    assert max(cell["y"] + cell["height"] for cell in cells.values()) <= FIRST_SCREEN_PX

@@ -201,7 +201,7 @@ def test_the_aggregate_summary_and_junit(matrix_run: tuple[ActLog, Path]) -> Non
     assert "### 4 legs" in summary
     assert f"`{ARM}-1`" in summary
     assert "never reported" in summary
-    assert "Critical path" in summary
+    assert "Slowest leg" in summary
     assert "this build fails on purpose" in summary
     junit = Path(outputs_of(log, "Aggregate", "aggregate")["junit"])
     # XML the aggregate wrote in this test.

@@ -513,7 +513,7 @@ def test_each_differing_output_and_failed_build_is_an_error_titled_with_the_inst
     assert differs.data.splitlines() == [
         (
             f"{out('nondet')} is not reproducible: the rebuild (NAR hash sha256-SECOND) differs"
-            " from the copy built here (sha256-FIRST)."
+            " from the copy built on the same machine (sha256-FIRST)."
         ),
         "Files that differ: share/stamp.",
         (

@@ -208,6 +208,7 @@ def test_a_leg_that_never_reported_fails_the_aggregate() -> None:
             verdict="missing",
             installables=1,
             why=MISSING_WHY,
+            names=(installable_of("c"),),
         )
     ]
     # Its installables count as failed, each naming the leg.
@@ -466,9 +467,12 @@ def test_the_legs_section() -> None:
     table_lines = [line for line in text.splitlines() if line.startswith("|")]
     assert len(table_lines) == 2 + 3  # header, rule, one row per leg
     assert "`x86_64-linux-2`" in table_lines[2]  # the missing leg first
-    assert "❓ missing" in table_lines[2]
-    assert "❓ 1 leg never reported (`x86_64-linux-2`)" in text
-    assert "**Critical path** (the slowest legs): `x86_64-linux-1`" in text
+    assert "❌ never reported" in table_lines[2]
+    # Each leg says what it builds: the last part of its installables' paths.
+    assert table_lines[2].startswith("| `x86_64-linux-2` c |")
+    assert "❌ Leg `x86_64-linux-2` (ubuntu-latest) never reported" in text
+    assert "its 1 installable counts as failed" in text
+    assert "**Slowest leg:** `x86_64-linux-1`" in text
     assert "<summary>1 derivation built in more than one leg (1 extra build" in text
     assert "- `shared` in `aarch64-darwin-1`, `x86_64-linux-1`" in text
 

@@ -363,7 +363,7 @@ def test_outputs_table_puts_the_verdict_second_and_the_full_paths_in_a_fold() ->
     assert rows[1][1].startswith("❌ building ")
     assert rows[2] == [
         ".#my-app",
-        "❌ differs; compared with the copy built here",
+        "❌ differs; compared with the copy built on the same machine",
         "sha256-fIRST00000…",
     ]
     assert rows[3][1] == (

@@ -143,7 +143,7 @@ def first_copy_phrase(check: Check) -> str:
         where = substituter_name(check.substituter) if check.substituter else "a cache"
         return f"the copy from {where} (cross-machine)"
     if check.first_copy == "built":
-        return "the copy built here"
+        return "the copy built on the same machine"
     if check.first_copy == "present":
         return "the copy that was already in the store"
     return "the first copy"

@@ -80,7 +80,8 @@ def _systems_of(report: Report) -> dict[str, str]:
 
 
 def _differs(check: Check) -> str:
-    return f"not reproducible: the rebuild of {check.path} gave different bytes ({check.reason})"
+    why = f" ({check.reason})" if check.reason else ""
+    return f"not reproducible: the rebuild of {check.path} gave different bytes{why}"
 
 
 def _clean(text: str) -> str:

@@ -32,7 +32,7 @@ from nix_cache_action.render.format import (
     totals_phrase,
     unreachable_caches,
 )
-from nix_cache_action.render.legs import legs_section
+from nix_cache_action.render.legs import legs_headline, legs_section
 from nix_cache_action.render.markdown import code, details, escape_text, fenced, table
 from nix_cache_action.render.mermaid import (
     MAX_TIMELINE_TASKS,
@@ -79,6 +79,7 @@ _REASONS: dict[MissReason, str] = {
 }
 CHECK_REBUILD = "Rebuilt to check reproducibility"
 CANCELLED = "Cancelled: Nix stopped them before they finished"
+LEG_LOG = "Its whole log is in its leg's job log; on that leg's runner:"
 _REASON_ORDER = (*_REASONS.values(), CHECK_REBUILD, CANCELLED)
 _KINDS = {
     "content": "content differs",
@@ -231,6 +232,8 @@ def _cut_note(cut: list[str], limit: int) -> str:
 
 def headline(report: Report) -> str:
     """One sentence for the verdict, e.g. `2 outputs built, 1 not reproducible`."""
+    if report.legs:
+        return legs_headline(report)
     totals = report.totals()
     if (
         report.installables
@@ -246,6 +249,13 @@ def headline(report: Report) -> str:
     if totals.cache_errors:
         parts.append(count(totals.cache_errors, "cache error"))
     return ", ".join(parts) or "nothing to build"
+
+
+def headline_of_outputs(report: Report) -> str:
+    """What the outputs came to, for an aggregate whose headline counts legs."""
+    totals = report.totals()
+    parts = [*_build_counts(report, totals), *_check_counts(report, totals)]
+    return "Across them: " + (", ".join(parts) or "nothing built")
 
 
 def _build_counts(report: Report, totals: Totals) -> list[str]:
@@ -306,6 +316,11 @@ def _verdict_section(facts: _Facts) -> str:
         lines.append(
             "The log ends in the middle of a run (activities that never stopped): it does not"
             " show all that happened."
+        )
+    elif verdict == "failed" and report.legs:
+        lines.append(
+            "Not everything was built: the legs that failed come first in the table below, the"
+            f" failures themselves after it. {escape_text(headline_of_outputs(report))}."
         )
     elif verdict == "failed":
         lines.append("Not everything was built: the failures come first below.")
@@ -401,7 +416,7 @@ def _failed_section(facts: _Facts, detail: _Detail) -> str:
         out.append("")
     shown = builds[: detail.list_items]
     for build in shown:
-        out.append(_failed_build(build, detail))
+        out.append(_failed_build(build, detail, in_a_leg=bool(report.legs)))
     if len(builds) > len(shown):
         rest = builds[len(shown) :]
         names = [code(store_name(b.drv)) for b in rest[: 2 * detail.list_items]]
@@ -427,7 +442,7 @@ def _build_error(error: str, drv: str | None) -> str:
     return why
 
 
-def _failed_build(build: Build, detail: _Detail) -> str:
+def _failed_build(build: Build, detail: _Detail, *, in_a_leg: bool = False) -> str:
     name = store_name(build.drv)
     took = f" after {seconds(build.seconds)}" if build.seconds is not None else ""
     where = f" on {code(build.machine)}" if build.machine else ""
@@ -439,7 +454,10 @@ def _failed_build(build: Build, detail: _Detail) -> str:
         f"{code(build.drv)} failed{took}{where}"
         + (f": {escape_text(clip(why, detail.text_chars))}" if why else "."),
         "",
-        "Read its whole log:",
+        # An aggregate's builds ran on the legs' runners: the log is in that leg's job.
+        "Its whole log is in its leg's job log; on that runner:"
+        if in_a_leg
+        else "Read its whole log:",
         "",
         fenced(f"nix log {shlex.quote(build.drv)}", "sh"),
     ]
