@@ -800,7 +800,11 @@ def _totals_line(facts: _Facts) -> str:
         f"{count(totals.cache_errors, 'cache error')}."
     )
     timed = phase_times(phases)
-    if timed:
+    if timed and facts.report.legs:
+        # Each leg's wall time per phase, added up: legs ran side by side, so this is work done,
+        # not time waited (the legs table has each leg's time).
+        line += f" Time in all legs together: {', '.join(timed)}."
+    elif timed:
         line += f" Time: {', '.join(timed)}."
     elif times_unknown(facts.report):
         # Said once here; the tables show `?` for each time.
