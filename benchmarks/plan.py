@@ -16,7 +16,7 @@ configured: (a) asks none. Targets: median(a) / median(b) <= 1.3, peak(a) - peak
 This script prints the figures; it does not pass or fail.
 
     .venv/bin/python benchmarks/plan.py [--rounds 5] [--attributes 1000] [--nix-version 2.8|2.34]
-                                        [--max-per-leg 32]
+                                        [--max-per-leg 32] [--eval-work 0]
 """
 
 from __future__ import annotations
@@ -41,7 +41,15 @@ LEAVES = 10
 EVAL_ONLY = "ps: builtins.mapAttrs (_: builtins.mapAttrs (_: d: d.drvPath)) ps"
 
 
-def flake_text(attributes: int) -> str:
+def flake_text(attributes: int, eval_work: int = 0) -> str:
+    # eval_work > 0 gives each derivation an attribute built from that many strings: work per
+    # attribute in the evaluator, as a real package's many attributes are (0: none).
+    flags = (
+        'flags = builtins.concatStringsSep " "'
+        f' (builtins.genList (j: "-f${{toString j}}-${{name}}") {eval_work});'
+        if eval_work
+        else ""
+    )
     return f"""{{
   outputs = {{ self }}:
     let
@@ -49,6 +57,7 @@ def flake_text(attributes: int) -> str:
         let
           mk = name: deps: derivation {{
             inherit name system deps;
+            {flags}
             builder = "/bin/sh";
             args = [ "-c" "echo $name > $out" ];
           }};
@@ -72,6 +81,9 @@ def main() -> int:
     parser.add_argument("--attributes", type=int, default=1000, help="per system")
     parser.add_argument("--nix-version", choices=("2.8", "2.34"), default="2.34")
     parser.add_argument("--max-per-leg", type=int, default=32)
+    parser.add_argument(
+        "--eval-work", type=int, default=0, help="strings built per derivation (default: 0)"
+    )
     args = parser.parse_args()
     nix = "/usr/bin/nix" if args.nix_version == "2.8" else str(provision())
     cli = str(Path(sys.executable).parent / "nix-cache-action")
@@ -80,7 +92,9 @@ def main() -> int:
     try:
         flake = scratch / "flake"
         flake.mkdir()
-        (flake / "flake.nix").write_text(flake_text(args.attributes), encoding="utf-8")
+        (flake / "flake.nix").write_text(
+            flake_text(args.attributes, args.eval_work), encoding="utf-8"
+        )
         env = cold_env(scratch / "nix", Path(nix).parent)
         plan_file = scratch / "plan.json"
         a = [
@@ -124,7 +138,8 @@ def main() -> int:
         print(
             f"flake: {len(SYSTEMS)} systems x {args.attributes} packages ="
             f" {len(SYSTEMS) * args.attributes} attributes; plan: {counts['to-build']} to build,"
-            f" {counts['legs']} legs, graph read: {plan['graph_read']}"
+            f" {counts['legs']} legs, graph read: {plan['graph_read']};"
+            f" eval work {args.eval_work} strings per derivation"
         )
         print(f"(a) plan        median {ma:.3f} s  min {min(times['a']):.3f} s  peak {pa:.1f} MB")
         print(f"(b) nix eval    median {mb:.3f} s  min {min(times['b']):.3f} s  peak {pb:.1f} MB")
