@@ -24,7 +24,7 @@ from nix_cache_action.nix.attributes import (
     attribute_path,
     read_walk,
 )
-from nix_cache_action.nix.derivations import read_input_graph
+from nix_cache_action.nix.derivations import Derivation, read_derivations, read_input_graph
 from nix_cache_action.nix.events import strip_ansi
 from nix_cache_action.nix.process import Completed, Runner, Streamed, Tee
 from nix_cache_action.nix.version import NixVersion, parse_version
@@ -283,6 +283,24 @@ class Nix:
             return None
         return _input_graph(raw)
 
+    def derivations(self, drvs: Sequence[str]) -> dict[str, Derivation]:
+        """Each of `drvs` (not their closure): from its .drv file where it can be read
+        (nix/derivations.py), else from one `derivation show`; those Nix cannot show are left
+        out."""
+        if not drvs:
+            return {}
+        from_files = read_derivations(drvs)
+        if from_files is not None:
+            return from_files
+        done = self._run(*self.version.derivation_show(), *drvs)
+        if done.returncode != 0:
+            return {}
+        try:
+            raw = json.loads(done.stdout)
+        except (ValueError, RecursionError):
+            return {}
+        return _derivations_from_json(raw, drvs)
+
     def evaluate(self, installable: str) -> Evaluated:
         """The .drv behind an installable (evaluation only, nothing is built)."""
         done = self._run("path-info", "--derivation", installable)
@@ -365,6 +383,49 @@ class Nix:
         """The SRI NAR hash of any path, registered or not (a `.check` copy is not)."""
         done = self._run("hash", "path", path)
         return (done.stdout.strip() or None) if done.returncode == 0 else None
+
+
+def _derivations_from_json(raw: object, drvs: Sequence[str]) -> dict[str, Derivation]:
+    """`derivation show`'s JSON: `{drv: {inputDrvs, inputSrcs, env, ...}}` up to 2.32; from
+    2.33 wrapped in `derivations`, keyed by base name, with `inputs: {drvs, srcs}`."""
+    if isinstance(raw, dict) and isinstance(raw.get("derivations"), dict):
+        raw = raw["derivations"]
+    if not isinstance(raw, dict):
+        return {}
+    by_base = {base_name(drv): drv for drv in drvs}
+    found: dict[str, Derivation] = {}
+    for key, body in raw.items():
+        drv = by_base.get(base_name(str(key)))
+        if drv is None or not isinstance(body, dict):
+            continue
+        store = drv.rsplit("/", 1)[0]
+
+        def full(path: object, store: str = store) -> str:
+            text = str(path)
+            return text if text.startswith("/") else f"{store}/{text}"
+
+        inputs = body.get("inputs") if isinstance(body.get("inputs"), dict) else {}
+        input_drvs = body.get("inputDrvs", inputs.get("drvs", {}) if inputs else {})
+        input_srcs = body.get("inputSrcs", inputs.get("srcs", []) if inputs else [])
+        env = body.get("env")
+        outputs = body.get("outputs")
+        args = body.get("args")
+        found[drv] = Derivation(
+            path=drv,
+            input_drvs=tuple(full(d) for d in input_drvs) if isinstance(input_drvs, dict) else (),
+            input_srcs=tuple(full(s) for s in input_srcs) if isinstance(input_srcs, list) else (),
+            env={str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else {},
+            system=str(body.get("system", "")),
+            builder=str(body.get("builder", "")),
+            args=tuple(str(a) for a in args) if isinstance(args, list) else (),
+            outputs={
+                str(name): full(out["path"]) if isinstance(out, dict) and out.get("path") else ""
+                for name, out in outputs.items()
+            }
+            if isinstance(outputs, dict)
+            else {},
+        )
+    return found
 
 
 def _input_graph(raw: object) -> dict[str, set[str]] | None:
