@@ -48,8 +48,11 @@ from nix_cache_action.reproducibility import (
 )
 from nix_cache_action.store_path import output_name, store_name
 from nix_cache_action.verification import VerificationRecord, Where, load_record
+from nix_cache_action.why import explain as explain_why
+from nix_cache_action.why import misses
 
 if TYPE_CHECKING:
+    from nix_cache_action.nix.derivations import Derivation
     from nix_cache_action.report import RunLabel
 
 log = logging.getLogger(__name__)
@@ -81,6 +84,9 @@ BUILD_FAILED = "the build failed, so there is nothing to compare"
 NO_OTHER_BUILDS = "deep check: no other derivation was built here"
 STEP_INTERRUPTED = "the {label} step was interrupted; Nix was stopped"
 STEP_FAILED = "the {label} step stopped on an error; Nix was stopped"
+WHY_UNREAD = (
+    "the derivations this run built could not be read ({error}): their root causes are not reckoned"
+)
 INTERRUPTED = (
     "The run was cancelled ({signal}); Nix was stopped. The report and summary hold what was"
     " known by then; run again for a verdict."
@@ -247,6 +253,7 @@ def run_job(  # noqa: PLR0913 - the job, its Nix, and where its words go
     status: int | None = None
     clock: Callable[[], float] | None = None
     started = 0.0
+    nix: Nix | None = None
     if options.verified is not None:
         session.record, warning = load_record(options.verified)
         if warning is not None:
@@ -274,6 +281,8 @@ def run_job(  # noqa: PLR0913 - the job, its Nix, and where its words go
     report = session.report()
     if clock is not None:
         report = replace(report, seconds=round(clock() - started, 3))
+    if nix is not None and status != EXIT_INTERRUPTED:
+        report = explain_misses(report, nix.derivations)
     report = finish(report, options)
     if options.verified is not None:
         problem = _save_record(session, report, options)
@@ -281,6 +290,22 @@ def run_job(  # noqa: PLR0913 - the job, its Nix, and where its words go
             say(f"nix-cache-action: warning: {problem}")
             report = replace(report, notes=(*report.notes, problem))
     return report, report.exit_status() if status is None else status
+
+
+def explain_misses(
+    report: Report, derivations: Callable[[Sequence[str]], Mapping[str, Derivation]]
+) -> Report:
+    """The root causes of the misses (why.py), from their .drv files: a reckoning that cannot
+    be made is a note, never a lost report."""
+    missed = misses(report.builds)
+    if not missed:
+        return report
+    try:
+        found = derivations(missed)
+    except (NixCacheActionError, OSError) as error:
+        return replace(report, notes=(*report.notes, WHY_UNREAD.format(error=error)))
+    inputs = {drv: found[drv].input_drvs for drv in missed if drv in found}
+    return replace(report, why=explain_why(missed, inputs))
 
 
 def finish(report: Report, options: BuildOptions) -> Report:

@@ -334,6 +334,25 @@ class DuplicateBuild:
 
 
 @dataclass(frozen=True)
+class RootCause:
+    """A derivation this run built that changed in itself: none of its inputs was built."""
+
+    drv: str
+    caused: int  # misses built only because they depend on it (itself not counted)
+    path: tuple[str, ...] = ()  # drvs from it to the farthest of those, for a reader to follow
+    dependents: tuple[str, ...] = ()  # the misses it caused
+
+
+@dataclass(frozen=True)
+class Why:
+    """Why the misses were built: their root causes (why.py)."""
+
+    root_causes: tuple[RootCause, ...] = ()
+    misses: int = 0  # derivations this run had to build
+    unknown: tuple[str, ...] = ()  # misses whose inputs could not be read: not reckoned
+
+
+@dataclass(frozen=True)
 class Report:
     substitutions: tuple[Substitution, ...] = ()
     builds: tuple[Build, ...] = ()
@@ -369,6 +388,7 @@ class Report:
     leg: LegInfo | None = None  # a leg's report: which leg of the plan
     legs: tuple[LegResult, ...] = ()  # the aggregate's: every leg, missing ones too
     duplicate_builds: tuple[DuplicateBuild, ...] = ()  # the aggregate's
+    why: Why | None = None  # the root causes of the misses, where their inputs could be read
 
     # --- derived ------------------------------------------------------------------------------
 
@@ -500,6 +520,7 @@ class Report:
             "leg": self.leg,
             "legs": list(self.legs),
             "duplicate_builds": list(self.duplicate_builds),
+            "why": self.why,
         }
         # One pass turns the records into JSON values and rounds the floats: asdict's deep copy
         # and a second walk took most of the time for an aggregate of 50,000 builds.
@@ -551,6 +572,7 @@ class Report:
             leg=_from_dict(LegInfo, data["leg"]) if isinstance(data.get("leg"), dict) else None,
             legs=many(LegResult, "legs"),
             duplicate_builds=many(DuplicateBuild, "duplicate_builds"),
+            why=_why(data["why"]) if isinstance(data.get("why"), dict) else None,
         )
 
 
@@ -762,6 +784,14 @@ def _field_names(record: Any) -> tuple[str, ...]:  # noqa: ANN401 - any record
 def _field_names_of(kind: type) -> tuple[str, ...]:
     names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(kind))
     return names
+
+
+def _why(data: dict[str, Any]) -> Why:
+    return Why(
+        root_causes=tuple(_from_dict(RootCause, d) for d in data.get("root_causes", [])),
+        misses=int(data.get("misses", 0)),
+        unknown=tuple(data.get("unknown", [])),
+    )
 
 
 def _baseline(data: dict[str, Any]) -> Baseline:

@@ -39,6 +39,7 @@ from nix_cache_action.report import (
     NixInfo,
     Phases,
     Report,
+    RootCause,
     Run,
     SlowerBuild,
     SubstituterTotals,
@@ -46,6 +47,7 @@ from nix_cache_action.report import (
     Totals,
     VerdictChange,
     Verification,
+    Why,
     merge,
 )
 
@@ -101,10 +103,12 @@ DEFS: dict[str, type[Any]] = {
     "leg_info": LegInfo,
     "leg_result": LegResult,
     "duplicate_build": DuplicateBuild,
+    "why": Why,
+    "root_cause": RootCause,
 }
 # Fields added to schema_version 1 after reports of it were in use (restored baselines, leg
 # reports from an older release): optional, so that those reports are still read.
-ADDED_LATER = ("leg", "legs", "duplicate_builds")
+ADDED_LATER = ("leg", "legs", "duplicate_builds", "why")
 
 
 def problems(body: object) -> list[str]:

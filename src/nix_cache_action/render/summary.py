@@ -41,6 +41,7 @@ from nix_cache_action.render.mermaid import (
     timeline_markdown,
     timeline_tasks,
 )
+from nix_cache_action.render.why import root_causes_markdown
 from nix_cache_action.report import (
     Baseline,
     Build,
@@ -826,6 +827,10 @@ def _misses_section(facts: _Facts, detail: _Detail) -> str:
         else "### Rebuilds",
         "",
     ]
+    # The few that changed at the root lead; what every miss was, folded, follows.
+    leading = root_causes_markdown(facts.report) if misses else ""
+    if leading:
+        out += [leading, ""]
     folded: list[str] = []
     for label, members in _grouped(misses):
         out.append(_group_line(label, members))

@@ -12,6 +12,7 @@ from nix_cache_action.render.format import (
     totals_phrase,
     unreachable_caches,
 )
+from nix_cache_action.render.why import root_causes_terminal
 from nix_cache_action.report import Build, LegResult, Report, SubstituterTotals
 from nix_cache_action.store_path import store_name
 
@@ -77,6 +78,7 @@ def render_terminal(report: Report) -> str:
         lines.append(
             f"  check {target}: {check.verdict}" + (f" ({check.reason})" if check.reason else "")
         )
+    lines.extend(root_causes_terminal(report))
     for build in failed_builds(report):
         lines.append(
             f"  failed: {store_name(build.drv)}" + (f" on {build.machine}" if build.machine else "")

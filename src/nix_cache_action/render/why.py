@@ -1,0 +1,59 @@
+"""The root causes of a run's misses (why.py) as a reader meets them: a paragraph that leads the
+summary's "Why N derivations had to be built", and a line each on the terminal."""
+
+from __future__ import annotations
+
+from nix_cache_action.render.format import count
+from nix_cache_action.render.markdown import code, escape_text
+from nix_cache_action.report import Report, RootCause
+from nix_cache_action.store_path import store_name
+
+ROOT_CAUSES_SHOWN = 10
+PATH_SHOWN = 5
+
+
+def root_causes_markdown(report: Report) -> str:
+    """`**3 changed at their root**; the other 297 were built only because they depend on them`
+    and a line per root cause; empty without a reckoning."""
+    why = report.why
+    if why is None or not why.root_causes:
+        return ""
+    roots = why.root_causes
+    dragged = len({d for cause in roots for d in cause.dependents})
+    head = f"**{count(len(roots), 'derivation')} changed at the root**"
+    if dragged:
+        them = "it" if len(roots) == 1 else "them"
+        head += f"; the other {dragged} {'was' if dragged == 1 else 'were'} built only because"
+        head += f" {'it depends' if dragged == 1 else 'they depend'} on {them}"
+    lines = [head + ":", ""]
+    for cause in roots[:ROOT_CAUSES_SHOWN]:
+        lines.append(f"- {code(store_name(cause.drv))}: {escape_text(_dragged(cause))}")
+    if len(roots) > ROOT_CAUSES_SHOWN:
+        rest = len(roots) - ROOT_CAUSES_SHOWN
+        lines.append(f"- and {count(rest, 'more root cause')} in the JSON report")
+    if why.unknown:
+        unread = count(len(why.unknown), "derivation")
+        lines += ["", f"The inputs of {unread} could not be read: left out of this reckoning."]
+    return "\n".join(lines) + "\n"
+
+
+def root_causes_terminal(report: Report) -> list[str]:
+    why = report.why
+    if why is None or not why.root_causes:
+        return []
+    return [
+        f"  root cause: {store_name(cause.drv)}: {_dragged(cause)}"
+        for cause in why.root_causes[:ROOT_CAUSES_SHOWN]
+    ]
+
+
+def _dragged(cause: RootCause) -> str:
+    if not cause.caused:
+        return "changed in itself; nothing else built here depends on it"
+    names = [store_name(drv) for drv in cause.path]
+    if len(names) > PATH_SHOWN:
+        names = [*names[:2], "…", *names[-2:]]
+    return f"changed in itself; {cause.caused} more built because of it ({' → '.join(names)})"
+
+
+__all__ = ["root_causes_markdown", "root_causes_terminal"]
