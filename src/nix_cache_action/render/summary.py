@@ -830,7 +830,7 @@ def _misses_section(facts: _Facts, detail: _Detail) -> str:
     # The few that changed at the root lead; what every miss was, folded, follows.
     leading = root_causes_markdown(facts.report) if misses else ""
     if leading:
-        out += [leading, ""]
+        out += [leading.rstrip("\n"), ""]
     folded: list[str] = []
     for label, members in _grouped(misses):
         out.append(_group_line(label, members))
