@@ -12,6 +12,7 @@ from nix_cache_action.store_path import store_name
 OFFENDERS_LISTED = 5
 NOT_JUDGED = "{budget} was not judged: {why}, so neither a pass nor a failure is claimed"
 NO_TIMES = "the report has no times (a log read from a file holds none)"
+NO_ROOT_CAUSES = "the report has no root causes (the built derivations could not be read)"
 
 
 def judged(report: Report, budgets: Budgets) -> Report:
@@ -39,6 +40,9 @@ def unjudged(report: Report, budgets: Budgets) -> list[str]:
     if budgets.max_build_seconds is not None and totals.built and totals.build_seconds is None:
         budget = f"max-build-seconds {_number(budgets.max_build_seconds)}"
         found.append(NOT_JUDGED.format(budget=budget, why=NO_TIMES))
+    if budgets.max_per_change is not None and totals.built and report.why is None:
+        budget = f"max-per-change {budgets.max_per_change}"
+        found.append(NOT_JUDGED.format(budget=budget, why=NO_ROOT_CAUSES))
     return found
 
 
@@ -71,7 +75,23 @@ def over_budget(report: Report, budgets: Budgets) -> tuple[str, ...]:
             f" ({totals.built} of {needed} store paths were built, not substituted):"
             f" {_names(built)}"
         )
+    found.extend(_over_per_change(report, budgets.max_per_change))
     return tuple(found)
+
+
+def _over_per_change(report: Report, limit: int | None) -> list[str]:
+    """A root cause that, with what depends on it, made more builds than `limit`."""
+    if limit is None or report.why is None:
+        return []
+    heavy = [c for c in report.why.root_causes if c.caused + 1 > limit]
+    if not heavy:
+        return []
+    named = ", ".join(
+        f"{store_name(c.drv)} ({c.caused + 1} with it)" for c in heavy[:OFFENDERS_LISTED]
+    )
+    more = f" and {len(heavy) - OFFENDERS_LISTED} more" if len(heavy) > OFFENDERS_LISTED else ""
+    said = f"max-per-change {limit}: one change made more derivations be built than that"
+    return [f"{said}: {named}{more}"]
 
 
 def _number(value: float) -> str:

@@ -270,6 +270,11 @@ def _gates(parser: argparse.ArgumentParser) -> None:
         type=_fraction,
         help="budget: the lowest cache hit rate, a fraction from 0 to 1",
     )
+    parser.add_argument(
+        "--max-per-change",
+        type=_positive(int),
+        help="budget: the most derivations one root cause may have built, itself included",
+    )
 
 
 def _positive(kind: type[float | int]) -> Callable[[str], float]:
@@ -301,6 +306,7 @@ def _budgets(args: argparse.Namespace) -> Budgets:
         max_build_seconds=args.max_build_seconds,
         max_built=args.max_built,
         min_hit_rate=args.min_hit_rate,
+        max_per_change=args.max_per_change,
     )
 
 

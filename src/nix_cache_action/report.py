@@ -278,6 +278,8 @@ class Budgets:
     max_built: int | None = None
     min_hit_rate: float | None = None
     exceeded: tuple[str, ...] = ()
+    # The most derivations one root cause may have built, itself included (why.py).
+    max_per_change: int | None = None
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ INPUT_NAMES = (
     "max-build-seconds",
     "max-built",
     "min-hit-rate",
+    "max-per-change",
     "plan",
     "leg",
 )
@@ -260,7 +261,8 @@ def load_aggregate_settings(environ: Mapping[str, str]) -> AggregateSettings:
         status_checks=_boolean(environ, "status-checks", default=True),
         github_token=_input(environ, "github-token"),
         verify_once=_boolean(environ, "verify-once", default=True),
-        budgets=_budgets(environ),
+        # No max-per-change: root causes are reckoned within one leg, not across legs.
+        budgets=_budgets(environ, per_change=False),
         github=load_context(environ),
     )
 
@@ -296,12 +298,13 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     )
 
 
-def _budgets(environ: Mapping[str, str]) -> Budgets:
+def _budgets(environ: Mapping[str, str], *, per_change: bool = True) -> Budgets:
     return Budgets(
         max_seconds=_number(environ, "max-seconds", float),
         max_build_seconds=_number(environ, "max-build-seconds", float),
         max_built=_number(environ, "max-built", int),
         min_hit_rate=_number(environ, "min-hit-rate", float, most=1.0),
+        max_per_change=_number(environ, "max-per-change", int) if per_change else None,
     )
 
 

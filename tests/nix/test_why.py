@@ -131,3 +131,33 @@ def test_a_change_a_cache_already_holds_is_no_miss_and_no_root_cause(nix_env: Ni
     assert set(causes) == {"node-1-1", "node-1-2"}
     built = {store_name(b["drv"]) for b in second["builds"] if b["status"] == "built"}
     assert built == dependents_of({2})
+
+
+def test_a_change_that_drags_along_more_than_the_budget_fails_the_run(nix_env: NixEnv) -> None:
+    first_flake = nix_env.flake("dag")
+    build(nix_env, first_flake, "first")
+    shutil.rmtree(first_flake)
+    flake = nix_env.flake("dag", changed(2))
+    # node-0-2 and its 15 dependents: 16 builds for one change.
+    over = nix_env.cli(
+        "build", ".#default", "--reproducibility", "off", "--max-per-change", "15", cwd=flake
+    )
+    assert over.returncode == 1, over.stderr
+    report = over.report
+    assert report["verdict"] == "over-budget"
+    (message,) = report["budgets"]["exceeded"]
+    assert message.startswith("max-per-change 15: ")
+    assert "node-0-2 (16 with it)" in message
+    # Nothing new to build now: the same budget passes.
+    again = nix_env.cli(
+        "build",
+        ".#default",
+        "--reproducibility",
+        "off",
+        "--max-per-change",
+        "15",
+        cwd=flake,
+        name="again",
+    )
+    assert again.returncode == 0, again.stderr
+    assert again.report["budgets"]["exceeded"] == []

@@ -155,6 +155,7 @@ def test_budgets_kept_are_on_record_and_the_verdict_stays_ok() -> None:
         "max_built": 10,
         "min_hit_rate": 0.1,
         "exceeded": [],
+        "max_per_change": None,
     }
 
 

@@ -103,6 +103,7 @@ def test_declared_input_names_are_the_action_inputs() -> None:
         "max-build-seconds",
         "max-built",
         "min-hit-rate",
+        "max-per-change",
         "plan",
         "leg",
     )
