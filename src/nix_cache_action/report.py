@@ -336,6 +336,17 @@ class DuplicateBuild:
 
 
 @dataclass(frozen=True)
+class Change:
+    """What changed in a root cause's derivation since the baseline's of the same name."""
+
+    against: str | None = None  # the baseline's drv it was compared with; None when unknown
+    env: tuple[str, ...] = ()  # environment attributes added, removed or changed
+    sources: tuple[str, ...] = ()  # input sources (by name) added, removed or changed
+    inputs: tuple[str, ...] = ()  # input derivations (by name) added, removed or changed
+    unknown: str | None = None  # why nothing can be said, when nothing can
+
+
+@dataclass(frozen=True)
 class RootCause:
     """A derivation this run built that changed in itself: none of its inputs was built."""
 
@@ -343,6 +354,20 @@ class RootCause:
     caused: int  # misses built only because they depend on it (itself not counted)
     path: tuple[str, ...] = ()  # drvs from it to the farthest of those, for a reader to follow
     dependents: tuple[str, ...] = ()  # the misses it caused
+    change: Change | None = None  # against the baseline, where one was given
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """A built derivation, compactly, for a later run to say what changed (why.py): a short
+    hash of each environment value (store paths' hashes left out), and its input sources and
+    derivations by name with a short hash each."""
+
+    drv: str
+    name: str
+    env: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -352,6 +377,8 @@ class Why:
     root_causes: tuple[RootCause, ...] = ()
     misses: int = 0  # derivations this run had to build
     unknown: tuple[str, ...] = ()  # misses whose inputs could not be read: not reckoned
+    fingerprints: tuple[Fingerprint, ...] = ()  # of the misses, at most FINGERPRINTS_KEPT
+    fingerprints_left_out: int = 0  # misses past that cap
 
 
 @dataclass(frozen=True)
@@ -790,9 +817,20 @@ def _field_names_of(kind: type) -> tuple[str, ...]:
 
 def _why(data: dict[str, Any]) -> Why:
     return Why(
-        root_causes=tuple(_from_dict(RootCause, d) for d in data.get("root_causes", [])),
+        root_causes=tuple(
+            replace_change(_from_dict(RootCause, d), d.get("change"))
+            for d in data.get("root_causes", [])
+        ),
         misses=int(data.get("misses", 0)),
         unknown=tuple(data.get("unknown", [])),
+        fingerprints=tuple(_from_dict(Fingerprint, d) for d in data.get("fingerprints", [])),
+        fingerprints_left_out=int(data.get("fingerprints_left_out", 0)),
+    )
+
+
+def replace_change(cause: RootCause, change: object) -> RootCause:
+    return dataclasses.replace(
+        cause, change=_from_dict(Change, change) if isinstance(change, dict) else None
     )
 
 

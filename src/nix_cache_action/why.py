@@ -38,18 +38,25 @@ def explain(missed: Sequence[str], inputs_of: Mapping[str, Sequence[str]]) -> Wh
     """
     known = [d for d in missed if d in inputs_of]
     unknown = tuple(d for d in missed if d not in inputs_of)
-    among = set(known)
-    parents = {d: sorted({i for i in inputs_of[d] if i in among and i != d}) for d in known}
-    children: dict[str, list[str]] = {d: [] for d in known}
+    # Every miss counts as an input, those whose own inputs are unknown too: a miss built over
+    # one of them is no root cause, and is owed to no root cause that cannot be seen.
+    among = set(missed)
+    parents = {
+        d: sorted({i for i in inputs_of.get(d, ()) if i in among and i != d}) for d in missed
+    }
+    children: dict[str, list[str]] = {d: [] for d in missed}
     for drv, above in parents.items():
         for parent in above:
             children[parent].append(drv)
     roots_of: dict[str, frozenset[str]] = {}
-    for drv in _topological(known, parents, children):
+    for drv in _topological(missed, parents, children):
         above = parents[drv]
-        roots_of[drv] = (
-            frozenset({drv}) if not above else frozenset().union(*(roots_of[p] for p in above))
-        )
+        if drv in unreadable:
+            roots_of[drv] = frozenset()
+        elif not above:
+            roots_of[drv] = frozenset({drv})
+        else:
+            roots_of[drv] = frozenset().union(*(roots_of[p] for p in above))
     causes = []
     for root in (d for d in known if not parents[d]):
         dependents = tuple(d for d in known if d != root and root in roots_of[d])
@@ -86,16 +93,18 @@ def _farthest_path(root: str, children: Mapping[str, list[str]]) -> tuple[str, .
     """The root, then each miss on the way to the one farthest from it (breadth first: the
     first found among the farthest, in build order)."""
     came_from: dict[str, str | None] = {root: None}
-    queue = deque([root])
-    last = root
+    queue = deque([(root, 0)])
+    farthest, deepest = root, 0
     while queue:
-        last = queue.popleft()
-        for child in children[last]:
+        drv, depth = queue.popleft()
+        if depth > deepest:  # the first of each new depth: the first found among the farthest
+            farthest, deepest = drv, depth
+        for child in children[drv]:
             if child not in came_from:
-                came_from[child] = last
-                queue.append(child)
+                came_from[child] = drv
+                queue.append((child, depth + 1))
     path = []
-    at: str | None = last
+    at: str | None = farthest
     while at is not None:
         path.append(at)
         at = came_from[at]

@@ -29,9 +29,11 @@ from nix_cache_action.report import (
     Build,
     CacheChange,
     CacheError,
+    Change,
     Check,
     DuplicateBuild,
     FileDifference,
+    Fingerprint,
     Installable,
     LegInfo,
     LegResult,
@@ -105,6 +107,8 @@ DEFS: dict[str, type[Any]] = {
     "duplicate_build": DuplicateBuild,
     "why": Why,
     "root_cause": RootCause,
+    "fingerprint": Fingerprint,
+    "change": Change,
 }
 # Fields added to schema_version 1 after reports of it were in use (restored baselines, leg
 # reports from an older release): optional, so that those reports are still read.

@@ -10,8 +10,9 @@ for the generated graph, by a plain reachability walk that shares no code with w
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -190,61 +191,77 @@ def test_a_miss_over_a_miss_with_unknown_inputs_is_not_a_root() -> None:
 # --- a larger generated graph -------------------------------------------------------------------
 
 
-def test_a_layered_graph_of_200_has_its_first_layer_as_roots() -> None:
-    layers, width = 10, 20
-    rng = random.Random(20240601)
-    layer_of = {numbered(i): i // width for i in range(layers * width)}
+LAYERS, WIDTH = 10, 20
+
+
+def layered_graph() -> dict[str, list[str]]:
+    """200 misses in 10 layers of 20, each over 2 of the layer below (and one input that is not a
+    miss); the first layer over nothing built. The misses in build order: layer by layer."""
+    rng = random.Random(20240601)  # noqa: S311 - a fixed seed: the same graph every run
     inputs: dict[str, list[str]] = {}
-    for i in range(layers * width):
-        if i < width:
+    for i in range(LAYERS * WIDTH):
+        layer = i // WIDTH
+        if layer == 0:
             inputs[numbered(i)] = [SUBSTITUTED]
-            continue
-        below = [numbered(j) for j in range((i // width - 1) * width, (i // width) * width)]
-        inputs[numbered(i)] = [*rng.sample(below, 2), IN_STORE]
+        else:
+            below = [numbered(j) for j in range((layer - 1) * WIDTH, layer * WIDTH)]
+            inputs[numbered(i)] = [*rng.sample(below, 2), IN_STORE]
+    return inputs
+
+
+def reached_from(root: str, inputs: Mapping[str, Sequence[str]]) -> set[str]:
+    """The misses over `root`, directly or through others: a plain walk up the users."""
+    users: dict[str, list[str]] = {d: [] for d in inputs}
+    for user, over in inputs.items():
+        for below in over:
+            if below in users:
+                users[below].append(user)
+    seen: set[str] = set()
+    stack = list(users[root])
+    while stack:
+        d = stack.pop()
+        if d not in seen:
+            seen.add(d)
+            stack.extend(users[d])
+    return seen
+
+
+def test_a_layered_graph_of_200_has_its_first_layer_as_roots() -> None:
+    inputs = layered_graph()
     missed = list(inputs)
-
-    # The expected answer by reachability over the users of each derivation.
-    users: dict[str, list[str]] = {d: [] for d in missed}
-    for d, over in inputs.items():
-        for i in over:
-            if i in users:
-                users[i].append(d)
-
-    def reached(root: str) -> set[str]:
-        seen: set[str] = set()
-        stack = list(users[root])
-        while stack:
-            d = stack.pop()
-            if d not in seen:
-                seen.add(d)
-                stack.extend(users[d])
-        return seen
-
-    first = [numbered(i) for i in range(width)]
-    expected = {root: reached(root) for root in first}
-
+    first = missed[:WIDTH]
+    expected = {root: reached_from(root, inputs) for root in first}
     why = explain(missed, inputs)
     assert sorted(roots(why)) == sorted(first)
     assert why.unknown == ()
-    assert why.misses == 200
+    assert why.misses == LAYERS * WIDTH
     for cause in why.root_causes:
         want = expected[cause.drv]
         assert set(cause.dependents) == want
         assert len(cause.dependents) == cause.caused == len(want)
-        # The path: the root, then each miss over the one before it, to one of the farthest (in
-        # a layered graph the nearest way to a derivation is one layer a step).
-        assert cause.path[0] == cause.drv
-        for before, after in zip(cause.path, cause.path[1:]):
-            assert before in inputs[after]
-        farthest = max((layer_of[d] for d in want), default=0)
-        assert len(cause.path) == farthest + 1
     # Every miss above the first layer is under exactly the roots it is reached from.
-    for d in missed[width:]:
+    for d in missed[WIDTH:]:
         under = {cause.drv for cause in why.root_causes if d in cause.dependents}
         assert under == {root for root in first if d in expected[root]}
         assert under  # each was built because of something
     order = [(-cause.caused, cause.drv) for cause in why.root_causes]
     assert order == sorted(order)
+
+
+def test_a_layered_graph_gives_each_root_a_path_to_its_farthest() -> None:
+    inputs = layered_graph()
+    why = explain(list(inputs), inputs)
+    layer_of = {numbered(i): i // WIDTH for i in range(LAYERS * WIDTH)}
+    for cause in why.root_causes:
+        # The root, then each miss over the one before it; in a layered graph the nearest way
+        # to a derivation goes one layer a step, so the farthest is in the highest layer reached.
+        assert cause.path[0] == cause.drv
+        assert all(before in inputs[after] for before, after in pairwise(cause.path))
+        farthest = max((layer_of[d] for d in cause.dependents), default=0)
+        assert len(cause.path) == farthest + 1
+    # The seed gives both kinds: roots that dragged the top layer along, and roots nothing used.
+    assert any(len(cause.path) == LAYERS for cause in why.root_causes)
+    assert any(cause.path == (cause.drv,) and not cause.caused for cause in why.root_causes)
 
 
 # --- render/why.py ------------------------------------------------------------------------------
@@ -343,10 +360,14 @@ def test_nothing_to_say_gives_nothing() -> None:
 
 def test_the_terminal_gives_a_line_per_root() -> None:
     assert root_causes_terminal(TWO_ROOTS) == [
-        "  root cause: openssl-3.0.13: changed in itself; 3 more built because of it"
-        " (openssl-3.0.13 → curl-8.7.1 → git → app)",
-        "  root cause: zlib-1.3.1: changed in itself; 2 more built because of it"
-        " (zlib-1.3.1 → libpng-1.6 → app)",
+        (
+            "  root cause: openssl-3.0.13: changed in itself; 3 more built because of it"
+            " (openssl-3.0.13 → curl-8.7.1 → git → app)"
+        ),
+        (
+            "  root cause: zlib-1.3.1: changed in itself; 2 more built because of it"
+            " (zlib-1.3.1 → libpng-1.6 → app)"
+        ),
     ]
 
 
