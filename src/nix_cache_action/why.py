@@ -41,6 +41,7 @@ def explain(missed: Sequence[str], inputs_of: Mapping[str, Sequence[str]]) -> Wh
     # Every miss counts as an input, those whose own inputs are unknown too: a miss built over
     # one of them is no root cause, and is owed to no root cause that cannot be seen.
     among = set(missed)
+    unreadable = set(unknown)
     parents = {
         d: sorted({i for i in inputs_of.get(d, ()) if i in among and i != d}) for d in missed
     }
