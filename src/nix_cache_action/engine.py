@@ -49,7 +49,7 @@ from nix_cache_action.reproducibility import (
 from nix_cache_action.store_path import output_name, store_name
 from nix_cache_action.verification import VerificationRecord, Where, load_record
 from nix_cache_action.why import explain as explain_why
-from nix_cache_action.why import misses
+from nix_cache_action.why import fingerprints, misses, with_because, with_changes
 
 if TYPE_CHECKING:
     from nix_cache_action.nix.derivations import Derivation
@@ -305,7 +305,9 @@ def explain_misses(
     except (NixCacheActionError, OSError) as error:
         return replace(report, notes=(*report.notes, WHY_UNREAD.format(error=error)))
     inputs = {drv: found[drv].input_drvs for drv in missed if drv in found}
-    return replace(report, why=explain_why(missed, inputs))
+    kept, left_out = fingerprints([found[drv] for drv in missed if drv in found])
+    why = replace(explain_why(missed, inputs), fingerprints=kept, fingerprints_left_out=left_out)
+    return replace(report, why=why, builds=with_because(report.builds, why))
 
 
 def finish(report: Report, options: BuildOptions) -> Report:
@@ -314,6 +316,7 @@ def finish(report: Report, options: BuildOptions) -> Report:
         report = replace(
             report, baseline=compare(report, options.baseline, options.baseline_source)
         )
+        report = with_changes(report, options.baseline)
     return judged(report, options.budgets)
 
 

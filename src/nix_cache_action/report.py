@@ -90,6 +90,8 @@ class Build:
     error: str | None = None
     log_tail: tuple[str, ...] = ()
     run: str = ""
+    # A miss built because of these root causes (indexes into why.root_causes; why.py).
+    because: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -353,7 +355,8 @@ class RootCause:
     drv: str
     caused: int  # misses built only because they depend on it (itself not counted)
     path: tuple[str, ...] = ()  # drvs from it to the farthest of those, for a reader to follow
-    dependents: tuple[str, ...] = ()  # the misses it caused
+    # The misses it caused: in the JSON, each of their builds names it (`because`), once.
+    dependents: tuple[str, ...] = field(default=(), metadata={"json": False})
     change: Change | None = None  # against the baseline, where one was given
 
 
@@ -602,7 +605,24 @@ class Report:
             legs=many(LegResult, "legs"),
             duplicate_builds=many(DuplicateBuild, "duplicate_builds"),
             why=_why(data["why"]) if isinstance(data.get("why"), dict) else None,
+        ).with_dependents()
+
+    def with_dependents(self) -> Report:
+        """Each root cause's dependents, from the builds that name it (`because`)."""
+        if self.why is None or not self.why.root_causes:
+            return self
+        found: list[list[str]] = [[] for _ in self.why.root_causes]
+        roots = [cause.drv for cause in self.why.root_causes]
+        for build in self.builds:
+            for index in build.because:
+                in_range = 0 <= index < len(found)
+                if in_range and build.drv != roots[index] and build.drv not in found[index]:
+                    found[index].append(build.drv)
+        causes = tuple(
+            dataclasses.replace(cause, dependents=tuple(found[i]))
+            for i, cause in enumerate(self.why.root_causes)
         )
+        return dataclasses.replace(self, why=dataclasses.replace(self.why, root_causes=causes))
 
 
 MERGED_TWICE = "{count} of the merged reports repeated another one exactly and counted once"
@@ -811,7 +831,9 @@ def _field_names(record: Any) -> tuple[str, ...]:  # noqa: ANN401 - any record
 
 
 def _field_names_of(kind: type) -> tuple[str, ...]:
-    names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(kind))
+    names = _FIELD_NAMES[kind] = tuple(
+        f.name for f in dataclasses.fields(kind) if f.metadata.get("json", True)
+    )
     return names
 
 

@@ -12,13 +12,37 @@ Pure: the inputs of each miss come from its .drv (nix/derivations.py), read by t
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import re
 from collections import deque
 from typing import TYPE_CHECKING
 
-from nix_cache_action.report import Build, RootCause, Why
+from nix_cache_action.report import Build, Change, Fingerprint, Report, RootCause, Why
+from nix_cache_action.store_path import store_hash, store_name
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+
+    from nix_cache_action.nix.derivations import Derivation
+
+# A report keeps the fingerprints of this many misses (the first built), and says how many more.
+FINGERPRINTS_KEPT = 1000
+# Hex digits of a hash in a fingerprint: enough to see that a value changed, short enough that
+# a derivation's fingerprint stays a few hundred bytes.
+SHORT = 6
+# Characters of a derivation's hash that name it in a fingerprint (32^12 of them).
+DRV_KEY = 12
+NO_FINGERPRINTS = "the baseline report keeps no fingerprints (made before they existed)"
+NOT_IN_BASELINE = (
+    "the baseline built no derivation named {name}: it was fetched there, or it is new"
+)
+NOT_KEPT_HERE = "this run kept no fingerprint of it (past the cap)"
+NOT_KEPT = (
+    "the baseline built no derivation named {name} among the {kept} it kept fingerprints of"
+    " ({left_out} more were left out)"
+)
+SAME = "the very derivation the baseline built: it did not change; no cache held it this time"
 
 
 def misses(builds: Sequence[Build]) -> list[str]:
@@ -112,4 +136,122 @@ def _farthest_path(root: str, children: Mapping[str, list[str]]) -> tuple[str, .
     return tuple(reversed(path))
 
 
-__all__ = ["explain", "misses"]
+def with_because(builds: Sequence[Build], why: Why) -> tuple[Build, ...]:
+    """Each miss's build naming the root causes it was built for (a root cause, itself), as
+    indexes into `why.root_causes`: said once per miss, not once per root cause."""
+    by_miss: dict[str, list[int]] = {}
+    for index, cause in enumerate(why.root_causes):
+        for drv in (cause.drv, *cause.dependents):
+            by_miss.setdefault(drv, []).append(index)
+    return tuple(
+        dataclasses.replace(b, because=tuple(by_miss.get(b.drv, ())))
+        if b.status in ("built", "failed") and b.reason is not None
+        else b
+        for b in builds
+    )
+
+
+def fingerprints(derivations: Sequence[Derivation]) -> tuple[tuple[Fingerprint, ...], int]:
+    """The fingerprints a report keeps of its misses, and how many were left out."""
+    kept = tuple(fingerprint(d) for d in derivations[:FINGERPRINTS_KEPT])
+    return kept, max(0, len(derivations) - FINGERPRINTS_KEPT)
+
+
+def fingerprint(derivation: Derivation) -> Fingerprint:
+    """What later runs compare with. Store paths in the environment lose their hashes first:
+    an input that changed is said once, as an input, not again in every variable naming it."""
+    store = derivation.path.rsplit("/", 1)[0]
+    hashes = re.compile(re.escape(store) + r"/[0-9a-z]{32}-")
+
+    def short(value: str) -> str:
+        plain = hashes.sub(store + "/", value)
+        return hashlib.sha256(plain.encode("utf-8", "replace")).hexdigest()[:SHORT]
+
+    # Its outputs' paths change with anything else, and its name is said apart.
+    left_out = {*derivation.outputs, "name"}
+    env = {k: short(v) for k, v in derivation.env.items() if k not in left_out}
+    # The builder and its arguments are part of the derivation too, outside its environment
+    # (the builder usually in it as well).
+    if derivation.env.get("builder") != derivation.builder:
+        env["(builder)"] = short(derivation.builder)
+    env["(args)"] = short("\0".join(derivation.args))
+    return Fingerprint(
+        drv=_drv_key(derivation.path),
+        name=derivation.name or store_name(derivation.path),
+        env=env,
+        sources=_by_name(derivation.input_srcs),
+        inputs=_by_name(derivation.input_drvs),
+    )
+
+
+def _drv_key(drv: str) -> str:
+    """A derivation in a fingerprint: the start of its hash, enough to tell two apart."""
+    return store_hash(drv)[:DRV_KEY]
+
+
+def _by_name(paths: Sequence[str]) -> dict[str, str]:
+    """{name: short hash} of store paths; two of one name share a key, their hashes joined."""
+    found: dict[str, list[str]] = {}
+    for path in paths:
+        found.setdefault(store_name(path), []).append(store_hash(path)[:SHORT])
+    return {name: "+".join(sorted(hashes)) for name, hashes in sorted(found.items())}
+
+
+def with_changes(report: Report, baseline: Report) -> Report:
+    """Each root cause with what changed since the baseline's derivation of the same name;
+    never a guess: what the baseline's fingerprints cannot tell is said as unknown."""
+    why = report.why
+    if why is None or not why.root_causes:
+        return report
+    mine = {f.drv: f for f in why.fingerprints}
+    causes = tuple(
+        dataclasses.replace(cause, change=_change(cause, mine.get(_drv_key(cause.drv)), baseline))
+        for cause in why.root_causes
+    )
+    return dataclasses.replace(report, why=dataclasses.replace(why, root_causes=causes))
+
+
+def _change(cause: RootCause, now: Fingerprint | None, baseline: Report) -> Change:
+    name = now.name if now is not None else store_name(cause.drv)
+    earlier, unknown = _earlier(name, baseline)
+    if earlier is None:
+        return Change(unknown=unknown)
+    if earlier.drv == _drv_key(cause.drv):
+        return Change(against=earlier.drv, unknown=SAME)
+    if now is None:
+        return Change(against=earlier.drv, unknown=NOT_KEPT_HERE)
+    return Change(
+        against=earlier.drv,
+        env=_differing(now.env, earlier.env),
+        sources=_differing(now.sources, earlier.sources),
+        inputs=_differing(now.inputs, earlier.inputs),
+    )
+
+
+def _earlier(name: str, baseline: Report) -> tuple[Fingerprint | None, str]:
+    """The baseline's fingerprint of `name` (its last), or why there is none."""
+    if baseline.why is None:
+        return None, NO_FINGERPRINTS
+    earlier = next((f for f in reversed(baseline.why.fingerprints) if f.name == name), None)
+    if earlier is not None:
+        return earlier, ""
+    left_out = baseline.why.fingerprints_left_out
+    if left_out:
+        kept = len(baseline.why.fingerprints)
+        return None, NOT_KEPT.format(name=name, kept=kept, left_out=left_out)
+    return None, NOT_IN_BASELINE.format(name=name)
+
+
+def _differing(now: Mapping[str, str], before: Mapping[str, str]) -> tuple[str, ...]:
+    return tuple(sorted(k for k in {*now, *before} if now.get(k) != before.get(k)))
+
+
+__all__ = [
+    "FINGERPRINTS_KEPT",
+    "explain",
+    "fingerprint",
+    "fingerprints",
+    "misses",
+    "with_because",
+    "with_changes",
+]

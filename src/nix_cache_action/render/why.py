@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from nix_cache_action.render.format import count
 from nix_cache_action.render.markdown import code, escape_text
-from nix_cache_action.report import Report, RootCause
+from nix_cache_action.report import Change, Report, RootCause
 from nix_cache_action.store_path import store_name
 
 ROOT_CAUSES_SHOWN = 10
@@ -48,12 +48,29 @@ def root_causes_terminal(report: Report) -> list[str]:
 
 
 def _dragged(cause: RootCause) -> str:
+    changed = f"changed in itself{_change_phrase(cause.change)}"
     if not cause.caused:
-        return "changed in itself; nothing else built here depends on it"
+        return f"{changed}; nothing else built here depends on it"
     names = [store_name(drv) for drv in cause.path]
     if len(names) > PATH_SHOWN:
         names = [*names[:2], "…", *names[-2:]]
-    return f"changed in itself; {cause.caused} more built because of it ({' → '.join(names)})"
+    return f"{changed}; {cause.caused} more built because of it ({' → '.join(names)})"
+
+
+# How the parts of a derivation outside its environment read.
+_PARTS = {"(args)": "its builder's arguments", "(builder)": "its builder"}
+
+
+def _change_phrase(change: Change | None) -> str:
+    """` (since the baseline: its version, input derivation lib)`, or why that is unknown."""
+    if change is None:
+        return ""
+    if change.unknown:
+        return f" (since the baseline: unknown, {change.unknown})"
+    said = [_PARTS.get(key, key) for key in change.env]
+    said += [f"input source {name}" for name in change.sources]
+    said += [f"input derivation {name}" for name in change.inputs]
+    return f" (since the baseline: {', '.join(said) or 'nothing this report can tell'})"
 
 
 __all__ = ["root_causes_markdown", "root_causes_terminal"]
