@@ -364,13 +364,14 @@ class RootCause:
 class Fingerprint:
     """A built derivation, compactly, for a later run to say what changed (why.py): a short
     hash of each environment value (store paths' hashes left out), and its input sources and
-    derivations by name with a short hash each."""
+    derivations by name with a short hash each. Each of the three is `key=hash key=hash`
+    (keys percent-encoded): a report keeps one per miss, and JSON objects cost a third more."""
 
-    drv: str
+    drv: str  # the start of its derivation's hash
     name: str
-    env: dict[str, str] = field(default_factory=dict)
-    sources: dict[str, str] = field(default_factory=dict)
-    inputs: dict[str, str] = field(default_factory=dict)
+    env: str = ""
+    sources: str = ""
+    inputs: str = ""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import hashlib
 import re
 from collections import deque
 from typing import TYPE_CHECKING
+from urllib.parse import quote, unquote
 
 from nix_cache_action.report import Build, Change, Fingerprint, Report, RootCause, Why
 from nix_cache_action.store_path import store_hash, store_name
@@ -178,10 +179,23 @@ def fingerprint(derivation: Derivation) -> Fingerprint:
     return Fingerprint(
         drv=_drv_key(derivation.path),
         name=derivation.name or store_name(derivation.path),
-        env=env,
-        sources=_by_name(derivation.input_srcs),
-        inputs=_by_name(derivation.input_drvs),
+        env=pack(env),
+        sources=pack(_by_name(derivation.input_srcs)),
+        inputs=pack(_by_name(derivation.input_drvs)),
     )
+
+
+def pack(values: Mapping[str, str]) -> str:
+    """`key=value key=value`, keys percent-encoded (a key may hold a space or an `=`)."""
+    return " ".join(f"{quote(k, safe='()')}={v}" for k, v in sorted(values.items()))
+
+
+def unpack(text: str) -> dict[str, str]:
+    found = {}
+    for item in text.split():
+        key, _, value = item.partition("=")
+        found[unquote(key)] = value
+    return found
 
 
 def _drv_key(drv: str) -> str:
@@ -222,9 +236,9 @@ def _change(cause: RootCause, now: Fingerprint | None, baseline: Report) -> Chan
         return Change(against=earlier.drv, unknown=NOT_KEPT_HERE)
     return Change(
         against=earlier.drv,
-        env=_differing(now.env, earlier.env),
-        sources=_differing(now.sources, earlier.sources),
-        inputs=_differing(now.inputs, earlier.inputs),
+        env=_differing(unpack(now.env), unpack(earlier.env)),
+        sources=_differing(unpack(now.sources), unpack(earlier.sources)),
+        inputs=_differing(unpack(now.inputs), unpack(earlier.inputs)),
     )
 
 
@@ -252,6 +266,8 @@ __all__ = [
     "fingerprint",
     "fingerprints",
     "misses",
+    "pack",
+    "unpack",
     "with_because",
     "with_changes",
 ]
