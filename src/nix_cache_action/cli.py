@@ -18,13 +18,14 @@ from nix_cache_action import __version__
 from nix_cache_action.aggregate import aggregate
 from nix_cache_action.baseline import compare
 from nix_cache_action.budgets import judged
-from nix_cache_action.engine import EXIT_FAILED, BuildOptions, run_job
+from nix_cache_action.engine import EXIT_FAILED, BuildOptions, explain_misses, run_job
 from nix_cache_action.errors import InputError, LogError, NixCacheActionError
 from nix_cache_action.files import check_target, write_text
 from nix_cache_action.github.workflow_commands import configure_logging, neutral, neutral_json
 from nix_cache_action.ledger import Ledger
 from nix_cache_action.leg_reports import collect_leg_reports
 from nix_cache_action.nix.commands import Nix
+from nix_cache_action.nix.derivations import read_derivations
 from nix_cache_action.nix.process import Subprocesses
 from nix_cache_action.plan import DEFAULT_MAX_PER_LEG
 from nix_cache_action.plan_command import PlanFileError, plan_command, read_plan
@@ -43,6 +44,7 @@ from nix_cache_action.report import (
     read_report,
     write_report,
 )
+from nix_cache_action.why import with_changes
 
 EXIT_USAGE = 2
 NO_RECORDS = (
@@ -318,6 +320,7 @@ def _gated(report: Report, args: argparse.Namespace) -> Report:
     baseline = _baseline(args)
     if baseline is not None:
         report = dataclasses.replace(report, baseline=compare(report, baseline, str(args.baseline)))
+        report = with_changes(report, baseline)
     return judged(report, _budgets(args))
 
 
@@ -478,6 +481,9 @@ def _analyze(args: argparse.Namespace) -> int:
         runs=(Run(label="analyze", plain_lines=ledger.plain_lines, log_path=source),),
         notes=notes,
     )
+    # Where the log was recorded on this machine, its derivations are still in the store: the
+    # root causes come from their files (no Nix is run for a log).
+    report = explain_misses(report, lambda drvs: read_derivations(drvs) or {})
     report = _gated(report, args)
     _emit(report, args)
     return report.exit_status()

@@ -666,7 +666,8 @@ def merge(reports: list[Report]) -> Report:
             queried[url] = queried.get(url, 0) + count
     return Report(
         substitutions=join("substitutions"),
-        builds=join("builds"),
+        # `because` points into each run's own root causes, which a merge does not keep.
+        builds=tuple(dataclasses.replace(b, because=()) for b in join("builds")),
         checks=join("checks"),
         installables=join("installables"),
         cache_errors=join("cache_errors"),
