@@ -100,8 +100,11 @@ def test_one_changed_leaf_is_the_only_root_cause_and_its_dependents_are_counted(
     # Said where a person looks: the summary leads with it, the terminal has a line.
     run = nix_env.cli_result("second", 0, "", "")
     summary = run.summary_path.read_text(encoding="utf-8")
-    assert "**1 derivation changed at the root**; the other 15 were built only because" in summary
-    assert "`node-0-2`: changed in itself; 15 more built because of it (node-0-2 →" in summary
+    assert (
+        "**1 derivation was built at the root** (none of its inputs was built here);"
+        " the other 15 were built only because" in summary
+    )
+    assert "`node-0-2`: 15 more built because of it (node-0-2 →" in summary
 
 
 def test_two_independent_changes_are_two_root_causes(nix_env: NixEnv) -> None:
@@ -217,7 +220,7 @@ def test_against_the_baseline_the_root_cause_says_what_changed(nix_env: NixEnv) 
     assert change["against"] == first_leaf["drv"] != store_hash(cause["drv"])[:12]
     assert (change["env"], change["sources"], change["inputs"]) == (["(args)"], [], [])
     summary = second.summary_path.read_text(encoding="utf-8")
-    assert "changed in itself (since the baseline: its builder's arguments); 15 more" in summary
+    assert "`node-0-2`: changed since the baseline: its builder's arguments; 15 more" in summary
     # Now the version of another leaf, against the second run.
     shutil.rmtree(second_flake)
     third_flake = nix_env.flake("dag", {**with_version("2"), **changed(2)})

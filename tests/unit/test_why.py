@@ -289,12 +289,13 @@ TWO_ROOTS = with_why(
 
 def test_markdown_names_each_root_and_its_path() -> None:
     assert root_causes_markdown(TWO_ROOTS) == (
-        "**2 derivations changed at the root**; the other 4 were built only because they"
+        "**2 derivations were built at the root** (none of their inputs was built here);"
+        " the other 4 were built only because they"
         " depend on them:\n"
         "\n"
-        "- `openssl-3.0.13`: changed in itself; 3 more built because of it"
+        "- `openssl-3.0.13`: 3 more built because of it"
         " (openssl-3.0.13 → curl-8.7.1 → git → app)\n"
-        "- `zlib-1.3.1`: changed in itself; 2 more built because of it"
+        "- `zlib-1.3.1`: 2 more built because of it"
         " (zlib-1.3.1 → libpng-1.6 → app)\n"
     )
     # The store hash is never shown, nor the .drv suffix.
@@ -305,19 +306,20 @@ def test_markdown_names_each_root_and_its_path() -> None:
 def test_markdown_for_one_root_and_for_one_that_caused_nothing() -> None:
     one = with_why([RootCause(ZLIB, 2, (ZLIB, PNG, APP), (PNG, APP))])
     assert root_causes_markdown(one).startswith(
-        "**1 derivation changed at the root**; the other 2 were built only because they"
+        "**1 derivation was built at the root** (none of its inputs was built here);"
+        " the other 2 were built only because they"
         " depend on it:\n"
     )
     alone = with_why([RootCause(GIT, 0, (GIT,), ())])
     assert root_causes_markdown(alone) == (
-        "**1 derivation changed at the root**:\n"
+        "**1 derivation was built at the root** (none of its inputs was built here):\n"
         "\n"
-        "- `git`: changed in itself; nothing else built here depends on it\n"
+        "- `git`: nothing else built here depends on it\n"
     )
     mixed = with_why([RootCause(ZLIB, 1, (ZLIB, PNG), (PNG,)), RootCause(GIT, 0, (GIT,), ())])
     text = root_causes_markdown(mixed)
     assert "the other 1 was built only because it depends on them:" in text
-    assert "- `git`: changed in itself; nothing else built here depends on it" in text
+    assert "- `git`: nothing else built here depends on it" in text
 
 
 def test_a_long_path_keeps_its_ends() -> None:
@@ -329,7 +331,9 @@ def test_a_long_path_keeps_its_ends() -> None:
 def test_more_than_ten_roots_lists_ten_and_counts_the_rest() -> None:
     many = [RootCause(named(f"r{i:02}"), 0, (named(f"r{i:02}"),), ()) for i in range(13)]
     text = root_causes_markdown(with_why(many))
-    assert text.startswith("**13 derivations changed at the root**:")
+    assert text.startswith(
+        "**13 derivations were built at the root** (none of their inputs was built here):"
+    )
     items = [line for line in text.splitlines() if line.startswith("- `")]
     assert [item.split("`")[1] for item in items] == [f"r{i:02}" for i in range(10)]
     assert "- and 3 more root causes in the JSON report" in text
@@ -361,13 +365,10 @@ def test_nothing_to_say_gives_nothing() -> None:
 def test_the_terminal_gives_a_line_per_root() -> None:
     assert root_causes_terminal(TWO_ROOTS) == [
         (
-            "  root cause: openssl-3.0.13: changed in itself; 3 more built because of it"
+            "  root cause: openssl-3.0.13: 3 more built because of it"
             " (openssl-3.0.13 → curl-8.7.1 → git → app)"
         ),
-        (
-            "  root cause: zlib-1.3.1: changed in itself; 2 more built because of it"
-            " (zlib-1.3.1 → libpng-1.6 → app)"
-        ),
+        ("  root cause: zlib-1.3.1: 2 more built because of it (zlib-1.3.1 → libpng-1.6 → app)"),
     ]
 
 

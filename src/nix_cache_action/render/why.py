@@ -7,20 +7,26 @@ from nix_cache_action.render.format import count
 from nix_cache_action.render.markdown import code, escape_text
 from nix_cache_action.report import Change, Report, RootCause
 from nix_cache_action.store_path import store_name
+from nix_cache_action.why import SAME
 
 ROOT_CAUSES_SHOWN = 10
 PATH_SHOWN = 5
 
 
 def root_causes_markdown(report: Report) -> str:
-    """`**3 changed at their root**; the other 297 were built only because they depend on them`
-    and a line per root cause; empty without a reckoning."""
+    """`**3 derivations were built at the root** (none of their inputs was built here); the
+    other 297 were built only because they depend on them` and a line per root cause; empty
+    without a reckoning."""
     why = report.why
     if why is None or not why.root_causes:
         return ""
     roots = why.root_causes
     dragged = len({d for cause in roots for d in cause.dependents})
-    head = f"**{count(len(roots), 'derivation')} changed at the root**"
+    # "At the root", not "changed": without a baseline, a root cause may as well be one that no
+    # cache held; what changed in it is said where a baseline tells.
+    one = len(roots) == 1
+    head = f"**{count(len(roots), 'derivation')} {'was' if one else 'were'} built at the root**"
+    head += f" (none of {'its' if one else 'their'} inputs was built here)"
     if dragged:
         them = "it" if len(roots) == 1 else "them"
         head += f"; the other {dragged} {'was' if dragged == 1 else 'were'} built only because"
@@ -48,13 +54,13 @@ def root_causes_terminal(report: Report) -> list[str]:
 
 
 def _dragged(cause: RootCause) -> str:
-    changed = f"changed in itself{_change_phrase(cause.change)}"
+    changed = _change_phrase(cause.change)
     if not cause.caused:
-        return f"{changed}; nothing else built here depends on it"
+        return f"{changed}nothing else built here depends on it"
     names = [store_name(drv) for drv in cause.path]
     if len(names) > PATH_SHOWN:
         names = [*names[:2], "…", *names[-2:]]
-    return f"{changed}; {cause.caused} more built because of it ({' → '.join(names)})"
+    return f"{changed}{cause.caused} more built because of it ({' → '.join(names)})"
 
 
 # How the parts of a derivation outside its environment read.
@@ -62,15 +68,18 @@ _PARTS = {"(args)": "its builder's arguments", "(builder)": "its builder"}
 
 
 def _change_phrase(change: Change | None) -> str:
-    """` (since the baseline: its version, input derivation lib)`, or why that is unknown."""
+    """`changed since the baseline: version, input derivation lib; ` or why that is unknown;
+    nothing without a baseline."""
     if change is None:
         return ""
+    if change.unknown == SAME:
+        return "unchanged since the baseline, and no cache held it this time; "
     if change.unknown:
-        return f" (since the baseline: unknown, {change.unknown})"
+        return f"what changed since the baseline is unknown ({change.unknown}); "
     said = [_PARTS.get(key, key) for key in change.env]
     said += [f"input source {name}" for name in change.sources]
     said += [f"input derivation {name}" for name in change.inputs]
-    return f" (since the baseline: {', '.join(said) or 'nothing this report can tell'})"
+    return f"changed since the baseline: {', '.join(said) or 'nothing its fingerprint shows'}; "
 
 
 __all__ = ["root_causes_markdown", "root_causes_terminal"]
