@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import re
 from collections import deque
 from typing import TYPE_CHECKING
@@ -170,12 +171,19 @@ def fingerprint(derivation: Derivation) -> Fingerprint:
 
     # Its outputs' paths change with anything else, and its name is said apart.
     left_out = {*derivation.outputs, "name"}
-    env = {k: short(v) for k, v in derivation.env.items() if k not in left_out}
+    # The parts outside the environment are keyed `(args)` and `(builder)`; a variable whose
+    # own name starts with `(` gets one more, so that none is taken for the other.
+    env = {
+        f"({k}" if k.startswith("(") else k: short(v)
+        for k, v in derivation.env.items()
+        if k not in left_out
+    }
     # The builder and its arguments are part of the derivation too, outside its environment
     # (the builder usually in it as well).
     if derivation.env.get("builder") != derivation.builder:
         env["(builder)"] = short(derivation.builder)
-    env["(args)"] = short("\0".join(derivation.args))
+    # As a JSON list: no arguments and one empty argument are two things.
+    env["(args)"] = short(json.dumps(list(derivation.args)))
     return Fingerprint(
         drv=_drv_key(derivation.path),
         name=derivation.name or store_name(derivation.path),

@@ -61,7 +61,7 @@ OUT = path("o", "hello-2.12")
 DEV = path("d", "hello-2.12-dev")
 
 
-def hello(**changes: Any) -> Derivation:  # noqa: ANN401 - any of Derivation's fields
+def hello(**changes: Any) -> Derivation:
     """A derivation as parse_aterm gives it, with `changes` made."""
     base = Derivation(
         path=HELLO_DRV,
@@ -152,7 +152,8 @@ def test_the_builder_is_said_apart_only_where_the_environment_does_not_say_it() 
 
 def test_the_builders_arguments_are_one_value_that_changes_with_them() -> None:
     args = env_of(hello())["(args)"]
-    assert args == short("-e\0/nix/store/builder.sh")
+    # The arguments as a JSON list, store paths' hashes taken out.
+    assert args == short('["-e", "/nix/store/builder.sh"]')
     assert env_of(hello(args=("-ex", BUILDER_SH)))["(args)"] != args
     assert env_of(hello(args=("-e", BUILDER_SH, "--more")))["(args)"] != args
     assert env_of(hello(args=(BUILDER_SH, "-e")))["(args)"] != args
@@ -160,8 +161,17 @@ def test_the_builders_arguments_are_one_value_that_changes_with_them() -> None:
     assert env_of(hello(args=("-e /nix/store/builder.sh",)))["(args)"] != args
     # A store path's hash is taken out of the arguments as well.
     assert env_of(hello(args=("-e", path("j", "builder.sh"))))["(args)"] == args
-    # No arguments at all still say `(args)`.
-    assert env_of(hello(args=()))["(args)"] == short("")
+    # No arguments at all still say `(args)`: the hash of an empty list.
+    assert env_of(hello(args=()))["(args)"] == short("[]")
+
+
+def test_no_arguments_and_one_empty_argument_are_told_apart() -> None:
+    assert env_of(hello(args=()))["(args)"] != env_of(hello(args=("",)))["(args)"]
+
+
+def test_an_environment_variable_named_like_a_part_outside_it_is_not_lost() -> None:
+    one, other = with_env(**{"(args)": "one"}), with_env(**{"(args)": "other"})
+    assert fingerprint(one).env != fingerprint(other).env
 
 
 # --- fingerprint(): sources, inputs and the derivation itself -----------------------------------
@@ -332,7 +342,9 @@ def test_the_builder_and_its_arguments_are_compared_too() -> None:
     now = hello(builder=path("c", "coreutils-9.5") + "/bin/sh", args=("-x",))
     cause = RootCause(drv=now.path, caused=0, path=(now.path,))
     before = hello(path=path("e", "hello-2.12.drv"))
-    change = change_of(with_changes(run_with(cause, kept=(fingerprint(now),)), baseline_with(before)))
+    change = change_of(
+        with_changes(run_with(cause, kept=(fingerprint(now),)), baseline_with(before))
+    )
     assert change == Change(against="e" * 12, env=("(args)", "(builder)"))
 
 
@@ -403,7 +415,7 @@ def test_the_baselines_last_fingerprint_of_a_name_is_the_one_compared_with() -> 
 
 
 def test_each_root_cause_gets_its_own_change() -> None:
-    curl_now = replace(OTHER, env={**OTHER.env, "version": "8.7.1"})
+    curl_now = replace(OTHER, path=path("9", "curl-8.7.drv"), env={**OTHER.env, "version": "8"})
     curl_cause = RootCause(drv=curl_now.path, caused=1, path=(curl_now.path, NOW.path))
     report = run_with(NOW_CAUSE, curl_cause, kept=(fingerprint(NOW), fingerprint(curl_now)))
     changed = with_changes(report, baseline_with(OTHER, BEFORE))
@@ -568,6 +580,7 @@ def test_with_dependents_follows_the_builds_order_and_leaves_the_root_out() -> N
 
 
 HELLO_ROOT = RootCause(drv=NOW.path, caused=0, path=(NOW.path,))
+ALONE = "nothing else built here depends on it"
 
 
 def line_for(change: Change | None, cause: RootCause = HELLO_ROOT) -> str:
@@ -579,14 +592,14 @@ def line_for(change: Change | None, cause: RootCause = HELLO_ROOT) -> str:
 def test_a_change_reads_as_what_changed() -> None:
     change = Change(against="e" * 12, env=("version",), sources=("src",), inputs=("lib",))
     assert line_for(change) == (
-        "- `hello-2.12`: changed in itself (since the baseline: version, input source src,"
-        " input derivation lib); nothing else built here depends on it"
+        "- `hello-2.12`: changed since the baseline: version, input source src,"
+        f" input derivation lib; {ALONE}"
     )
+    # The parts outside the environment by what they are; the environment's keys as they are.
     many = Change(against="e", env=("(args)", "(builder)", "patches"), inputs=("a", "b"))
     assert line_for(many) == (
-        "- `hello-2.12`: changed in itself (since the baseline: its builder's arguments,"
-        " its builder, patches, input derivation a, input derivation b); nothing else built"
-        " here depends on it"
+        "- `hello-2.12`: changed since the baseline: its builder's arguments, its builder,"
+        f" patches, input derivation a, input derivation b; {ALONE}"
     )
 
 
@@ -594,31 +607,33 @@ def test_a_change_comes_before_what_the_root_dragged_along() -> None:
     dragged = RootCause(drv=NOW.path, caused=1, path=(NOW.path, drv("app")))
     change = Change(against="e", env=("version",))
     assert line_for(change, dragged) == (
-        "- `hello-2.12`: changed in itself (since the baseline: version); 1 more built"
+        "- `hello-2.12`: changed since the baseline: version; 1 more built"
         " because of it (hello-2.12 → app)"
     )
 
 
 def test_an_unknown_change_reads_as_unknown_and_why() -> None:
     for reason in (
-        why_module.SAME,
         why_module.NO_FINGERPRINTS,
         why_module.NOT_KEPT_HERE,
         why_module.NOT_IN_BASELINE.format(name="hello-2.12"),
+        why_module.NOT_KEPT.format(name="hello-2.12", kept=2, left_out=7),
     ):
         assert line_for(Change(unknown=reason)) == (
-            f"- `hello-2.12`: changed in itself (since the baseline: unknown, {reason});"
-            " nothing else built here depends on it"
+            f"- `hello-2.12`: what changed since the baseline is unknown ({reason}); {ALONE}"
         )
-
-
-def test_no_change_has_no_parenthesis_and_an_empty_one_says_so() -> None:
-    assert line_for(None) == (
-        "- `hello-2.12`: changed in itself; nothing else built here depends on it"
+    # The very derivation the baseline built: it did not change.
+    same = Change(against="e" * 12, unknown=why_module.SAME)
+    assert line_for(same) == (
+        f"- `hello-2.12`: unchanged since the baseline, and no cache held it this time; {ALONE}"
     )
+
+
+def test_no_change_says_nothing_of_the_baseline_and_an_empty_one_says_so() -> None:
+    assert line_for(None) == f"- `hello-2.12`: {ALONE}"
+    assert "baseline" not in line_for(None)
     assert line_for(Change(against="e" * 12)) == (
-        "- `hello-2.12`: changed in itself (since the baseline: nothing this report can tell);"
-        " nothing else built here depends on it"
+        f"- `hello-2.12`: changed since the baseline: nothing its fingerprint shows; {ALONE}"
     )
 
 
@@ -626,8 +641,10 @@ def test_a_change_on_the_terminal_is_the_same_words_unescaped() -> None:
     change = Change(against="e", env=("NIX_CFLAGS_COMPILE",), sources=("src",))
     report = Report(why=Why(root_causes=(replace(HELLO_ROOT, change=change),)))
     assert root_causes_terminal(report) == [
-        "  root cause: hello-2.12: changed in itself (since the baseline: NIX_CFLAGS_COMPILE,"
-        " input source src); nothing else built here depends on it"
+        (
+            "  root cause: hello-2.12: changed since the baseline: NIX_CFLAGS_COMPILE,"
+            f" input source src; {ALONE}"
+        )
     ]
     assert "NIX\\_CFLAGS\\_COMPILE, input source src" in root_causes_markdown(report)
 
@@ -635,7 +652,9 @@ def test_a_change_on_the_terminal_is_the_same_words_unescaped() -> None:
 def test_a_change_found_against_a_baseline_reads_end_to_end() -> None:
     text = root_causes_markdown(with_changes(NOW_RUN, baseline_with(OTHER, BEFORE)))
     assert (
-        "- `hello-2.12`: changed in itself (since the baseline: oldFlag, patches, version,"
+        "- `hello-2.12`: changed since the baseline: oldFlag, patches, version,"
         " input source fix.patch, input source source, input derivation lib,"
-        " input derivation old-dep); nothing else built here depends on it"
+        f" input derivation old-dep; {ALONE}"
     ) in text
+    same = root_causes_markdown(with_changes(NOW_RUN, baseline_with(NOW)))
+    assert "- `hello-2.12`: unchanged since the baseline, and no cache held it" in same
