@@ -251,17 +251,35 @@ def _change(cause: RootCause, now: Fingerprint | None, baseline: Report) -> Chan
 
 
 def _earlier(name: str, baseline: Report) -> tuple[Fingerprint | None, str]:
-    """The baseline's fingerprint of `name` (its last), or why there is none."""
+    """The baseline's fingerprint of `name` (its last), else of the one name it has of the same
+    package at another version (`hello-2.12` for `hello-2.13`: the name without its version, as
+    Nix's parseDrvName splits it), or why there is none."""
     if baseline.why is None:
         return None, NO_FINGERPRINTS
-    earlier = next((f for f in reversed(baseline.why.fingerprints) if f.name == name), None)
+    kept = baseline.why.fingerprints
+    earlier = next((f for f in reversed(kept) if f.name == name), None)
+    if earlier is None:
+        # Only where one name of the baseline's is that package: node-0-4 and node-1-2 both
+        # read as `node`, and picking one would be a guess.
+        package = package_name(name)
+        same = [f for f in kept if package_name(f.name) == package]
+        if len({f.name for f in same}) == 1:
+            earlier = same[-1]
     if earlier is not None:
         return earlier, ""
     left_out = baseline.why.fingerprints_left_out
     if left_out:
-        kept = len(baseline.why.fingerprints)
-        return None, NOT_KEPT.format(name=name, kept=kept, left_out=left_out)
+        return None, NOT_KEPT.format(name=name, kept=len(kept), left_out=left_out)
     return None, NOT_IN_BASELINE.format(name=name)
+
+
+_VERSION_START = re.compile(r"-(?=[0-9])")
+
+
+def package_name(name: str) -> str:
+    """`hello-2.12` -> `hello`; `node-0-4` -> `node`: the part before the first dash that a
+    digit follows (Nix's builtins.parseDrvName)."""
+    return _VERSION_START.split(name, maxsplit=1)[0]
 
 
 def _differing(now: Mapping[str, str], before: Mapping[str, str]) -> tuple[str, ...]:

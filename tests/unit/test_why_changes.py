@@ -658,3 +658,34 @@ def test_a_change_found_against_a_baseline_reads_end_to_end() -> None:
     ) in text
     same = root_causes_markdown(with_changes(NOW_RUN, baseline_with(NOW)))
     assert "- `hello-2.12`: unchanged since the baseline, and no cache held it" in same
+
+
+def test_a_package_at_another_version_is_compared_with_its_one_earlier_version() -> None:
+    """hello-2.13 against the baseline's hello-2.12: the version is what changed."""
+    now = fingerprint(hello(env={**hello().env, "name": "hello-2.13", "version": "2.13"}))
+    before = fingerprint(hello(env={**hello().env, "name": "hello-2.12", "version": "2.12"}))
+    cause = RootCause(HELLO_DRV, 0)
+    report = Report(why=Why(root_causes=(cause,), fingerprints=(now,)))
+    baseline = Report(why=Why(fingerprints=(replace(before, drv="x" * 12),)))
+    changed = with_changes(report, baseline)
+    assert changed.why is not None
+    change = changed.why.root_causes[0].change
+    assert change is not None
+    assert change.unknown is None
+    assert "version" in change.env
+
+
+def test_two_names_of_one_package_in_the_baseline_are_no_match() -> None:
+    """node-0-4 against node-0-2 and node-1-1: both read as `node`; choosing one would guess."""
+    now = fingerprint(hello(env={**hello().env, "name": "node-0-4"}))
+    others = tuple(
+        replace(fingerprint(hello(env={**hello().env, "name": n})), drv=n[-3:] * 4)
+        for n in ("node-0-2", "node-1-1")
+    )
+    report = Report(why=Why(root_causes=(RootCause(HELLO_DRV, 0),), fingerprints=(now,)))
+    changed = with_changes(report, Report(why=Why(fingerprints=others)))
+    assert changed.why is not None
+    change = changed.why.root_causes[0].change
+    assert change is not None
+    assert change.unknown is not None
+    assert change.unknown.startswith("the baseline built no derivation named node-0-4")
