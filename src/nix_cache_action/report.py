@@ -354,7 +354,8 @@ class RootCause:
 
     drv: str
     caused: int  # misses built only because they depend on it (itself not counted)
-    path: tuple[str, ...] = ()  # drvs from it to the farthest of those, for a reader to follow
+    # The names of the derivations from it to the farthest of those, for a reader to follow.
+    path: tuple[str, ...] = ()
     # The misses it caused: in the JSON, each of their builds names it (`because`), once.
     dependents: tuple[str, ...] = field(default=(), metadata={"json": False})
     change: Change | None = None  # against the baseline, where one was given
@@ -372,6 +373,18 @@ class Fingerprint:
     env: str = ""
     sources: str = ""
     inputs: str = ""
+
+    def packed(self) -> str:
+        """One string in the JSON, `DRV NAME|ENV|SOURCES|INPUTS`: a report keeps one per miss,
+        and field names repeated in each would cost a third of it."""
+        return f"{self.drv} {self.name}|{self.env}|{self.sources}|{self.inputs}"
+
+    @classmethod
+    def unpacked(cls, text: str) -> Fingerprint:
+        """ValueError when `text` is not what packed() writes."""
+        head, env, sources, inputs = text.split("|")
+        drv, _, name = head.partition(" ")
+        return cls(drv=drv, name=name, env=env, sources=sources, inputs=inputs)
 
 
 @dataclass(frozen=True)
@@ -555,9 +568,15 @@ class Report:
             "duplicate_builds": list(self.duplicate_builds),
             "why": self.why,
         }
+        if self.why is not None:
+            body["why"] = dataclasses.replace(self.why, fingerprints=())
+            packed = [f.packed() for f in self.why.fingerprints]
         # One pass turns the records into JSON values and rounds the floats: asdict's deep copy
         # and a second walk took most of the time for an aggregate of 50,000 builds.
-        return _jsonable(body)  # type: ignore[no-any-return]
+        data: dict[str, Any] = _jsonable(body)
+        if self.why is not None:
+            data["why"]["fingerprints"] = packed
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Report:
@@ -847,7 +866,7 @@ def _why(data: dict[str, Any]) -> Why:
         ),
         misses=int(data.get("misses", 0)),
         unknown=tuple(data.get("unknown", [])),
-        fingerprints=tuple(_from_dict(Fingerprint, d) for d in data.get("fingerprints", [])),
+        fingerprints=tuple(Fingerprint.unpacked(f) for f in data.get("fingerprints", [])),
         fingerprints_left_out=int(data.get("fingerprints_left_out", 0)),
     )
 

@@ -91,12 +91,19 @@ def explain(missed: Sequence[str], inputs_of: Mapping[str, Sequence[str]]) -> Wh
             RootCause(
                 drv=root,
                 caused=len(dependents),
-                path=_farthest_path(root, children),
+                # By name: the path is for a reader, and full paths of every root's path would
+                # cost a cold build's report more than its fingerprints.
+                path=tuple(name_of(d) for d in _farthest_path(root, children)),
                 dependents=dependents,
             )
         )
     causes.sort(key=lambda c: (-c.caused, c.drv))
     return Why(root_causes=tuple(causes), misses=len(missed), unknown=unknown)
+
+
+def name_of(drv: str) -> str:
+    """`/nix/store/<hash>-hello-2.12.drv` -> `hello-2.12`."""
+    return store_name(drv)
 
 
 def _topological(

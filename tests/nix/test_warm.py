@@ -365,6 +365,7 @@ def test_baseline_and_budgets_on_real_runs(nix_env: NixEnv) -> None:
         "max_built": 2,
         "min_hit_rate": 0,
         "exceeded": [],
+        "max_per_change": None,
     }
     assert first["seconds"] is not None
     assert first["seconds"] > 0

@@ -33,7 +33,6 @@ from nix_cache_action.report import (
     Check,
     DuplicateBuild,
     FileDifference,
-    Fingerprint,
     Installable,
     LegInfo,
     LegResult,
@@ -107,7 +106,6 @@ DEFS: dict[str, type[Any]] = {
     "duplicate_build": DuplicateBuild,
     "why": Why,
     "root_cause": RootCause,
-    "fingerprint": Fingerprint,
     "change": Change,
 }
 # Fields added to schema_version 1 after reports of it were in use (restored baselines, leg

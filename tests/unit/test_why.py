@@ -24,7 +24,12 @@ from nix_cache_action.nix.derivations import (
 )
 from nix_cache_action.render.why import root_causes_markdown, root_causes_terminal
 from nix_cache_action.report import Build, Report, RootCause, Why
-from nix_cache_action.why import explain, misses
+from nix_cache_action.why import explain, misses, name_of
+
+
+def names(*drvs: str) -> tuple[str, ...]:
+    """A path as the report keeps it: the derivations' names."""
+    return tuple(name_of(d) for d in drvs)
 
 
 def drv(name: str) -> str:
@@ -62,7 +67,7 @@ def test_a_chain_has_one_root_that_caused_the_rest() -> None:
     # c is built over b, b over a: only a changed in itself.
     why = explain([A, B, C], {A: [SUBSTITUTED], B: [A], C: [B, IN_STORE]})
     assert why == Why(
-        root_causes=(RootCause(drv=A, caused=2, path=(A, B, C), dependents=(B, C)),),
+        root_causes=(RootCause(drv=A, caused=2, path=names(A, B, C), dependents=(B, C)),),
         misses=3,
         unknown=(),
     )
@@ -74,7 +79,7 @@ def test_the_order_the_misses_are_listed_in_does_not_change_the_answer() -> None
     assert roots(why) == [A]
     cause = why.root_causes[0]
     assert cause.caused == 2
-    assert cause.path == (A, B, C)
+    assert cause.path == names(A, B, C)
     assert sorted(cause.dependents) == sorted([B, C])
 
 
@@ -87,9 +92,9 @@ def test_a_diamond_counts_each_dependent_once() -> None:
     assert sorted(cause.dependents) == sorted([B, C, D])
     assert len(cause.dependents) == 3  # no repeats
     assert len(cause.path) == 3
-    assert cause.path[0] == A
-    assert cause.path[1] in (B, C)
-    assert cause.path[-1] == D
+    assert cause.path[0] == name_of(A)
+    assert cause.path[1] in names(B, C)
+    assert cause.path[-1] == name_of(D)
 
 
 def test_two_independent_changes_each_count_a_miss_over_both() -> None:
@@ -104,15 +109,15 @@ def test_two_independent_changes_each_count_a_miss_over_both() -> None:
     assert sorted(cause_of(why, y).dependents) == sorted([y1, y2, z])
     assert cause_of(why, x).caused == 2
     assert sorted(cause_of(why, x).dependents) == sorted([x1, z])
-    assert cause_of(why, y).path == (y, y1, y2, z)
-    assert cause_of(why, x).path == (x, x1, z)
+    assert cause_of(why, y).path == names(y, y1, y2, z)
+    assert cause_of(why, x).path == names(x, x1, z)
     assert why.misses == 6
 
 
 def test_inputs_that_are_not_misses_do_not_make_a_miss_a_dependent() -> None:
     # b's inputs were substituted or already there: b changed in itself although it has inputs.
     why = explain([B], {B: [SUBSTITUTED, IN_STORE]})
-    assert why.root_causes == (RootCause(drv=B, caused=0, path=(B,), dependents=()),)
+    assert why.root_causes == (RootCause(drv=B, caused=0, path=names(B), dependents=()),)
     # Only the direct inputs count: c is over a substituted s, which is over the miss a, so
     # neither a nor c was built because of the other.
     s = drv("s")
@@ -127,20 +132,20 @@ def test_a_failed_build_is_a_miss_and_what_was_never_attempted_is_not() -> None:
     missed = misses(builds)
     assert missed == [A, B]
     why = explain(missed, {A: [], B: [A], C: [B]})
-    assert why.root_causes == (RootCause(drv=A, caused=1, path=(A, B), dependents=(B,)),)
+    assert why.root_causes == (RootCause(drv=A, caused=1, path=names(A, B), dependents=(B,)),)
     assert why.misses == 2
 
 
 def test_a_failed_root_with_nothing_after_it_caused_nothing() -> None:
     why = explain(misses([build(A, status="failed")]), {A: [SUBSTITUTED]})
-    assert why.root_causes == (RootCause(drv=A, caused=0, path=(A,), dependents=()),)
+    assert why.root_causes == (RootCause(drv=A, caused=0, path=names(A), dependents=()),)
 
 
 def test_the_path_goes_to_the_first_built_of_equally_far_misses() -> None:
     # b and c are both one step from a; _farthest_path's docstring promises "the first found
     # among the farthest, in build order": b, built first.
     why = explain([A, B, C], {A: [], B: [A], C: [A]})
-    assert why.root_causes[0].path == (A, B)
+    assert why.root_causes[0].path == names(A, B)
 
 
 # --- which builds are misses --------------------------------------------------------------------
@@ -255,13 +260,18 @@ def test_a_layered_graph_gives_each_root_a_path_to_its_farthest() -> None:
     for cause in why.root_causes:
         # The root, then each miss over the one before it; in a layered graph the nearest way
         # to a derivation goes one layer a step, so the farthest is in the highest layer reached.
-        assert cause.path[0] == cause.drv
-        assert all(before in inputs[after] for before, after in pairwise(cause.path))
+        assert cause.path[0] == name_of(cause.drv)
+        by_name = {name_of(d): d for d in inputs}
+        assert all(
+            by_name[before] in inputs[by_name[after]] for before, after in pairwise(cause.path)
+        )
         farthest = max((layer_of[d] for d in cause.dependents), default=0)
         assert len(cause.path) == farthest + 1
     # The seed gives both kinds: roots that dragged the top layer along, and roots nothing used.
     assert any(len(cause.path) == LAYERS for cause in why.root_causes)
-    assert any(cause.path == (cause.drv,) and not cause.caused for cause in why.root_causes)
+    assert any(
+        cause.path == (name_of(cause.drv),) and not cause.caused for cause in why.root_causes
+    )
 
 
 # --- render/why.py ------------------------------------------------------------------------------
@@ -280,8 +290,8 @@ OPENSSL, CURL, GIT, APP = named("openssl-3.0.13"), named("curl-8.7.1"), named("g
 ZLIB, PNG = named("zlib-1.3.1"), named("libpng-1.6")
 TWO_ROOTS = with_why(
     [
-        RootCause(OPENSSL, 3, (OPENSSL, CURL, GIT, APP), (CURL, GIT, APP)),
-        RootCause(ZLIB, 2, (ZLIB, PNG, APP), (PNG, APP)),  # app again: counted once below
+        RootCause(OPENSSL, 3, names(OPENSSL, CURL, GIT, APP), (CURL, GIT, APP)),
+        RootCause(ZLIB, 2, names(ZLIB, PNG, APP), (PNG, APP)),  # app again: counted once below
     ],
     missed=6,
 )
@@ -304,19 +314,21 @@ def test_markdown_names_each_root_and_its_path() -> None:
 
 
 def test_markdown_for_one_root_and_for_one_that_caused_nothing() -> None:
-    one = with_why([RootCause(ZLIB, 2, (ZLIB, PNG, APP), (PNG, APP))])
+    one = with_why([RootCause(ZLIB, 2, names(ZLIB, PNG, APP), (PNG, APP))])
     assert root_causes_markdown(one).startswith(
         "**1 derivation was built at the root** (none of its inputs was built here);"
         " the other 2 were built only because they"
         " depend on it:\n"
     )
-    alone = with_why([RootCause(GIT, 0, (GIT,), ())])
+    alone = with_why([RootCause(GIT, 0, names(GIT), ())])
     assert root_causes_markdown(alone) == (
         "**1 derivation was built at the root** (none of its inputs was built here):\n"
         "\n"
         "- `git`: nothing else built here depends on it\n"
     )
-    mixed = with_why([RootCause(ZLIB, 1, (ZLIB, PNG), (PNG,)), RootCause(GIT, 0, (GIT,), ())])
+    mixed = with_why(
+        [RootCause(ZLIB, 1, names(ZLIB, PNG), (PNG,)), RootCause(GIT, 0, names(GIT), ())]
+    )
     text = root_causes_markdown(mixed)
     assert "the other 1 was built only because it depends on them:" in text
     assert "- `git`: nothing else built here depends on it" in text
@@ -324,12 +336,12 @@ def test_markdown_for_one_root_and_for_one_that_caused_nothing() -> None:
 
 def test_a_long_path_keeps_its_ends() -> None:
     path = tuple(named(f"p{i}") for i in range(8))
-    text = root_causes_markdown(with_why([RootCause(path[0], 7, path, path[1:])]))
+    text = root_causes_markdown(with_why([RootCause(path[0], 7, names(*path), path[1:])]))
     assert "(p0 → p1 → … → p6 → p7)" in text
 
 
 def test_more_than_ten_roots_lists_ten_and_counts_the_rest() -> None:
-    many = [RootCause(named(f"r{i:02}"), 0, (named(f"r{i:02}"),), ()) for i in range(13)]
+    many = [RootCause(named(f"r{i:02}"), 0, names(named(f"r{i:02}")), ()) for i in range(13)]
     text = root_causes_markdown(with_why(many))
     assert text.startswith(
         "**13 derivations were built at the root** (none of their inputs was built here):"
@@ -346,7 +358,7 @@ def test_more_than_ten_roots_lists_ten_and_counts_the_rest() -> None:
 
 
 def test_the_misses_whose_inputs_could_not_be_read_are_said() -> None:
-    report = with_why([RootCause(GIT, 0, (GIT,), ())], unknown=[named("u1"), named("u2")])
+    report = with_why([RootCause(GIT, 0, names(GIT), ())], unknown=[named("u1"), named("u2")])
     assert root_causes_markdown(report).endswith(
         "\n\nThe inputs of 2 derivations could not be read: left out of this reckoning.\n"
     )

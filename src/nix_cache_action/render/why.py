@@ -57,7 +57,7 @@ def _dragged(cause: RootCause) -> str:
     changed = _change_phrase(cause.change)
     if not cause.caused:
         return f"{changed}nothing else built here depends on it"
-    names = [store_name(drv) for drv in cause.path]
+    names = list(cause.path)
     if len(names) > PATH_SHOWN:
         names = [*names[:2], "…", *names[-2:]]
     return f"{changed}{cause.caused} more built because of it ({' → '.join(names)})"
