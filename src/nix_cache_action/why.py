@@ -233,16 +233,29 @@ def with_changes(report: Report, baseline: Report) -> Report:
     if why is None or not why.root_causes:
         return report
     mine = {f.drv: f for f in why.fingerprints}
+    # An installable's derivation is also found by the installable's name: its attribute.
+    attribute = {i.drv: i.name for i in report.installables if i.drv}
+    earlier_of = {i.name: i.drv for i in baseline.installables if i.drv}
     causes = tuple(
-        dataclasses.replace(cause, change=_change(cause, mine.get(_drv_key(cause.drv)), baseline))
+        dataclasses.replace(
+            cause,
+            change=_change(
+                cause,
+                mine.get(_drv_key(cause.drv)),
+                baseline,
+                earlier_of.get(attribute.get(cause.drv, "")),
+            ),
+        )
         for cause in why.root_causes
     )
     return dataclasses.replace(report, why=dataclasses.replace(why, root_causes=causes))
 
 
-def _change(cause: RootCause, now: Fingerprint | None, baseline: Report) -> Change:
+def _change(
+    cause: RootCause, now: Fingerprint | None, baseline: Report, same_attribute: str | None
+) -> Change:
     name = now.name if now is not None else store_name(cause.drv)
-    earlier, unknown = _earlier(name, baseline)
+    earlier, unknown = _earlier(name, baseline, same_attribute)
     if earlier is None:
         return Change(unknown=unknown)
     if earlier.drv == _drv_key(cause.drv):
@@ -257,14 +270,21 @@ def _change(cause: RootCause, now: Fingerprint | None, baseline: Report) -> Chan
     )
 
 
-def _earlier(name: str, baseline: Report) -> tuple[Fingerprint | None, str]:
-    """The baseline's fingerprint of `name` (its last), else of the one name it has of the same
-    package at another version (`hello-2.12` for `hello-2.13`: the name without its version, as
-    Nix's parseDrvName splits it), or why there is none."""
+def _earlier(
+    name: str, baseline: Report, same_attribute: str | None
+) -> tuple[Fingerprint | None, str]:
+    """The baseline's fingerprint of `name` (its last), else of the derivation the same
+    installable had there, else of the one name it has of the same package at another version
+    (`hello-2.12` for `hello-2.13`: the name without its version, as Nix's parseDrvName splits
+    it), or why there is none."""
     if baseline.why is None:
         return None, NO_FINGERPRINTS
     kept = baseline.why.fingerprints
     earlier = next((f for f in reversed(kept) if f.name == name), None)
+    if earlier is None and same_attribute is not None:
+        # The baseline's derivation of the same installable, under whatever name it had.
+        key = _drv_key(same_attribute)
+        earlier = next((f for f in reversed(kept) if f.drv == key), None)
     if earlier is None:
         # Only where one name of the baseline's is that package: node-0-4 and node-1-2 both
         # read as `node`, and picking one would be a guess.

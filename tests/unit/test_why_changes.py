@@ -20,7 +20,15 @@ import pytest
 from nix_cache_action import why as why_module
 from nix_cache_action.nix.derivations import Derivation
 from nix_cache_action.render.why import root_causes_markdown, root_causes_terminal
-from nix_cache_action.report import Build, Change, Fingerprint, Report, RootCause, Why
+from nix_cache_action.report import (
+    Build,
+    Change,
+    Fingerprint,
+    Installable,
+    Report,
+    RootCause,
+    Why,
+)
 from nix_cache_action.schema import schema_errors
 from nix_cache_action.why import (
     FINGERPRINTS_KEPT,
@@ -689,3 +697,26 @@ def test_two_names_of_one_package_in_the_baseline_are_no_match() -> None:
     assert change is not None
     assert change.unknown is not None
     assert change.unknown.startswith("the baseline built no derivation named node-0-4")
+
+
+def test_an_installable_renamed_is_compared_through_its_attribute() -> None:
+    """The same installable, its derivation renamed (hello-2.12 to greeting-3): found through
+    the installable, and compared."""
+    now = hello(env={**hello().env, "name": "greeting-3", "version": "3"})
+    now = replace(now, path=path("n", "greeting-3.drv"))
+    before = hello(path=path("b", "hello-2.12.drv"))
+    report = Report(
+        installables=(Installable(name=".#hello", drv=now.path),),
+        why=Why(root_causes=(RootCause(now.path, 0),), fingerprints=(fingerprint(now),)),
+    )
+    baseline = Report(
+        installables=(Installable(name=".#hello", drv=before.path),),
+        why=Why(fingerprints=(fingerprint(before),)),
+    )
+    changed = with_changes(report, baseline)
+    assert changed.why is not None
+    change = changed.why.root_causes[0].change
+    assert change is not None
+    assert change.unknown is None
+    assert change.against == fingerprint(before).drv
+    assert "version" in change.env
