@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Container
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -832,7 +833,8 @@ def sum_known(values: list[float | None]) -> float | None:
 def _jsonable(value: Any) -> Any:  # noqa: ANN401 - walks the report's records and JSON
     """JSON values of the report's records (dataclasses, tuples, dicts), floats rounded."""
     if isinstance(value, float):
-        return round(value, JSON_DIGITS)
+        # No NaN or Infinity in a report: JSON has neither, and an unknown figure is null.
+        return round(value, JSON_DIGITS) if math.isfinite(value) else None
     if isinstance(value, (str, int)) or value is None:
         return value
     if isinstance(value, dict):

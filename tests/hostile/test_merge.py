@@ -96,6 +96,33 @@ WRONG_FIELDS = [
 ]
 
 
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        pytest.param('"seconds": Infinity', ("seconds", "finite"), id="infinity"),
+        pytest.param('"seconds": NaN', ("seconds", "finite"), id="nan"),
+        pytest.param('"seconds": -1.5', ("seconds", "below 0"), id="negative-seconds"),
+        pytest.param(
+            '"phases": {"evaluation": -3, "download": null, "build": null, "check": null,'
+            ' "cache_wait": null, "cache_query": null}',
+            ("phases.evaluation", "below 0"),
+            id="negative-phase",
+        ),
+    ],
+)
+def test_a_number_that_is_no_time_or_size_is_refused(
+    hostile: Hostile, sample_reports: dict[str, Any], text: str, named: tuple[str, ...]
+) -> None:
+    """Python's JSON reader takes NaN and Infinity; neither, nor a negative time, reaches a
+    sum or the summary: the file and the field are named (exit 2)."""
+    data = copy.deepcopy(sample_reports["ok"])
+    key = text.split(":", 1)[0].strip('"')
+    data[key] = "PLACEHOLDER"
+    raw = json.dumps(data).replace(f'"{key}": "PLACEHOLDER"', text).encode()
+    good = put(hostile, "good.json", sample_reports["failed"])
+    refused(hostile, put(hostile, "bad.json", raw), *named, others=(good,))
+
+
 @pytest.mark.parametrize(("field", "value", "named"), WRONG_FIELDS)
 def test_field_of_the_wrong_type(
     hostile: Hostile,

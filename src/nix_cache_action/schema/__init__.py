@@ -10,6 +10,7 @@ schema with a full validator, so the two cannot drift apart unnoticed.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from functools import cache
 from importlib import resources
@@ -124,6 +125,11 @@ def _compile(  # noqa: C901 - one branch per keyword
             not isinstance(value, types) or (isinstance(value, bool) and numbers and not bools)
         ):
             found.append(f"{_where(path)}: expected {' or '.join(kinds)}, found {_shown(value)}")
+            return
+        if isinstance(value, float) and not math.isfinite(value):
+            # JSON has no NaN or Infinity; Python's reader takes them, and a figure of either
+            # stops every sum and renderer downstream.
+            found.append(f"{_where(path)}: {value} is not a finite number")
             return
         if (minimum is not None or maximum is not None) and (
             isinstance(value, (int, float)) and not isinstance(value, bool)
