@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -342,8 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
     except UsageError as error:
-        print(neutral(_parser().format_usage().rstrip()), file=sys.stderr)  # noqa: T201
-        print(neutral(str(error)), file=sys.stderr)  # noqa: T201
+        print(_shown(_parser().format_usage().rstrip()), file=sys.stderr)  # noqa: T201
+        print(_shown(str(error)), file=sys.stderr)  # noqa: T201
         # Even a bad argument leaves a report saying so where one was asked for.
         asked = _asked_report(argv)
         if asked is not None:
@@ -360,14 +361,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return commands[args.command](args)
     except NixCacheActionError as exc:
-        print(neutral(f"nix-cache-action: {exc}"), file=sys.stderr)  # noqa: T201
+        print(_shown(f"nix-cache-action: {exc}"), file=sys.stderr)  # noqa: T201
         if args.command != "plan":  # a plan that stopped is written by plan_command itself
             _emit(_stopped(str(exc)), args, quiet=True)
         return EXIT_USAGE if isinstance(exc, InputError) else EXIT_FAILED
     except Exception as exc:  # whatever it was, the report says the run stopped
         logging.getLogger(__name__).debug("unexpected error", exc_info=True)
         message = UNEXPECTED.format(kind=type(exc).__name__, error=exc)
-        print(neutral(f"nix-cache-action: {message}"), file=sys.stderr)  # noqa: T201
+        print(_shown(f"nix-cache-action: {message}"), file=sys.stderr)  # noqa: T201
         if args.command != "plan":
             _emit(_stopped(message), args, quiet=True)
         return EXIT_FAILED
@@ -397,9 +398,20 @@ def _check_targets(args: argparse.Namespace) -> None:
         check_target(args.log, "--log", "nix.log")
 
 
+@functools.cache
+def _redactor() -> Redactor:
+    return Redactor.of(environment_secrets(os.environ, ""))
+
+
+def _shown(text: str) -> str:
+    """Every line the CLI prints: secrets of the configuration it runs with removed (Nix
+    quotes its configuration back, in errors too), workflow commands neutralised."""
+    return neutral(_redactor().text(text))
+
+
 def _say(text: str) -> None:
     # The live account goes to stderr; it quotes Nix, so never as a workflow command.
-    print(neutral(text), file=sys.stderr, flush=True)  # noqa: T201
+    print(_shown(text), file=sys.stderr, flush=True)  # noqa: T201
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -435,7 +447,7 @@ def _build(args: argparse.Namespace) -> int:
             options,
             lambda: Nix.probe(args.nix, runner),
             log_path=args.log,
-            say=(lambda text: live.say(neutral(text))) if live is not None else _say,
+            say=(lambda text: live.say(_shown(text))) if live is not None else _say,
             progress=live.update if live is not None else None,
         )
     finally:
@@ -573,7 +585,7 @@ def _write(write: Callable[[], None], what: str, path: Path) -> None:
         write()
     except OSError as exc:
         warning = UNWRITABLE.format(what=what, path=path, error=exc.strerror or exc)
-        print(neutral(warning), file=sys.stderr)  # noqa: T201
+        print(_shown(warning), file=sys.stderr)  # noqa: T201
 
 
 def _emit(report: Report, args: argparse.Namespace, *, quiet: bool = False) -> None:
@@ -588,7 +600,7 @@ def _emit(report: Report, args: argparse.Namespace, *, quiet: bool = False) -> N
         summary = render_summary(report)
         _write(lambda: write_text(args.summary, summary), "summary", args.summary)
     if args.json:
-        print(neutral_json(json.dumps(report.to_json(), indent=2)))  # noqa: T201
+        print(neutral_json(json.dumps(report.to_json(), indent=2)))  # noqa: T201 - redacted above
     elif not quiet:
         _say(render_terminal(report))
 

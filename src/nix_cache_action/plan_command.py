@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +23,7 @@ from nix_cache_action.limits import cut
 from nix_cache_action.nix.commands import Nix
 from nix_cache_action.nix.process import Subprocesses
 from nix_cache_action.plan import ALL_SYSTEMS, Plan, parse_runners
+from nix_cache_action.redaction import Redactor, environment_secrets
 from nix_cache_action.render.plan import render_plan_summary, render_plan_terminal
 from nix_cache_action.verification import VerificationRecord, load_record
 
@@ -75,10 +77,12 @@ def _failed(options: PlanOptions, message: str) -> Plan:
     )
 
 
-def write_plan(plan: Plan, path: Path) -> None:
+def write_plan(plan: Plan, path: Path, redactor: Redactor | None = None) -> None:
+    """The plan file; `redactor` takes out the secrets Nix quoted into its errors."""
     # No indent: json's C encoder takes only compact output, and a plan of thousands of
     # attributes took 0.15 s to indent (`jq . plan.json` shows it laid out).
-    write_text(path, json.dumps(plan.to_json()) + "\n")
+    text = json.dumps(plan.to_json())
+    write_text(path, (redactor.text(text) if redactor is not None else text) + "\n")
 
 
 def read_plan(path: Path) -> Plan:
@@ -120,14 +124,15 @@ def plan_command(args: argparse.Namespace, say: Say) -> int:
     )
     runner = Subprocesses(cwd=directory)
     plan = make_plan(options, lambda: Nix.probe(args.nix, runner), args.verified, say)
-    write_plan(plan, args.plan)
+    redactor = Redactor.of(environment_secrets(os.environ, ""))
+    write_plan(plan, args.plan, redactor)
     if args.matrix is not None:
         matrix, _ = plan.matrix()
         write_text(args.matrix, json.dumps(matrix) + "\n")
     if args.summary is not None:
-        write_text(args.summary, render_plan_summary(plan))
+        write_text(args.summary, redactor.text(render_plan_summary(plan)))
     if args.json:
-        print(neutral_json(json.dumps(plan.to_json(), indent=1)))  # noqa: T201
+        print(neutral_json(redactor.text(json.dumps(plan.to_json()))))  # noqa: T201
     say(render_plan_terminal(plan))
     return EXIT_FAILED if plan.errors else EXIT_OK
 

@@ -116,7 +116,7 @@ def _publish(  # noqa: PLR0913 - what is published, and two switches
     commands = io.commands
     directory = plan_directory(Paths.for_context(context))
     failures = Failures()
-    failures.attempt("the plan file", lambda: write_plan(plan, directory / PLAN_FILE))
+    failures.attempt("the plan file", lambda: write_plan(plan, directory / PLAN_FILE, io.redactor))
     if record is not None:
         # Shipped with the plan: each leg starts from the whole flake's record.
         failures.attempt("the verification record", lambda: _copy(record, directory / RECORD_FILE))
@@ -140,10 +140,11 @@ def _publish(  # noqa: PLR0913 - what is published, and two switches
     step_summary = context.step_summary
     if summary and step_summary is not None:
         failures.attempt(
-            "the job summary", lambda: write_summary(step_summary, render_plan_summary(plan))
+            "the job summary",
+            lambda: write_summary(step_summary, io.redactor.text(render_plan_summary(plan))),
         )
     with commands.paused():
-        io.stdout.write(render_plan_terminal(plan) + "\n")
+        io.stdout.write(io.redactor.text(render_plan_terminal(plan)) + "\n")
     commands.notice(plan_headline(plan), title="nix-cache-action plan")
     for error in plan.errors[:EVALUATION_ERRORS_SHOWN] if annotate_errors else ():
         commands.error(io.redactor.text(error), title="nix-cache-action: did not evaluate")
