@@ -58,6 +58,10 @@ INCOMPLETE = (
     " show all that happened"
 )
 
+CUT = (
+    "{source} ends in a record cut in the middle: the log was cut, so it does not show all that"
+    " happened, and its verdict cannot be ok"
+)
 UNCONFIRMED = (
     "{source} shows {what}, and this Nix's log does not say whether {builds} finished: Nix"
     " stops the builds still running then, and they look finished here. `nix-cache-action"
@@ -354,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
         "build": _build,
         "analyze": _analyze,
-        "plan": lambda a: plan_command(a, say=_say),
+        "plan": lambda a: plan_command(a, say=_say, redactor=_redactor()),
         "aggregate": _aggregate,
         "merge": _merge,
     }
@@ -504,7 +508,9 @@ def _analyze(args: argparse.Namespace) -> int:
 def _analyze_notes(ledger: Ledger, source: str) -> tuple[str, ...]:
     """What a recorded log leaves unknown or unread."""
     notes = []
-    if ledger.incomplete:
+    if ledger.ends_cut:
+        notes.append(CUT.format(source=source))
+    elif ledger.incomplete:
         notes.append(INCOMPLETE.format(source=source, count=ledger.open_activities))
     unconfirmed = ledger.unconfirmed_builds()
     if unconfirmed:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +22,7 @@ from nix_cache_action.limits import cut
 from nix_cache_action.nix.commands import Nix
 from nix_cache_action.nix.process import Subprocesses
 from nix_cache_action.plan import ALL_SYSTEMS, Plan, parse_runners
-from nix_cache_action.redaction import Redactor, environment_secrets
+from nix_cache_action.redaction import Redactor
 from nix_cache_action.render.plan import render_plan_summary, render_plan_terminal
 from nix_cache_action.verification import VerificationRecord, load_record
 
@@ -98,7 +97,7 @@ def read_plan(path: Path) -> Plan:
         raise PlanFileError(f"{path} is not a plan of nix-cache-action ({error})") from error
 
 
-def plan_command(args: argparse.Namespace, say: Say) -> int:
+def plan_command(args: argparse.Namespace, say: Say, redactor: Redactor) -> int:
     """`nix-cache-action plan`: 0 when every selected attribute evaluated, 1 when one did not
     (or the flake did not), 2 for a bad argument."""
     check_target(args.plan, "--plan", "plan.json")
@@ -124,7 +123,6 @@ def plan_command(args: argparse.Namespace, say: Say) -> int:
     )
     runner = Subprocesses(cwd=directory)
     plan = make_plan(options, lambda: Nix.probe(args.nix, runner), args.verified, say)
-    redactor = Redactor.of(environment_secrets(os.environ, ""))
     write_plan(plan, args.plan, redactor)
     if args.matrix is not None:
         matrix, _ = plan.matrix()

@@ -146,3 +146,30 @@ def test_a_stopped_build_is_counted_only_as_far_as_the_log_can_tell(
     assert (totals["built"], totals["failed"], totals["cancelled"]) == (built, 1, 1 - built)
     notes = [n for n in report["notes"] if "whether 1 other build finished" in n]
     assert len(notes) == built
+
+
+@pytest.mark.parametrize("version", ["2.8", "2.34", "det3.22"])
+def test_a_log_whose_last_record_is_cut_is_incomplete_never_ok(
+    tmp_path: Path, version: str
+) -> None:
+    """Real logs of a successful build (Nix 2.8, 2.34, Determinate 3.22), their last record cut
+    in the middle: the log was cut, so the report is incomplete and its verdict not ok."""
+    lines = (LOGS / f"build-{version}.log").read_bytes().splitlines(keepends=True)
+    last = lines[-1]
+    assert last.startswith(b"@nix {")
+    cut = tmp_path / "cut.log"
+    cut.write_bytes(b"".join(lines[:-1]) + last[: len(last) // 2])
+    whole = tmp_path / "whole.log"
+    whole.write_bytes(b"".join(lines))
+    assert main(["analyze", str(whole), "--report", str(tmp_path / "whole.json")]) == 0
+    report_path = tmp_path / "cut.json"
+    status = main(["analyze", str(cut), "--report", str(report_path)])
+    report = json.loads(report_path.read_text())
+    assert status == 1
+    assert report["incomplete"] is True
+    assert report["verdict"] == "failed"
+    assert any("ends in a record cut in the middle" in note for note in report["notes"])
+    # A broken record followed by more of the log is only a line that was not a record.
+    middle = tmp_path / "middle.log"
+    middle.write_bytes(b"".join(lines[:-1]) + last[: len(last) // 2] + b"\n" + last)
+    assert main(["analyze", str(middle), "--report", str(tmp_path / "middle.json")]) == 0

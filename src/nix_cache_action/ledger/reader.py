@@ -33,6 +33,7 @@ from nix_cache_action.nix.events import (
     Progress,
     QueryPathInfoStarted,
     SubstituteStarted,
+    cut_record,
     parse_line,
     progress_activity_id,
     strip_ansi,
@@ -86,6 +87,7 @@ class Ledger:
         self.first_time: float | None = None
         self.realise_time: float | None = None
         self.plain_lines = 0
+        self.ends_cut = False  # the last line read was a record cut in the middle
         self.records = 0  # `@nix` records read (progress results on the fast path not counted)
         self._open: set[int] = set()  # activities started and not stopped yet
         self.subs = SubstitutionTracker()
@@ -143,6 +145,9 @@ class Ledger:
             self._open.discard(event.id)
         if not isinstance(event, PlainText):
             self.records += 1
+        # A record that does not parse is text; as the log's last line it says the log was cut
+        # in the middle of writing it (see `incomplete`).
+        self.ends_cut = isinstance(event, PlainText) and cut_record(line)
         match event:
             case SubstituteStarted():
                 self.subs.substitute(event, now)
@@ -186,8 +191,9 @@ class Ledger:
 
     @property
     def incomplete(self) -> bool:
-        """The log ends in the middle of a run: some activity never stopped."""
-        return bool(self._open)
+        """The log ends in the middle of a run: some activity never stopped, or its last
+        record is cut in half."""
+        return bool(self._open) or self.ends_cut
 
     @property
     def open_activities(self) -> int:

@@ -231,6 +231,27 @@ def _text(line: bytes) -> PlainText:
     return PlainText(cut(strip_ansi(line.decode("utf-8", "replace").rstrip("\r\n"))))
 
 
+def cut_record(line: bytes) -> bool:
+    """A record whose JSON ends before it is complete: what a log cut in the middle of writing
+    its last line looks like (a record of an unknown shape is not cut)."""
+    start = line.find(PREFIX + b"{")
+    if start < 0:
+        return False
+    body = line[start + len(PREFIX) :].decode("utf-8", "replace").rstrip("\r\n")
+    try:
+        json.loads(body)
+    except json.JSONDecodeError as error:
+        # Cut: the text ends where more was expected, inside a string, or with no newline.
+        return (
+            error.pos >= len(body.rstrip())
+            or error.msg.startswith("Unterminated string")
+            or not line.endswith(b"\n")
+        )
+    except (ValueError, RecursionError):
+        return False
+    return False
+
+
 def parse_line(line: bytes) -> Event:
     """One stderr line as an event; never raises."""
     if not line.startswith(PREFIX):
