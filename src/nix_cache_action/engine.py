@@ -111,6 +111,10 @@ NO_NAR_HASH = "nix path-info gave no NAR hash for {outputs} Nix had built: their
 BUILD_JSON_UNREADABLE = (
     "nix build --json succeeded, but {why}: the outputs were asked for one installable at a time"
 )
+OUTPUTS_UNKNOWN = (
+    "its outputs are unknown: nix build --json succeeded, but {why}, and Nix named none when"
+    " asked for them alone"
+)
 CACHED_VERIFIED = "in a cache and verified {when}: not downloaded, not rebuilt"
 # How often a live status line hears of the run (it reads the whole ledger each time).
 PROGRESS_SECONDS = 0.25
@@ -556,7 +560,7 @@ class BuildJob:
             # Killed (SIGKILL, SIGSEGV, an OOM killer): whatever the log says, no verdict of
             # it can stand. Nix 2.8's abort on a 418 was answered by the retry already.
             raise NixError(BUILD_KILLED.format(signal=_signal_name(killed)))
-        self._record_outputs(ledger, built.outputs, names)
+        self._record_outputs(ledger, built.outputs, names, unreadable=built.unreadable)
         self._fill_sizes(runs)
         return ledger
 
@@ -636,7 +640,12 @@ class BuildJob:
         )
 
     def _record_outputs(
-        self, ledger: Ledger, by_drv: dict[str, dict[str, str]], names: list[str]
+        self,
+        ledger: Ledger,
+        by_drv: dict[str, dict[str, str]],
+        names: list[str],
+        *,
+        unreadable: str | None = None,
     ) -> None:
         session = self.session
         for name in names:
@@ -658,9 +667,15 @@ class BuildJob:
                 paths = self.nix.outputs_of(name)
                 outputs = {output_name(item.drv or "", p): p for p in paths}
             if not outputs:
-                session.installables[name] = replace(
-                    item, status="failed", error=_failure_reason(item, ledger)
+                # A build that succeeded with an answer that could not be used is not a failed
+                # dependency: the reason is the answer.
+                why = (
+                    OUTPUTS_UNKNOWN.format(why=unreadable)
+                    if unreadable is not None
+                    and not any(b.status == "failed" for b in ledger.builds())
+                    else _failure_reason(item, ledger)
                 )
+                session.installables[name] = replace(item, status="failed", error=why)
                 continue
             session.outputs_by_drv[item.drv or ""] = list(outputs.values())
             session.installables[name] = replace(item, outputs=outputs)

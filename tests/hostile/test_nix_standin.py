@@ -136,6 +136,20 @@ def test_build_json_that_is_not_a_list_of_outputs(hostile: Hostile, variant: str
     not_silently_ok(run, data)
 
 
+def test_an_output_path_that_is_not_a_path_is_said_not_blamed_on_a_dependency(
+    hostile: Hostile,
+) -> None:
+    """`nix build --json` exits 0 with `{"out": 5}`: the report says Nix's JSON could not be
+    used, in a note, and asks each installable on its own instead."""
+    hostile.flake()
+    run = hostile.cli("build", ".#default", mode="json:output-number")
+    data = run.check(exit={0, 1})
+    notes = " ".join(data["notes"])
+    assert "where an output's path belongs" in notes, data["notes"]
+    errors = " ".join(i.get("error") or "" for i in data["installables"])
+    assert "dependency" not in errors, data["installables"]
+
+
 def test_cli_build_json_invalid(hostile: Hostile) -> None:
     hostile.flake()
     run = hostile.cli("build", ".#default", mode="json:invalid")

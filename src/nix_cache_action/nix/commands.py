@@ -494,6 +494,23 @@ def _built_outputs(stdout: str) -> tuple[dict[str, dict[str, str]], str | None]:
         and _is_store_path(entry["drvPath"])
         and isinstance(entry.get("outputs") or {}, dict)
     }
+    # An output whose path is not a store path (`{"out": 5}`) makes the whole answer unusable:
+    # left out, its installable would read as one whose dependency failed.
+    bad_output = next(
+        (
+            path
+            for e in entries
+            if isinstance(e, dict) and isinstance(e.get("outputs"), dict)
+            for path in e["outputs"].values()
+            if not (isinstance(path, str) and _is_store_path(path))
+        ),
+        None,
+    )
+    if bad_output is not None:
+        return (
+            outputs,
+            f"it printed {_shown(json.dumps(bad_output))} where an output's path belongs",
+        )
     well_formed = all(isinstance(e, dict) and ("drvPath" in e or "path" in e) for e in entries)
     if not well_formed or (
         not outputs and not any(isinstance(e, dict) and "path" in e for e in entries)
