@@ -40,7 +40,9 @@ from nix_cache_action.report import (
     sum_maps,
 )
 from nix_cache_action.reproducibility import (
+    BUILD_FAILED,
     REBUILD_CUT_SHORT,
+    REPRODUCIBILITY_OFF,
     deep_checks,
     explain,
     not_checked,
@@ -79,8 +81,6 @@ EVAL_FIXES = (
     ),
 )
 NOT_BUILT = "not built: the run stopped before this installable was built"
-REPRODUCIBILITY_OFF = "reproducibility is off"
-BUILD_FAILED = "the build failed, so there is nothing to compare"
 NO_OTHER_BUILDS = "deep check: no other derivation was built here"
 STEP_INTERRUPTED = "the {label} step was interrupted; Nix was stopped"
 STEP_FAILED = "the {label} step stopped on an error; Nix was stopped"

@@ -26,6 +26,9 @@ from nix_cache_action.store_path import output_name
 MAX_DIFFERENCES = 100
 
 ANOTHER_OUTPUT_DIFFERED = "another output of it differed"
+# Not checked by choice, or because there was nothing to check: no warning of their own.
+REPRODUCIBILITY_OFF = "reproducibility is off"
+BUILD_FAILED = "the build failed, so there is nothing to compare"
 REBUILD_DID_NOT_RUN = "the rebuild did not run"
 REBUILD_CUT_SHORT = "the rebuild was interrupted before Nix compared the outputs"
 CHECK_NOT_KEPT = "the rebuilt copy was not kept (is --keep-failed honoured?)"

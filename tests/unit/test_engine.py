@@ -24,14 +24,12 @@ import pytest
 
 from nix_cache_action import reproducibility
 from nix_cache_action.engine import (
-    BUILD_FAILED,
     EVAL_FIXES,
     INTERRUPTED,
     LOG_UNWRITABLE,
     NO_OTHER_BUILDS,
     NOT_BUILT,
     REBUILD_KILLED,
-    REPRODUCIBILITY_OFF,
     RETRY,
     STEP_INTERRUPTED,
     UNEXPECTED,
@@ -43,7 +41,12 @@ from nix_cache_action.nix.commands import NIX_NOT_FOUND, Nix
 from nix_cache_action.nix.process import Interrupted, Tee
 from nix_cache_action.render.summary import render_summary
 from nix_cache_action.report import Check, FileDifference, Installable, Report, Run
-from nix_cache_action.reproducibility import CHECK_NOT_KEPT, REBUILD_CUT_SHORT
+from nix_cache_action.reproducibility import (
+    BUILD_FAILED,
+    CHECK_NOT_KEPT,
+    REBUILD_CUT_SHORT,
+    REPRODUCIBILITY_OFF,
+)
 from nix_cache_action.store_path import store_name
 
 # pytest puts this folder on sys.path (tests are not a package); mypy names it from the root.

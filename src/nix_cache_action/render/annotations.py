@@ -15,6 +15,7 @@ from nix_cache_action.render.format import (
     totals_phrase,
 )
 from nix_cache_action.report import Check, Installable, Report
+from nix_cache_action.reproducibility import BUILD_FAILED, REPRODUCIBILITY_OFF
 from nix_cache_action.store_path import store_name
 
 ANNOTATION_LOG_LINES = 5
@@ -35,6 +36,13 @@ BAD_INPUT_NOTE = (
     " `with:` block and run the job again."
 )
 WARNING_LINE = "nix-cache-action: warning: {warning}"
+
+
+NOT_CHECKED_MESSAGE = (
+    "{output} was built but not checked for reproducibility: {why}. It passes, unverified;"
+    " run again to check it"
+)
+EXPECTED_UNCHECKED = frozenset({REPRODUCIBILITY_OFF, BUILD_FAILED})
 
 
 def annotations_for(report: Report) -> list[Annotation]:
@@ -61,6 +69,17 @@ def annotations_for(report: Report) -> list[Annotation]:
         Annotation(AnnotationLevel.ERROR, _failure_message(report, item), title=item.name)
         for item in report.installables
         if not item.succeeded
+    )
+    # A check that could not run (the rebuild killed, refused, cut short) leaves the output
+    # unverified: a reader of the run page sees it, not only the summary's reader.
+    found.extend(
+        Annotation(
+            AnnotationLevel.WARNING,
+            NOT_CHECKED_MESSAGE.format(output=check.path or check.drv, why=check.reason),
+            title=check_name(check),
+        )
+        for check in report.checks
+        if check.verdict == "not-checked" and check.reason not in EXPECTED_UNCHECKED
     )
     # Failed derivations that no failed installable's message names (a dependency shared by
     # installables that all failed, say) still get their own error.
