@@ -242,3 +242,17 @@ def test_an_interrupted_build_is_cancelled_where_the_log_can_tell(version: str) 
         (build,) = ledger.report().builds
         assert build.status == "cancelled"
     assert report.verdict() == "failed"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_cache_turned_off_before_it_was_asked_is_the_reason_not_no_cache(version: str) -> None:
+    """The only cache (127.0.0.1:9) cannot be reached from the first request: Nix turns it off
+    and asks no cache for any path. Each build says so, naming the cache, rather than "no cache
+    was asked for it", which reads as if none were configured."""
+    report = report_of("unreachable", version)
+    misses = [b for b in report.builds if b.status == "built"]
+    assert misses
+    for build in misses:
+        assert build.reason == "cache-error"
+        assert "127.0.0.1:9" in build.reason_detail
+        assert "no cache was asked" not in build.reason_detail

@@ -53,6 +53,7 @@ from nix_cache_action.report import (
     RunLabel,
     Substitution,
     Verdict,
+    substituter_name,
 )
 from nix_cache_action.store_path import output_name, store_hash, store_name
 
@@ -67,6 +68,10 @@ INTERRUPTED_CHECK = "interrupted during the rebuild"
 REBUILD_FAILED = "the rebuild failed: {error}"
 NO_CACHE_ASKED = "no cache was asked for it: none is configured, or every one was skipped"
 NO_CACHE_HAD_IT = "no configured cache had it"
+CACHES_FAILED_FIRST = (
+    "no cache could be asked for it: {caches} failed before any was (unreachable or erring,"
+    " and turned off), so whether one held it is unknown"
+)
 
 
 @dataclass(frozen=True)
@@ -415,8 +420,23 @@ class Ledger:
                 return "cache-error", found
             ledger = ledger._earlier  # noqa: SLF001 - the same class
         if not self.subs.queried:
+            # None was asked: because every cache failed first (Nix turns off a cache whose
+            # nix-cache-info it cannot fetch), or because none is configured.
+            failed = self._failed_caches()
+            if failed:
+                return "cache-error", CACHES_FAILED_FIRST.format(caches=", ".join(failed))
             return "not-in-cache", NO_CACHE_ASKED
         return "not-in-cache", NO_CACHE_HAD_IT
+
+    def _failed_caches(self) -> list[str]:
+        """The caches that answered with errors in this run or the one it repeats."""
+        found: dict[str, None] = {}
+        ledger: Ledger | None = self
+        while ledger is not None:
+            for error in ledger.messages.cache_errors:
+                found[substituter_name(error.substituter)] = None
+            ledger = ledger._earlier  # noqa: SLF001 - the same class
+        return sorted(found)
 
     def _cache_reason(self, drv: str, outputs: Sequence[str] | None) -> str | None:
         """How a cache failed to deliver this derivation's output, if one did."""
