@@ -429,14 +429,9 @@ class Ledger:
         return "not-in-cache", NO_CACHE_HAD_IT
 
     def _failed_caches(self) -> list[str]:
-        """The caches that answered with errors in this run or the one it repeats."""
-        found: dict[str, None] = {}
-        ledger: Ledger | None = self
-        while ledger is not None:
-            for error in ledger.messages.cache_errors:
-                found[substituter_name(error.substituter)] = None
-            ledger = ledger._earlier  # noqa: SLF001 - the same class
-        return sorted(found)
+        """The caches that answered with errors in this run. Only this run's: a retry leaves the
+        failed cache out on purpose, so what it builds was not asked of that cache."""
+        return sorted({substituter_name(e.substituter) for e in self.messages.cache_errors})
 
     def _cache_reason(self, drv: str, outputs: Sequence[str] | None) -> str | None:
         """How a cache failed to deliver this derivation's output, if one did."""
