@@ -8,6 +8,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
 from nix_cache_action.action import main
+from nix_cache_action.files import tolerant_streams
 
 if __name__ == "__main__":
+    tolerant_streams()
     sys.exit(main())

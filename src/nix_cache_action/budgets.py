@@ -75,6 +75,13 @@ def over_budget(report: Report, budgets: Budgets) -> tuple[str, ...]:
             f" ({totals.built} of {needed} store paths were built, not substituted):"
             f" {_names(built)}"
         )
+    if budgets.min_hit_rate and rate is None and totals.built:
+        # No cache was configured or asked: every path needed was built, which no rate
+        # above 0 allows.
+        found.append(
+            f"min-hit-rate {_number(budgets.min_hit_rate)}: no cache was asked, so"
+            f" {totals.built} of {totals.built} store paths were built: {_names(built)}"
+        )
     found.extend(_over_per_change(report, budgets.max_per_change))
     return tuple(found)
 

@@ -21,7 +21,7 @@ from nix_cache_action.baseline import compare
 from nix_cache_action.budgets import judged
 from nix_cache_action.engine import EXIT_FAILED, BuildOptions, explain_misses, run_job
 from nix_cache_action.errors import InputError, LogError, NixCacheActionError
-from nix_cache_action.files import check_target, write_text
+from nix_cache_action.files import check_target, tolerant_streams, write_text
 from nix_cache_action.github.workflow_commands import configure_logging, neutral, neutral_json
 from nix_cache_action.ledger import Ledger
 from nix_cache_action.leg_reports import collect_leg_reports
@@ -339,6 +339,7 @@ def _outputs(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    tolerant_streams()
     argv = list(sys.argv[1:] if argv is None else argv)
     level = (
         "DEBUG" if "--debug" in argv else os.environ.get("NIX_CACHE_ACTION_LOG_LEVEL", "WARNING")

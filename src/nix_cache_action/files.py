@@ -9,11 +9,14 @@ would replace the device with a regular file. A directory is refused before anyt
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import stat
+import sys
 from typing import TYPE_CHECKING
 
 from nix_cache_action.errors import InputError
+from nix_cache_action.limits import utf8
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -47,7 +50,7 @@ def write_text(path: Path, text: str) -> None:
         mode = None
     if mode is not None and stat.S_ISDIR(mode):
         raise IsADirectoryError(f"{path} is a directory")
-    data = text.encode("utf-8", "replace")
+    data = utf8(text)
     if mode is not None and not stat.S_ISREG(mode):
         with target.open("wb") as handle:  # a device or a pipe: never renamed over
             handle.write(data)
@@ -64,4 +67,13 @@ def write_text(path: Path, text: str) -> None:
         raise
 
 
-__all__ = ["check_target", "write_text"]
+def tolerant_streams() -> None:
+    """Print any text to stdout and stderr. Under a UTF-8 locale Python's streams are strict, and
+    one lone surrogate (an undecodable byte of an input or a path) would stop the step before
+    its summary is written: such a character is printed as its escape instead."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            stream.reconfigure(errors="backslashreplace")
+
+
+__all__ = ["check_target", "tolerant_streams", "write_text"]

@@ -4,11 +4,25 @@ log's events), and what is published is cut again where it leaves (an annotation
 
 from __future__ import annotations
 
+import re
+
 # A log-tail line, a message of Nix's, an error or a note: a few KiB is more than anyone reads.
 TEXT_LIMIT = 4096
 CUT_MARKER = " … [cut: {count} more characters]"
 # GitHub aborts the upload of a step's summary over 1024 KiB, and the whole summary is lost.
 GITHUB_SUMMARY_LIMIT = 1024 * 1024
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def utf8(text: str) -> bytes:
+    """`text` as the UTF-8 bytes that are written. Text from outside can hold what UTF-8 cannot
+    say: Python reads an undecodable byte of an environment variable, an argument or a path as a
+    lone surrogate, and a strict encoder would then refuse the whole file it is in. Each such
+    character is written as U+FFFD instead."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text).encode("utf-8")
 
 
 def cut(text: str, limit: int = TEXT_LIMIT) -> str:
@@ -18,4 +32,4 @@ def cut(text: str, limit: int = TEXT_LIMIT) -> str:
     return text[:limit] + CUT_MARKER.format(count=len(text) - limit)
 
 
-__all__ = ["CUT_MARKER", "GITHUB_SUMMARY_LIMIT", "TEXT_LIMIT", "cut"]
+__all__ = ["CUT_MARKER", "GITHUB_SUMMARY_LIMIT", "TEXT_LIMIT", "cut", "utf8"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -20,6 +20,7 @@ from nix_cache_action import __version__
 from nix_cache_action.files import write_text
 from nix_cache_action.intervals import covered
 from nix_cache_action.schema import schema_errors
+from nix_cache_action.store_path import store_hash, store_name
 
 SCHEMA_VERSION = 1
 # Seconds and rates in the JSON have 4 decimals: a tenth of a millisecond.
@@ -139,7 +140,7 @@ class Check:
     output: str | None  # the output's name (`out`, `dev`), as in Installable.outputs
     path: str | None  # its store path; the rebuild is at `<path>.check`
     verdict: Verdict
-    reason: str = ""
+    reason: str | None = None  # why it was not checked; None, as every absent value, otherwise
     nar_hash: str | None = None
     check_nar_hash: str | None = None
     first_copy: FirstCopy = "unknown"
@@ -436,8 +437,25 @@ class Report:
     legs: tuple[LegResult, ...] = ()  # the aggregate's: every leg, missing ones too
     duplicate_builds: tuple[DuplicateBuild, ...] = ()  # the aggregate's
     why: Why | None = None  # the root causes of the misses, where their inputs could be read
+    # drv_name's table, made on first use: not part of the report, only of how it is shown.
+    _drv_names: dict[str, str] | None = field(default=None, init=False, repr=False, compare=False)
 
     # --- derived ------------------------------------------------------------------------------
+
+    def drv_name(self, drv: str) -> str:
+        """A derivation as a reader is shown it: its name, and where two derivations of this
+        report share that name (two revisions of one package) also the start of its hash, so
+        that the two never read as one shown twice."""
+        names = self._drv_names
+        if names is None:
+            names = _distinct_names(
+                [b.drv for b in self.builds]
+                + [c.drv for c in self.checks]
+                + [i.drv for i in self.installables if i.drv]
+                + ([c.drv for c in self.why.root_causes] if self.why is not None else [])
+            )
+            object.__setattr__(self, "_drv_names", names)  # a cache on a frozen record
+        return names.get(drv) or store_name(drv)
 
     def totals(self) -> Totals:
         built = sum(1 for b in self.builds if b.status == "built")
@@ -459,13 +477,21 @@ class Report:
             reproducible=sum(1 for c in self.checks if c.verdict == "reproducible"),
             differs=sum(1 for c in self.checks if c.verdict == "differs"),
             not_checked=sum(1 for c in self.checks if c.verdict == "not-checked"),
-            hit_rate=round(substituted / miss_base, 4) if miss_base else None,
+            # With no cache configured or asked a rate means nothing (0.0 would read as a cache
+            # that failed): null here, so the JSON, the outputs and every renderer agree.
+            hit_rate=round(substituted / miss_base, 4)
+            if miss_base and self.caches_asked()
+            else None,
             nar_bytes=sum_exact([s.nar_bytes for s in self.substitutions]),
             download_bytes=sum_exact([s.download_bytes for s in self.substitutions]),
             build_seconds=sum_known(seconds),
             cache_errors=len(self.cache_errors),
             previously_verified=sum(1 for c in self.checks if c.previously_verified is not None),
         )
+
+    def caches_asked(self) -> bool:
+        """Whether any cache was configured or asked."""
+        return bool(self.queried or self.configured_substituters or self.substitutions)
 
     def substituters(self) -> tuple[SubstituterTotals, ...]:
         by_url: dict[str, list[Substitution]] = {}
@@ -743,6 +769,23 @@ def write_report(report: Report, path: Path) -> None:
     """Atomically for a regular file, never half-written; OSError when it cannot be."""
     small = len(report.builds) + len(report.substitutions) <= INDENT_UP_TO
     write_text(path, json.dumps(report.to_json(), indent=2 if small else None) + "\n")
+
+
+# Characters of a store hash that tell two derivations of one name apart.
+DRV_HASH_CHARS = 7
+
+
+def _distinct_names(drvs: Iterable[str]) -> dict[str, str]:
+    """`name (hash)` for each derivation whose name another of `drvs` has too."""
+    by_name: dict[str, set[str]] = {}
+    for drv in drvs:
+        by_name.setdefault(store_name(drv), set()).add(drv)
+    return {
+        drv: f"{name} ({store_hash(drv)[:DRV_HASH_CHARS]})"
+        for name, same in by_name.items()
+        if len(same) > 1
+        for drv in same
+    }
 
 
 class ReportFileError(Exception):

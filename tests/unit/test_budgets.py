@@ -110,13 +110,20 @@ def test_min_hit_rate_says_the_rate_and_what_was_built() -> None:
     )
     assert over_budget(WORK, Budgets(min_hit_rate=0.25)) == ()
     assert over_budget(WORK, Budgets(min_hit_rate=0)) == ()
-    cold = Report(builds=(build("a", 1.0),))
+    cold = Report(builds=(build("a", 1.0),), configured_substituters=("https://c.example.org",))
     assert over_budget(cold, Budgets(min_hit_rate=1)) == (
         (
             "min-hit-rate 1: the hit rate was 0 (1 of 1 store paths were built, not"
             " substituted): a 1.0 s"
         ),
     )
+    # No cache at all: no rate, yet every path was built, which no minimum above 0 allows.
+    uncached = Report(builds=(build("a", 1.0),))
+    assert uncached.totals().hit_rate is None
+    assert over_budget(uncached, Budgets(min_hit_rate=0.5)) == (
+        "min-hit-rate 0.5: no cache was asked, so 1 of 1 store paths were built: a 1.0 s",
+    )
+    assert over_budget(uncached, Budgets(min_hit_rate=0)) == ()
     # Nothing was needed at all: no hit rate, nothing to judge.
     assert Report().totals().hit_rate is None
     assert over_budget(Report(), Budgets(min_hit_rate=1)) == ()

@@ -173,3 +173,39 @@ def test_a_log_whose_last_record_is_cut_is_incomplete_never_ok(
     middle = tmp_path / "middle.log"
     middle.write_bytes(b"".join(lines[:-1]) + last[: len(last) // 2] + b"\n" + last)
     assert main(["analyze", str(middle), "--report", str(tmp_path / "middle.json")]) == 0
+
+
+@pytest.mark.parametrize("version", ["2.8", "2.34", "det3.22"])
+def test_one_run_shows_one_set_of_figures_in_every_place(
+    version: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A build then its rebuild, read from the log alone: the hit rate, the checks and their
+    reasons read the same in the terminal, the summary and the JSON."""
+    log = tmp_path / "run.log"
+    log.write_bytes(
+        (LOGS / f"build-{version}.log").read_bytes()
+        + (LOGS / f"rebuild-{version}.log").read_bytes()
+    )
+    report_path, summary_path = tmp_path / "r.json", tmp_path / "s.md"
+    main(["analyze", str(log), "--report", str(report_path), "--summary", str(summary_path)])
+    said = capsys.readouterr()
+    terminal = said.out + said.err
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    summary = summary_path.read_text(encoding="utf-8")
+
+    # No cache was asked: "n/a" in the words, null in the JSON, never 0.0.
+    assert "cache hit rate n/a, no cache was asked" in terminal
+    assert "cache hit rate n/a" in summary
+    assert report["totals"]["hit_rate"] is None
+    # The log names one check's output path and only the other's derivation: both are named
+    # by derivation name, and no .drv stands where an output path belongs.
+    paths = {c["path"] for c in report["checks"]}
+    assert None in paths
+    assert len(paths) == 2
+    check_lines = [line for line in terminal.splitlines() if line.startswith("  check ")]
+    assert check_lines == ["  check nondet: differs", "  check top: reproducible"]
+    fold = summary.split("Store paths and full NAR hashes", 1)[1].split("</details>", 1)[0]
+    assert ".drv" not in fold
+    assert "- `top`: store path unknown, narHash unknown" in fold
+    # A check that needs no reason has none: null, as every absent value.
+    assert {c["reason"] for c in report["checks"]} == {None}

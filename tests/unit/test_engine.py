@@ -402,7 +402,7 @@ def test_a_kept_check_copy_is_hashed_and_compared_file_by_file(
     report, status, _ = run(fake, ".#default", ".#nondet")
     assert status == 1
     nondet = report.checks[1]
-    assert (nondet.verdict, nondet.reason) == ("differs", "")
+    assert (nondet.verdict, nondet.reason) == ("differs", None)
     assert (nondet.nar_hash, nondet.check_nar_hash) == (HASHES["nondet"], CHECK_HASH)
     assert nondet.differences == (
         FileDifference(
@@ -604,7 +604,7 @@ def test_a_failed_build_asks_each_installable_and_does_not_rebuild_the_failed_on
     assert [(c.installable, c.verdict, c.reason, c.first_copy) for c in report.checks] == [
         (".#fails", "not-checked", BUILD_FAILED, "unknown"),
         # Already in the store before this run: neither built nor fetched.
-        (".#default", "reproducible", "", "present"),
+        (".#default", "reproducible", None, "present"),
     ]
     assert report.totals().failed == 1
     assert report.errors[0].startswith(reason.format(drv=s.fails_drv))

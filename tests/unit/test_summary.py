@@ -829,3 +829,45 @@ def test_times_a_recorded_log_lacks_are_unknown_and_said_once() -> None:
     assert markdown.count("unknown, as a log read from a file holds none") == 1
     timed = Report(builds=(build,), runs=(Run("build", seconds=1.0),))
     assert "holds none" not in render_summary(timed)
+
+
+def test_a_cache_that_never_answered_in_a_log_without_times_says_the_time_is_unknown() -> None:
+    dead = "http://127.0.0.1:9"
+    report = Report(
+        cache_errors=(
+            CacheError(dead, f"{dead}/nix-cache-info", None, "warning: unable to download"),
+        ),
+    )
+    html = _html(render_summary(report))
+    assert "127.0.0.1:9 could not be reached: the time it cost is unknown" in html
+    assert "unknown lost" not in html
+
+
+def test_the_headline_says_how_many_derivations_stand_behind_the_outputs_built() -> None:
+    top, dep = _path("t", "top.drv"), _path("d", "dep.drv")
+    report = Report(
+        installables=(Installable(".#top", top, {"out": _path("t", "top")}, "built"),),
+        builds=(Build(dep, "built", 1.0), Build(top, "built", 1.0)),
+    )
+    assert headline(report) == "1 output built (2 derivations built in all)"
+    alone = Report(installables=report.installables, builds=report.builds[1:])
+    assert headline(alone) == "1 output built"
+
+
+def test_two_derivations_of_one_name_are_told_apart_only_where_names_collide() -> None:
+    old, new, other = _path("a", "mid-9.drv"), _path("b", "mid-9.drv"), _path("c", "leaf.drv")
+    report = Report(
+        builds=(
+            Build(old, "built", 3.0),
+            Build(new, "failed", 2.0, error="builder failed"),
+            Build(other, "built", 1.0),
+        )
+    )
+    assert report.drv_name(old) == f"mid-9 ({'a' * 7})"
+    assert report.drv_name(new) == f"mid-9 ({'b' * 7})"
+    assert report.drv_name(other) == "leaf"
+    markdown = render_summary(report)
+    html = _html(markdown)
+    names = [row[0] for row in _table_with(html, "Derivation")[1:]]
+    assert names == [f"mid-9 ({'a' * 7})", f"mid-9 ({'b' * 7})", "leaf"]
+    assert "`mid-9 (bbbbbbb)`" in markdown  # the failed build's section names it so too

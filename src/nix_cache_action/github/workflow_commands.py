@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, TextIO
 
-from nix_cache_action.limits import GITHUB_SUMMARY_LIMIT, cut
+from nix_cache_action.limits import GITHUB_SUMMARY_LIMIT, cut, utf8
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
@@ -283,8 +283,8 @@ def write_outputs(path: Path, outputs: Mapping[str, str]) -> None:
             raise ValueError(DELIMITER_MESSAGE.format(part="value", delimiter=delimiter))
         entries.append(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
     # Everything is checked before anything is written, so a bad entry leaves no partial file.
-    with path.open("a", encoding="utf-8", newline="") as file:
-        file.write("".join(entries))
+    with path.open("ab") as file:
+        file.write(utf8("".join(entries)))
 
 
 def summary_room(path: Path, limit: int = GITHUB_SUMMARY_LIMIT) -> int:
@@ -297,4 +297,4 @@ def summary_room(path: Path, limit: int = GITHUB_SUMMARY_LIMIT) -> int:
 def write_summary(path: Path, markdown: str) -> None:
     """Append the job summary, rendered to fit `summary_room(path)`."""
     with path.open("ab") as file:
-        file.write(markdown.encode("utf-8"))
+        file.write(utf8(markdown))

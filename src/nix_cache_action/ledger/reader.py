@@ -395,7 +395,7 @@ class Ledger:
         drv: str,
         path: str | None,
         verdict: Verdict,
-        reason: str = "",
+        reason: str | None = None,
     ) -> Check:
         return Check(
             drv=drv,

@@ -89,7 +89,7 @@ def annotations_for(report: Report) -> list[Annotation]:
         Annotation(
             AnnotationLevel.ERROR,
             _build_message(build.error, build.log_tail),
-            title=store_name(build.drv),
+            title=report.drv_name(build.drv),
         )
         for build in report.builds
         if build.status == "failed" and build.drv not in own and build.drv not in named

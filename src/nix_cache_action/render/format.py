@@ -120,7 +120,7 @@ def bounded(items: Sequence[str], limit: int, what: str = "more") -> list[str]:
 
 def caches_asked(report: Report) -> bool:
     """Whether any cache was configured or asked: else a hit rate means nothing."""
-    return bool(report.queried or report.configured_substituters or report.substitutions)
+    return report.caches_asked()
 
 
 def totals_phrase(report: Report) -> str:
@@ -184,7 +184,10 @@ def check_name(check: Check) -> str:
     return f"{store_name(check.drv)} (deep check)" if check.deep else store_name(check.drv)
 
 
-UNREACHABLE = "{name} could not be reached: {lost} lost, nothing came from it"
+UNREACHABLE = "{name} could not be reached: {lost}, nothing came from it"
+# A log without timestamps (`analyze` of a plain log) cannot say how long the attempts took.
+LOST = "{seconds} lost"
+LOST_UNKNOWN = "the time it cost is unknown"
 
 
 def unreachable_caches(report: Report, rows: Sequence[SubstituterTotals]) -> list[str]:
@@ -195,7 +198,9 @@ def unreachable_caches(report: Report, rows: Sequence[SubstituterTotals]) -> lis
     return [
         UNREACHABLE.format(
             name=row.name,
-            lost="time unknown" if row.seconds_lost is None else seconds(row.seconds_lost),
+            lost=LOST_UNKNOWN
+            if row.seconds_lost is None
+            else LOST.format(seconds=seconds(row.seconds_lost)),
         )
         for row in rows
         if row.url in silent and row.substituted == 0

@@ -16,6 +16,7 @@ from nix_cache_action.render.terminal import failed_builds
 from nix_cache_action.report import Check, Installable, Report
 
 MAX_LOG_CHARS = 20_000
+NOT_CHECKED = "not checked for reproducibility"
 _XML_CHAR = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -46,7 +47,7 @@ def render_junit(report: Report) -> str:
                 ET.SubElement(case, "failure", message=_clean(_differs(check))).text = ""
             elif check is None or check.verdict == "not-checked":
                 skipped += 1
-                why = check.reason if check is not None else "not checked for reproducibility"
+                why = (check.reason if check is not None else None) or NOT_CHECKED
                 ET.SubElement(case, "skipped", message=_clean(why))
     suite.set("tests", str(tests))
     suite.set("failures", str(failures))

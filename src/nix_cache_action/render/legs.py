@@ -7,7 +7,6 @@ from nix_cache_action.aggregate import critical_path
 from nix_cache_action.render.format import count, percent, seconds
 from nix_cache_action.render.markdown import code, details, escape_text, table
 from nix_cache_action.report import LegResult, Report
-from nix_cache_action.store_path import store_name
 
 LEG_ICONS = {
     "ok": "✅",
@@ -109,7 +108,7 @@ def _duplicates(report: Report) -> str:
         return "No derivation was built in more than one leg.\n"
     builds = sum(len(d.legs) - 1 for d in twice)
     lines = [
-        f"- {code(store_name(d.drv))} in {', '.join(code(leg) for leg in d.legs)}"
+        f"- {code(report.drv_name(d.drv))} in {', '.join(code(leg) for leg in d.legs)}"
         for d in twice[:MAX_DUPLICATES_LISTED]
     ]
     if len(twice) > MAX_DUPLICATES_LISTED:

@@ -131,7 +131,7 @@ def timeline_tasks(report: Report) -> list[GanttTask]:
         per_run.setdefault(build.run, []).append(
             GanttTask(
                 _build_section(build),
-                store_name(build.drv),
+                report.drv_name(build.drv),
                 build.started,
                 build.seconds,
                 critical=build.status == "failed",

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from nix_cache_action import __version__
-from nix_cache_action.limits import GITHUB_SUMMARY_LIMIT
+from nix_cache_action.limits import GITHUB_SUMMARY_LIMIT, utf8
 from nix_cache_action.render.format import (
     HIT_RATE_DEFINITION,
     baseline_phrase,
@@ -155,8 +155,8 @@ def render_summary(report: Report, *, limit: int = SUMMARY_LIMIT) -> str:
     # cut bytes, keeping a whole character, and end with the note.
     note = f"\n\n{_cut_note([], limit)}"
     room = max(0, limit - _size(note))
-    head = text.encode("utf-8")[:room].decode("utf-8", errors="ignore")
-    return (head + note).encode("utf-8")[:limit].decode("utf-8", errors="ignore")
+    head = utf8(text)[:room].decode("utf-8", errors="ignore")
+    return utf8(head + note)[:limit].decode("utf-8", errors="ignore")
 
 
 def _legs(facts: _Facts, detail: _Detail) -> str:
@@ -165,7 +165,7 @@ def _legs(facts: _Facts, detail: _Detail) -> str:
 
 
 def _size(text: str) -> int:
-    return len(text.encode("utf-8"))
+    return len(utf8(text))
 
 
 def _render(facts: _Facts, detail: _Detail, limit: int) -> str:
@@ -289,9 +289,17 @@ def _outputs_phrase(report: Report, outputs: int) -> str:
             for path in item.outputs.values():
                 ways[first_copy_of(path, item.drv, fetched, built)] += 1
     said = [(n, words[way]) for way, n in ways.items() if n]
+    # The totals count derivations (dependencies too), the headline outputs: where the two
+    # differ, say both, so "2 outputs built" never stands over "4 built" unexplained.
+    in_all = (
+        f"{count(len(built), 'derivation')} built in all"
+        if built and len(built) != ways["built"]
+        else ""
+    )
     if len(said) == 1:
-        return f"{count(outputs, 'output')} {said[0][1]}"
-    return f"{count(outputs, 'output')} ({', '.join(f'{n} {way}' for n, way in said)})"
+        return f"{count(outputs, 'output')} {said[0][1]}" + (f" ({in_all})" if in_all else "")
+    ways_said = ", ".join(f"{n} {way}" for n, way in said)
+    return f"{count(outputs, 'output')} ({ways_said}{f'; {in_all}' if in_all else ''})"
 
 
 def _check_counts(report: Report, totals: Totals) -> list[str]:
@@ -417,10 +425,10 @@ def _failed_section(facts: _Facts, detail: _Detail) -> str:
         out.append("")
     shown = builds[: detail.list_items]
     for build in shown:
-        out.append(_failed_build(build, detail, in_a_leg=bool(report.legs)))
+        out.append(_failed_build(report, build, detail, in_a_leg=bool(report.legs)))
     if len(builds) > len(shown):
         rest = builds[len(shown) :]
-        names = [code(store_name(b.drv)) for b in rest[: 2 * detail.list_items]]
+        names = [code(report.drv_name(b.drv)) for b in rest[: 2 * detail.list_items]]
         etc = ", …" if len(rest) > len(names) else ""
         out.append(f"And {count(len(rest), 'more failed build')}: {', '.join(names)}{etc}.\n")
     return "\n".join(out)
@@ -443,8 +451,8 @@ def _build_error(error: str, drv: str | None) -> str:
     return why
 
 
-def _failed_build(build: Build, detail: _Detail, *, in_a_leg: bool = False) -> str:
-    name = store_name(build.drv)
+def _failed_build(report: Report, build: Build, detail: _Detail, *, in_a_leg: bool = False) -> str:
+    name = report.drv_name(build.drv)
     took = f" after {seconds(build.seconds)}" if build.seconds is not None else ""
     where = f" on {code(build.machine)}" if build.machine else ""
     # The drv is named once, in code; Nix's message repeats it in quotes.
@@ -670,7 +678,7 @@ def _outputs_section(facts: _Facts, detail: _Detail) -> str:
                 [_target(name, check.output), _check_cell(check, report), _short_hash(nar_hash)],
             )
         )
-        full.append(_full_line(name, check.output, check.path or check.drv, nar_hash))
+        full.append(_full_line(name, check.output, check.path, nar_hash))
     if not rows:
         return ""
     rows.sort(key=lambda row: row[0])  # stable: failures first, otherwise as built
@@ -706,10 +714,12 @@ def _short_hash(nar_hash: str | None) -> str:
     return code(shown, in_table=True)
 
 
-def _full_line(name: str, output: str | None, path: str, nar_hash: str | None) -> str:
+def _full_line(name: str, output: str | None, path: str | None, nar_hash: str | None) -> str:
     which = f" ({escape_text(output)})" if output and output != "out" else ""
     hash_text = code(nar_hash) if nar_hash else "narHash unknown"
-    return f"- {code(name)}{which}: {code(path)}, {hash_text}"
+    # A log alone may not name the output's path: say so, never put the .drv in its place.
+    where = code(path) if path else "store path unknown"
+    return f"- {code(name)}{which}: {where}, {hash_text}"
 
 
 def _severity(check: Check | None) -> int:
@@ -834,7 +844,7 @@ def _misses_section(facts: _Facts, detail: _Detail) -> str:
     folded: list[str] = []
     for label, members in _grouped(misses):
         out.append(_group_line(label, members))
-        folded.append(_group_fold(label, members, detail))
+        folded.append(_group_fold(facts.report, label, members, detail))
     if apart:
         if misses:
             out.append("")
@@ -842,7 +852,7 @@ def _misses_section(facts: _Facts, detail: _Detail) -> str:
             out.append("")
         for label, members in _grouped(apart):
             out.append(_group_line(label, members))
-            folded.append(_group_fold(label, members, detail))
+            folded.append(_group_fold(facts.report, label, members, detail))
     out.append("")
     out.extend(folded)
     return "\n".join(out)
@@ -865,12 +875,14 @@ def _group_line(label: tuple[str, str], members: Sequence[Build]) -> str:
     return f"- **{escape_text(name)}**{because}: {len(members)}"
 
 
-def _group_fold(label: tuple[str, str], members: Sequence[Build], detail: _Detail) -> str:
+def _group_fold(
+    report: Report, label: tuple[str, str], members: Sequence[Build], detail: _Detail
+) -> str:
     name, why = label
 
     def item(b: Build) -> str:
         return (
-            code(store_name(b.drv))
+            code(report.drv_name(b.drv))
             + (f" ({seconds(b.seconds)})" if b.seconds is not None else "")
             + (" ❌ failed" if b.status == "failed" else "")
         )
@@ -921,7 +933,7 @@ def _slowest_section(facts: _Facts, detail: _Detail) -> str:
     timed.sort(key=lambda b: -(b.seconds or 0.0))
     rows = [
         [
-            code(store_name(b.drv), in_table=True),
+            code(facts.report.drv_name(b.drv), in_table=True),
             escape_text(b.status),
             seconds(b.seconds),
             escape_text(_reason_label(b)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nix_cache_action.render.format import (
     baseline_phrase,
+    check_name,
     count,
     human_bytes,
     phase_times,
@@ -14,7 +15,6 @@ from nix_cache_action.render.format import (
 )
 from nix_cache_action.render.why import root_causes_terminal
 from nix_cache_action.report import Build, LegResult, Report, SubstituterTotals
-from nix_cache_action.store_path import store_name
 
 # The end of a failed build's log, in the terminal: where the error usually is.
 TERMINAL_LOG_LINES = 10
@@ -72,7 +72,10 @@ def render_terminal(report: Report) -> str:
     lines.extend(_cache_line(row) for row in rows)
     lines.extend(f"  {line}" for line in unreachable_caches(report, rows))
     for check in report.checks:
-        target = check.installable or check.path or check.drv
+        # Named as everywhere else, by installable or derivation name: a log alone often
+        # knows a check's derivation and not its output path, and a line per kind of path
+        # would read as two kinds of thing.
+        target = check_name(check)
         if check.output and check.output != "out":
             target += f" ({check.output})"
         lines.append(
@@ -81,7 +84,8 @@ def render_terminal(report: Report) -> str:
     lines.extend(root_causes_terminal(report))
     for build in failed_builds(report):
         lines.append(
-            f"  failed: {store_name(build.drv)}" + (f" on {build.machine}" if build.machine else "")
+            f"  failed: {report.drv_name(build.drv)}"
+            + (f" on {build.machine}" if build.machine else "")
         )
         lines.extend(f"    | {line}" for line in build.log_tail[-TERMINAL_LOG_LINES:])
     lines.extend(f"  {error.splitlines()[0]}" for error in report.errors[:10] if error.strip())

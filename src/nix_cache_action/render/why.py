@@ -6,7 +6,6 @@ from __future__ import annotations
 from nix_cache_action.render.format import count
 from nix_cache_action.render.markdown import code, escape_text
 from nix_cache_action.report import Change, Report, RootCause
-from nix_cache_action.store_path import store_name
 from nix_cache_action.why import SAME
 
 ROOT_CAUSES_SHOWN = 10
@@ -33,7 +32,7 @@ def root_causes_markdown(report: Report) -> str:
         head += f" {'it depends' if dragged == 1 else 'they depend'} on {them}"
     lines = [head + ":", ""]
     for cause in roots[:ROOT_CAUSES_SHOWN]:
-        lines.append(f"- {code(store_name(cause.drv))}: {escape_text(_dragged(cause))}")
+        lines.append(f"- {code(report.drv_name(cause.drv))}: {escape_text(_dragged(cause))}")
     if len(roots) > ROOT_CAUSES_SHOWN:
         rest = len(roots) - ROOT_CAUSES_SHOWN
         lines.append(f"- and {count(rest, 'more root cause')} in the JSON report")
@@ -48,7 +47,7 @@ def root_causes_terminal(report: Report) -> list[str]:
     if why is None or not why.root_causes:
         return []
     return [
-        f"  root cause: {store_name(cause.drv)}: {_dragged(cause)}"
+        f"  root cause: {report.drv_name(cause.drv)}: {_dragged(cause)}"
         for cause in why.root_causes[:ROOT_CAUSES_SHOWN]
     ]
 
