@@ -96,6 +96,7 @@ UNEXPECTED = (
     " was known by then. Run again, and report the error if it stays."
 )
 REBUILD_KILLED = "the rebuild did not finish ({how}), so nothing was compared"
+REBUILD_REFUSED = "Nix refused the rebuild ({error}), so nothing was compared"
 RETRY = (
     "Nix gave up on the build when {caches} answered with an error; building once more without it"
 )
@@ -428,6 +429,7 @@ class BuildJob:
         self.say = _locked(say)
         self.env = env
         self.progress = progress
+        self._rebuild_here = False
         self._progress_at = float("-inf")
 
     @property
@@ -442,6 +444,8 @@ class BuildJob:
         session.configured = substituters_in(config)
         system = config.get("system")
         session.system = system if isinstance(system, str) else None
+        # Every build on remote builders: the check's rebuild runs here (see Nix.rebuild).
+        self._rebuild_here = str(config.get("max-jobs")) == "0"
         good = self._evaluate_all()
         if good and self.options.skip_cached and not self.options.recheck:
             good = self._skip_cached(good)
@@ -772,7 +776,8 @@ class BuildJob:
     def _rebuild(self, ledger: Ledger, targets: Sequence[str]) -> Streamed:
         started = self.nix.clock()
         try:
-            return self._stream(ledger, lambda tee: self.nix.rebuild(targets, tee))
+            here = self._rebuild_here
+            return self._stream(ledger, lambda tee: self.nix.rebuild(targets, tee, here=here))
         finally:
             seconds = self.nix.clock() - started
             self.session.check_seconds = _add(self.session.check_seconds, seconds)
@@ -900,6 +905,9 @@ def _unfinished(streamed: Streamed, ledger: Ledger) -> str | None:
         return REBUILD_KILLED.format(how=f"Nix was killed by signal {_signal_name(killed)}")
     if ledger.incomplete:
         return REBUILD_KILLED.format(how=f"Nix stopped in the middle of it, exit status {status}")
+    if status != 0 and not ledger.builds() and ledger.errors:
+        # Nix refused the rebuild before building anything: its words are the reason.
+        return REBUILD_REFUSED.format(error=_innermost(ledger.errors[0]))
     return None
 
 
@@ -914,6 +922,15 @@ def _failure_reason(item: Installable, ledger: Ledger) -> str:
         # say), which is the reason, not a dependency.
         reason = first_lines[0]
     return reason or "a dependency failed to build"
+
+
+def _innermost(error: str) -> str:
+    """The cause in a message of Nix's: its last `error:` line (a trace of `… while` lines may
+    come before it), else its first line."""
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    causes = [line for line in lines if line.startswith("error:")]
+    last = causes[-1].removeprefix("error:").strip() if causes else ""
+    return last or _first_line(error)
 
 
 def _first_line(error: str) -> str:

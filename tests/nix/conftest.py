@@ -141,7 +141,9 @@ class NixEnv:
 
     def config(self) -> str:
         own = self.exe.config if self.builder is None else ()
-        sandbox = SANDBOX_CONFIG if self.sandbox and self.builder is None else NO_SANDBOX_CONFIG
+        # With a builder, local builds are only a check's rebuild (max-jobs = 0 otherwise); they
+        # run in the chroot store, whose builds need the sandbox's /bin/sh too.
+        sandbox = SANDBOX_CONFIG if self.sandbox else NO_SANDBOX_CONFIG
         lines = [*BASE_CONFIG, *sandbox, *own, f"substituters = {' '.join(self.substituters)}"]
         if self.builder is not None:
             lines += [

@@ -340,6 +340,29 @@ def test_a_build_on_a_remote_builder_is_one_build_with_its_machine(remote_env: N
     assert only(report["installables"], name=".#fails")["status"] == "failed"
 
 
+def test_with_every_build_remote_the_check_rebuilds_here(remote_env: NixEnv) -> None:
+    """max-jobs = 0 and a remote builder: Nix would refuse a local `--rebuild` ("local builds
+    are disabled"). The check run alone gets one local job and no builders, so the output
+    built remotely is rebuilt on this machine and compared: a check across two machines."""
+    env = remote_env
+    assert env.builder is not None
+    flake = env.flake("remote", {"@MARKER@": uuid.uuid4().hex})
+    run = env.cli("build", ".#mid", cwd=flake)
+    assert run.returncode == 0, run.stderr
+    report = run.report
+    machine = f"ssh-ng://{env.builder.HOST}"
+    first = {store_name(b["drv"]): b for b in report["builds"] if b["status"] == "built"}
+    assert {name: b["machine"] for name, b in first.items()} == {"leaf": machine, "mid": machine}
+    (rebuild,) = [b for b in report["builds"] if b["status"] == "checked"]
+    assert store_name(rebuild["drv"]) == "mid"
+    assert rebuild["machine"] in (None, "")  # this machine
+    (check,) = report["checks"]
+    assert (check["verdict"], check["reason"]) == ("reproducible", None)
+    check_argv = next(r["argv"] for r in report["runs"] if r["label"] == "check")
+    assert "max-jobs" in check_argv
+    assert "max-jobs" not in next(r["argv"] for r in report["runs"] if r["label"] == "build")
+
+
 def test_a_rebuild_that_was_killed_is_not_checked_and_says_why(nix_env: NixEnv) -> None:
     marker = f"nca-killed-{uuid.uuid4().hex[:12]}"
     nix_env.sandbox = False  # its builder leaves a marker in the host's /tmp

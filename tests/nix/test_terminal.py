@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from nix_cache_action.render.live import ERASE
+from nix_cache_action.store_path import store_hash, store_name
 
 if TYPE_CHECKING:
     from tests.nix.conftest import NixEnv
@@ -67,3 +68,18 @@ def test_off_a_terminal_the_account_is_plain_lines(nix_env: NixEnv) -> None:
     assert "\x1b" not in run.stderr
     assert "\r" not in run.stderr
     assert "  building node-0-0\n" in run.stderr
+
+
+def test_two_derivations_of_one_name_are_told_apart_in_the_summary(nix_env: NixEnv) -> None:
+    """Two revisions of one package built in one run (two derivations named twin-9): every
+    table names each with the start of its hash, never twin-9 twice as if one build."""
+    flake = nix_env.flake("twins")
+    run = nix_env.cli("build", ".#old", ".#new", "--reproducibility", "off", cwd=flake)
+    assert run.returncode == 0, run.stderr
+    drvs = sorted(b["drv"] for b in run.report["builds"])
+    assert [store_name(d) for d in drvs] == ["twin-9", "twin-9"]
+    summary = run.summary_path.read_text(encoding="utf-8")
+    for drv in drvs:
+        assert f"twin-9 ({store_hash(drv)[:7]})" in summary
+    slowest = summary.split("Slowest 2 builds", 1)[1]
+    assert "`twin-9`" not in slowest

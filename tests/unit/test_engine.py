@@ -965,3 +965,26 @@ def test_the_heartbeat_names_the_builds_still_running(monkeypatch: pytest.Monkey
     with engine.Heartbeat(ledger, said.append, lambda: 1.0):
         time.sleep(0.1)
     assert said == []
+
+
+def test_a_rebuild_nix_refused_says_nixs_reason() -> None:
+    """A check run that Nix refused before building anything (recent Nix with max-jobs = 0:
+    "local builds are disabled") gives the innermost of Nix's words as the reason, not "the
+    rebuild did not run"."""
+    from nix_cache_action.engine import _unfinished  # noqa: PLC0415 - one private helper
+    from nix_cache_action.ledger.reader import Ledger  # noqa: PLC0415
+    from nix_cache_action.nix.process import Streamed  # noqa: PLC0415
+
+    ledger = Ledger(run="check")
+    said = (
+        "error:\n       … while building\n\n       error: local builds are disabled (max-jobs = 0)"
+    )
+    record = {"action": "msg", "level": 0, "msg": said}
+    ledger.feed(b"@nix " + json.dumps(record).encode() + b"\n")
+    refused = Streamed(("nix",), 1, "", 0.1, interrupted=False)
+    assert _unfinished(refused, ledger) == (
+        "Nix refused the rebuild (local builds are disabled (max-jobs = 0)),"
+        " so nothing was compared"
+    )
+    # The same words from a run that exited 0 are no refusal.
+    assert _unfinished(Streamed(("nix",), 0, "", 0.1, interrupted=False), ledger) is None

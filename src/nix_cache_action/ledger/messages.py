@@ -40,6 +40,13 @@ _NOT_FETCHED = re.compile(
 )
 # Said right after a substitution from a cache Nix has turned off for this run stops empty.
 _DISABLED = re.compile(r"substituter ['\"](?P<cache>[^'\"]+)['\"] is disabled")
+# Nix's closing word on a run in which several of the goals asked for failed: each named, in
+# quotes. A goal it names with no failure of its own was stopped (without --keep-going Nix stops
+# what still runs when one build fails), not failed. The remote form (`build of '…' on '…'
+# failed: …`) is one build's own failure, and does not match.
+_GOALS_FAILED = re.compile(
+    r"^(?:error: )?build of (?P<drvs>'[^']+\.drv'(?:, '[^']+\.drv')*) failed$"
+)
 _NOT_VALID_FOR_CHECK = re.compile(
     r"some outputs of '(?P<drv>[^']+\.drv)' are not valid, so checking is not possible"
 )
@@ -55,6 +62,7 @@ class MessageTracker:
         self.not_fetched: dict[str, str] = {}
         self.cache_errors: list[CacheError] = []
         self.failed: dict[str, str] = {}  # drv -> the error that names it
+        self.stopped_goals: set[str] = set()  # named as failed goals, with no failure of their own
         self.differs: dict[str, list[str]] = {}  # drv -> output paths that differed
         self.uncheckable: dict[str, str] = {}  # drv -> why --rebuild could not check it
         self._errors: list[str] = []
@@ -156,6 +164,14 @@ class MessageTracker:
         invalid = _NOT_VALID_FOR_CHECK.search(text)
         if invalid is not None:
             self.uncheckable[invalid["drv"]] = text
+            return
+        goals = _GOALS_FAILED.match(text.strip())
+        if goals is not None and self.failed:
+            # After the failure that stopped the run: a goal it names and no other message
+            # did was stopped (or waited on what failed), and never failed itself.
+            for drv in _DRV.findall(goals["drvs"]):
+                if drv not in self.failed:
+                    self.stopped_goals.add(drv)
             return
         drvs = _DRV.findall(text)
         if drvs:

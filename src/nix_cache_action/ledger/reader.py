@@ -99,6 +99,11 @@ class Ledger:
         self._messages = MessageTracker(self.subs)
         self.builds_seen = BuildTracker(is_failed=self._messages.failed.__contains__)
         self._earlier: Ledger | None = None
+        # The builds activities (one per Nix invocation) and what their progress counted done:
+        # Nix counts each build it finishes there, and only there in a log without results.
+        self._builds_activities: set[int] = set()
+        self._builds_done = 0
+        self._builds_counted_any = False  # a builds activity sent its progress
         # A run Nix gave up on and that was done once more: its loose ends are not the verdict's.
         self.superseded = False
 
@@ -164,8 +169,18 @@ class Ledger:
                 self.subs.query(event, now)
             case BuildStarted():
                 self.builds_seen.start(event, now)
+            case ActivityStarted(type=ActivityType.BUILDS):
+                # Its last progress (done, expected, running, failed) is kept, as a copy's is.
+                self._builds_activities.add(event.id)
+                self.subs.tracked.add(str(event.id).encode())
             case ActivityStarted(type=ActivityType.REALISE) if self.realise_time is None:
                 self.realise_time = now
+            case ActivityStopped(id=activity) if activity in self._builds_activities:
+                self._builds_activities.discard(activity)
+                done = self._done_of(activity)
+                if done is not None:
+                    self._builds_done += done
+                    self._builds_counted_any = True
             case ActivityStopped(id=activity):
                 if not self.subs.stop(activity, now):
                     self.builds_seen.stop(activity, now)
@@ -183,6 +198,23 @@ class Ledger:
                 self.plain_lines += 1
             case _:
                 pass  # other activities and results say nothing the report holds
+
+    def _done_of(self, activity: int) -> int | None:
+        """What a builds activity's last progress counted done (and forget it); None if it
+        sent none."""
+        key = str(activity).encode()
+        self.subs.tracked.discard(key)
+        event = parse_line(self.subs.last_progress.pop(key, b""))
+        return event.done if isinstance(event, Progress) else None
+
+    def _builds_counted(self) -> int | None:
+        """Builds Nix's builds activities counted done; None where the log holds no count."""
+        counted, done = self._builds_counted_any, self._builds_done
+        for activity in self._builds_activities:  # still open: the log ends in the run
+            event = parse_line(self.subs.last_progress.get(str(activity).encode(), b""))
+            if isinstance(event, Progress):
+                counted, done = True, done + event.done
+        return done if counted else None
 
     def _build_result(self, event: BuildResult) -> None:
         build = self.builds_seen.result(event)
@@ -302,12 +334,13 @@ class Ledger:
         """Stopped without the result this Nix sends for each build it finishes, in a run where
         a build failed or that was interrupted: Nix stopped it. Where Nix sends no results, only
         the store can tell (`confirm_unbuilt`)."""
-        return (
-            self.builds_seen.sends_results
-            and state.success is None
-            and not state.check
-            and (bool(self.messages.failed) or self.messages.interrupted)
-        )
+        if state.check or not (self.messages.failed or self.messages.interrupted):
+            return False
+        if self.builds_seen.sends_results:
+            return state.success is None
+        # Upstream Nix sends no result per build, but names a goal it stopped in its closing
+        # message, and counts each build it finishes: none counted means none finished.
+        return state.drv in self.messages.stopped_goals or self._builds_counted() == 0
 
     def progress(self) -> RunProgress:
         """Where the run stands, for a live status line and the heartbeat. Read from another
@@ -331,15 +364,19 @@ class Ledger:
             self.messages.failed or self.messages.interrupted
         ):
             return 0
-        return sum(
-            1
+        finished = [
+            state
             for state in self.builds_seen
-            if not state.check
-            and not state.cancelled
+            if not state.cancelled
             and state.stopped is not None
             and state.drv not in self.messages.failed
             and state.success is None
-        )
+            and not self._unfinished(state)
+        ]
+        done = self._builds_counted()
+        if done is not None and done >= len(finished):
+            return 0  # Nix counted every one of them done
+        return sum(1 for state in finished if not state.check)
 
     def confirm_unfetched(self, paths: Iterable[str]) -> None:
         """These paths are not in the store: whatever the log said, no cache brought them."""

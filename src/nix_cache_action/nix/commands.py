@@ -178,12 +178,17 @@ class Nix:
         outputs, unreadable = _built_outputs(streamed.stdout)
         return Built(streamed, outputs, unreadable)
 
-    def rebuild(self, targets: Sequence[str], tee: Tee) -> Streamed:
+    def rebuild(self, targets: Sequence[str], tee: Tee, *, here: bool = False) -> Streamed:
         """Build `targets` again and let Nix compare (`--rebuild`); `--keep-failed` keeps the
-        differing copy at `<output>.check`."""
+        differing copy at `<output>.check`. `here` rebuilds on this machine only: where the
+        configuration builds nothing locally (max-jobs = 0, every build on remote builders),
+        Nix refuses a rebuild ("local builds are disabled"); one local job and no builders,
+        for this run only, make it a check across machines instead."""
         argv = self._argv(
             "build", *LOG_FLAGS, "--no-link", "--rebuild", "--keep-failed", "--keep-going"
         )
+        if here:
+            argv += ["--option", "max-jobs", "1", "--option", "builders", ""]
         return self.runner.stream([*argv, *targets], tee)
 
     def rebuild_target(self, installable: str, drv: str | None, outputs: Sequence[str]) -> str:
