@@ -595,3 +595,33 @@ def test_a_build_nix_stopped_is_cancelled_where_the_log_or_the_store_says_so(
     assert ledger.unconfirmed_builds() == 0
     totals = ledger.report().totals()
     assert (totals.built, totals.failed, totals.cancelled, totals.hit_rate) == (0, 1, 1, None)
+
+
+@pytest.mark.parametrize("version", ["2.8", "2.34"])
+def test_a_goal_nix_names_as_failed_with_no_failure_of_its_own_was_stopped(version: str) -> None:
+    """Upstream's closing word when several goals failed, `build of 'a', 'b' failed`, names the
+    one that failed and the one it stopped. Without progress counters to go by, the goal with
+    no failure of its own is cancelled, and the one that failed stays failed."""
+    lines = (LOGS / f"cancel-{version}.log").read_bytes().splitlines(keepends=True)
+    kept = [
+        line
+        for line in lines
+        if not (line.startswith(b'@nix {"action":"result"') and b'"type":105}' in line)
+    ]
+    ledger = Ledger(run="analyze")
+    ledger.consume(kept)
+    drvs = {store_name(b.drv): b.drv for b in ledger.builds()}
+    closing = f"error: build of '{drvs['slow']}', '{drvs['fails-late']}' failed"
+    ledger.consume([b"@nix " + json.dumps({"action": "msg", "level": 0, "msg": closing}).encode()])
+    statuses = {store_name(b.drv): b.status for b in ledger.builds()}
+    assert statuses == {"fails-late": "failed", "slow": "cancelled"}
+    assert ledger.unconfirmed_builds() == 0
+    # The same words as the only failure said: the goal named first failed (nothing else did).
+    alone = Ledger(run="analyze")
+    alone.consume(
+        kept[
+            : next(i for i, ln in enumerate(kept) if b"Cannot build" in ln or b"builder for" in ln)
+        ]
+    )
+    alone.consume([b"@nix " + json.dumps({"action": "msg", "level": 0, "msg": closing}).encode()])
+    assert {store_name(b.drv): b.status for b in alone.builds()}["slow"] == "failed"
