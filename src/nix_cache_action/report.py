@@ -490,7 +490,7 @@ class Report:
         )
 
     def caches_asked(self) -> bool:
-        """Whether any cache was configured or asked."""
+        """Whether any cache was configured or asked: else a hit rate means nothing."""
         return bool(self.queried or self.configured_substituters or self.substitutions)
 
     def substituters(self) -> tuple[SubstituterTotals, ...]:

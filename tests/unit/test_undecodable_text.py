@@ -72,7 +72,9 @@ def test_the_step_with_an_undecodable_input_still_writes_everything(tmp_path: Pa
     assert "could not write" not in stdout
 
 
-def test_the_cli_names_an_undecodable_path_under_strict_streams(tmp_path: Path) -> None:
+def test_the_cli_names_an_undecodable_path_in_its_error(tmp_path: Path) -> None:
+    # The error goes to stderr, which Python escapes by itself; the case guards the CLI's
+    # own handling of the path (no traceback), with stdout strict as under a UTF-8 locale.
     environ = {k.encode(): v.encode() for k, v in os.environ.items()}
     environ[b"PYTHONIOENCODING"] = b"utf-8:strict"
     environ[b"PYTHONPATH"] = str(ENTRYPOINT.parent / "src").encode()

@@ -118,16 +118,11 @@ def bounded(items: Sequence[str], limit: int, what: str = "more") -> list[str]:
 # --- phrases ------------------------------------------------------------------------------------
 
 
-def caches_asked(report: Report) -> bool:
-    """Whether any cache was configured or asked: else a hit rate means nothing."""
-    return report.caches_asked()
-
-
 def totals_phrase(report: Report) -> str:
     """What came from caches and what was built: the same words in every renderer. With no
     cache configured or asked, the hit rate is "n/a": 0% would read as a cache that failed."""
     totals = report.totals()
-    rate = percent(totals.hit_rate) if caches_asked(report) else "n/a, no cache was asked"
+    rate = percent(totals.hit_rate) if report.caches_asked() else "n/a, no cache was asked"
     return (
         f"{count(totals.substituted, 'store path')} substituted, {totals.built} built,"
         f" {totals.failed} failed, cache hit rate {rate}"

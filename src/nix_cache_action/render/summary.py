@@ -17,7 +17,6 @@ from nix_cache_action.render.format import (
     HIT_RATE_DEFINITION,
     baseline_phrase,
     bounded,
-    caches_asked,
     clip,
     count,
     first_copy_phrase,
@@ -805,7 +804,7 @@ def _totals_line(facts: _Facts) -> str:
     phases = facts.report.phases
     line = (
         f"**All caches:** {escape_text(totals_phrase(facts.report))}"
-        f"{f' ({HIT_RATE_DEFINITION})' if caches_asked(facts.report) else ''}; "
+        f"{f' ({HIT_RATE_DEFINITION})' if facts.report.caches_asked() else ''}; "
         f"{_size_phrase(totals.nar_bytes, 'unpacked')}, "
         f"{_size_phrase(totals.download_bytes, 'downloaded')}; "
         f"{count(totals.cache_errors, 'cache error')}."
