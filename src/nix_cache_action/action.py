@@ -7,11 +7,11 @@ settings module and publishes through steps/publish.py.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from typing import TYPE_CHECKING, TextIO
 
+from nix_cache_action import debug
 from nix_cache_action.errors import InputError
 from nix_cache_action.github.statuses import Publisher, StatusPublisher
 from nix_cache_action.github.workflow_commands import WorkflowCommands, configure_logging
@@ -48,8 +48,10 @@ def main(
     # Looked up now rather than as a default argument, so a replaced sys.stdout is honoured.
     stdout = sys.stdout if stdout is None else stdout
     commands = WorkflowCommands(stdout)
-    if environ.get(DEBUG_VARIABLE) == "1":  # the runner's "debug logging" switch
-        configure_logging(logging.DEBUG)
+    debugging = environ.get(DEBUG_VARIABLE) == "1"  # the runner's "debug logging" switch
+    debug.enable(on=debugging)
+    if debugging:
+        configure_logging("DEBUG")  # PyGithub's records too
     # Masked before anything else is printed, even if an input turns out to be wrong: Nix
     # quotes its configuration back, and the report and summary quote Nix.
     secrets = environment_secrets(environ, input_variable("github-token"))

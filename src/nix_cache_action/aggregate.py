@@ -8,11 +8,11 @@ their installables failed. A leg that never reported can never give a green aggr
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from nix_cache_action import records
 from nix_cache_action.plan import Leg, Plan
+from nix_cache_action.records import record
 from nix_cache_action.report import (
     Budgets,
     Check,
@@ -45,7 +45,7 @@ CRITICAL_LEGS = 3
 LEG_NAMES_KEPT = 10
 
 
-@dataclass(frozen=True)
+@record
 class LegReport:
     """One leg's report and where it came from (the file, or the artifact's name)."""
 
@@ -86,7 +86,7 @@ def aggregate(plan: Plan | None, legs: Sequence[LegReport]) -> Report:
         if report.budgets is not None
         for message in report.budgets.exceeded
     )
-    return dataclasses.replace(
+    return records.replace(
         merged,
         budgets=Budgets(exceeded=exceeded) if exceeded else None,
         installables=(*merged.installables, *added.installables),
@@ -102,7 +102,7 @@ def aggregate(plan: Plan | None, legs: Sequence[LegReport]) -> Report:
     )
 
 
-@dataclass(frozen=True)
+@record
 class _FromPlan:
     """What only the plan knows: legs that never reported, errors, what was left out."""
 

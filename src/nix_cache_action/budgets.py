@@ -4,8 +4,7 @@ the worst offenders, so that the fix starts from the message."""
 
 from __future__ import annotations
 
-import dataclasses
-
+from nix_cache_action import records
 from nix_cache_action.report import Budgets, Build, Report
 from nix_cache_action.store_path import store_name
 
@@ -24,9 +23,7 @@ def judged(report: Report, budgets: Budgets) -> Report:
     earlier = report.budgets.exceeded if report.budgets is not None else ()
     exceeded = (*earlier, *over_budget(report, budgets))
     notes = (*report.notes, *unjudged(report, budgets))
-    return dataclasses.replace(
-        report, budgets=dataclasses.replace(budgets, exceeded=exceeded), notes=notes
-    )
+    return records.replace(report, budgets=records.replace(budgets, exceeded=exceeded), notes=notes)
 
 
 def unjudged(report: Report, budgets: Budgets) -> list[str]:

@@ -3,49 +3,38 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import json
-import logging
 import os
 import stat
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, NoReturn, TextIO
+from typing import IO, TYPE_CHECKING, NoReturn, TextIO
 
-from nix_cache_action import __version__
-from nix_cache_action.aggregate import aggregate
-from nix_cache_action.baseline import compare
-from nix_cache_action.budgets import judged
-from nix_cache_action.engine import EXIT_FAILED, BuildOptions, explain_misses, run_job
-from nix_cache_action.errors import InputError, LogError, NixCacheActionError
+# Only what every command needs is imported here; each command imports the rest itself, so
+# that `build` never pays for the planner or the aggregate (benchmarks/startup.py).
+from nix_cache_action import __version__, debug, records
+from nix_cache_action.errors import EXIT_FAILED, InputError, LogError, NixCacheActionError
 from nix_cache_action.files import check_target, tolerant_streams, write_text
-from nix_cache_action.github.workflow_commands import configure_logging, neutral, neutral_json
-from nix_cache_action.ledger import Ledger
-from nix_cache_action.leg_reports import collect_leg_reports
-from nix_cache_action.nix.commands import Nix
-from nix_cache_action.nix.derivations import read_derivations
-from nix_cache_action.nix.process import Subprocesses
-from nix_cache_action.plan import DEFAULT_MAX_PER_LEG
-from nix_cache_action.plan_command import PlanFileError, plan_command, read_plan
+from nix_cache_action.github.workflow_commands import neutral, neutral_json
+from nix_cache_action.limits import DEFAULT_MAX_PER_LEG
 from nix_cache_action.redaction import Redactor, environment_secrets
-from nix_cache_action.render.format import count
-from nix_cache_action.render.live import LiveLine
-from nix_cache_action.render.terminal import render_terminal
 from nix_cache_action.report import (
     MODES,
     Budgets,
     LegInfo,
     Report,
     ReportFileError,
-    Run,
     merge,
     read_report,
     write_report,
 )
-from nix_cache_action.why import with_changes
+
+if TYPE_CHECKING:
+    from nix_cache_action.ledger import Ledger
+    from nix_cache_action.plan import Plan
 
 EXIT_USAGE = 2
 NO_RECORDS = (
@@ -322,9 +311,13 @@ def _baseline(args: argparse.Namespace) -> Report | None:
 
 
 def _gated(report: Report, args: argparse.Namespace) -> Report:
+    from nix_cache_action.baseline import compare  # noqa: PLC0415 - see the imports above
+    from nix_cache_action.budgets import judged  # noqa: PLC0415
+    from nix_cache_action.why import with_changes  # noqa: PLC0415
+
     baseline = _baseline(args)
     if baseline is not None:
-        report = dataclasses.replace(report, baseline=compare(report, baseline, str(args.baseline)))
+        report = records.replace(report, baseline=compare(report, baseline, str(args.baseline)))
         report = with_changes(report, baseline)
     return judged(report, _budgets(args))
 
@@ -341,10 +334,9 @@ def _outputs(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     tolerant_streams()
     argv = list(sys.argv[1:] if argv is None else argv)
-    level = (
-        "DEBUG" if "--debug" in argv else os.environ.get("NIX_CACHE_ACTION_LOG_LEVEL", "WARNING")
+    debug.enable(
+        on="--debug" in argv or os.environ.get("NIX_CACHE_ACTION_LOG_LEVEL", "").upper() == "DEBUG"
     )
-    configure_logging(level)
     try:
         args = _parser().parse_args(argv)
     except UsageError as error:
@@ -359,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
         "build": _build,
         "analyze": _analyze,
-        "plan": lambda a: plan_command(a, say=_say, redactor=_redactor()),
+        "plan": _plan,
         "aggregate": _aggregate,
         "merge": _merge,
     }
@@ -370,8 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command != "plan":  # a plan that stopped is written by plan_command itself
             _emit(_stopped(str(exc)), args, quiet=True)
         return EXIT_USAGE if isinstance(exc, InputError) else EXIT_FAILED
-    except Exception as exc:  # whatever it was, the report says the run stopped
-        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+    except Exception as exc:  # noqa: BLE001 - whatever it was, the report says the run stopped
+        debug.traceback("unexpected error", exc)
         message = UNEXPECTED.format(kind=type(exc).__name__, error=exc)
         print(_shown(f"nix-cache-action: {message}"), file=sys.stderr)  # noqa: T201
         if args.command != "plan":
@@ -419,7 +411,19 @@ def _say(text: str) -> None:
     print(_shown(text), file=sys.stderr, flush=True)  # noqa: T201
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from nix_cache_action.plan_command import plan_command  # noqa: PLC0415 - see the imports above
+
+    return plan_command(args, say=_say, redactor=_redactor())
+
+
 def _build(args: argparse.Namespace) -> int:
+
+    from nix_cache_action.engine import BuildOptions, run_job  # noqa: PLC0415
+    from nix_cache_action.nix.commands import Nix  # noqa: PLC0415
+    from nix_cache_action.nix.process import Subprocesses  # noqa: PLC0415
+    from nix_cache_action.render.live import LiveLine  # noqa: PLC0415
+
     _check_targets(args)
     if args.skip_cached and args.verified is None:
         raise InputError("--skip-cached", SKIP_NEEDS_RECORD)
@@ -459,14 +463,19 @@ def _build(args: argparse.Namespace) -> int:
         if live is not None:
             live.close()
     if directory is not None:
-        report = dataclasses.replace(report, working_directory=str(directory))
-    report = dataclasses.replace(report, leg=leg)
+        report = records.replace(report, working_directory=str(directory))
+    report = records.replace(report, leg=leg)
     # Whatever happened, the report and summary are written with what is known.
     _emit(report, args)
     return status
 
 
 def _analyze(args: argparse.Namespace) -> int:
+    from nix_cache_action.ledger import Ledger  # noqa: PLC0415 - see the imports above
+    from nix_cache_action.nix.derivations import read_derivations  # noqa: PLC0415
+    from nix_cache_action.report import Run  # noqa: PLC0415
+    from nix_cache_action.why import explain_misses  # noqa: PLC0415
+
     _check_targets(args)
     ledger = Ledger(run="analyze")
     if args.log == "-":
@@ -508,6 +517,8 @@ def _analyze(args: argparse.Namespace) -> int:
 
 def _analyze_notes(ledger: Ledger, source: str) -> tuple[str, ...]:
     """What a recorded log leaves unknown or unread."""
+    from nix_cache_action.render.format import count  # noqa: PLC0415 - see the imports above
+
     notes = []
     if ledger.ends_cut:
         notes.append(CUT.format(source=source))
@@ -536,10 +547,7 @@ def _leg(args: argparse.Namespace) -> tuple[tuple[str, ...], LegInfo | None]:
         return tuple(args.installables), leg
     if args.leg is None:
         raise InputError("--leg", "--plan needs --leg: name the leg of the plan to build")
-    try:
-        plan = read_plan(args.plan)
-    except PlanFileError as error:
-        raise InputError("--plan", str(error)) from error
+    plan = _read_plan(args.plan)
     planned = plan.leg(args.leg)
     if planned is None:
         legs = ", ".join(leg.id for leg in plan.legs) or "none"
@@ -547,19 +555,26 @@ def _leg(args: argparse.Namespace) -> tuple[tuple[str, ...], LegInfo | None]:
     return planned.installables, LegInfo(planned.id, planned.system, planned.runner)
 
 
+def _read_plan(path: Path) -> Plan:
+    from nix_cache_action.plan_command import PlanFileError, read_plan  # noqa: PLC0415
+
+    try:
+        return read_plan(path)
+    except PlanFileError as error:
+        raise InputError("--plan", str(error)) from error
+
+
 def _aggregate(args: argparse.Namespace) -> int:
+    from nix_cache_action.aggregate import aggregate  # noqa: PLC0415 - see the imports above
+    from nix_cache_action.leg_reports import collect_leg_reports  # noqa: PLC0415
+
     _check_targets(args)
     if args.junit is not None:
         check_target(args.junit, "--junit", "junit.xml")
-    plan = None
-    if args.plan is not None:
-        try:
-            plan = read_plan(args.plan)
-        except PlanFileError as error:
-            raise InputError("--plan", str(error)) from error
+    plan = None if args.plan is None else _read_plan(args.plan)
     legs, unreadable = collect_leg_reports(args.reports)
     report = aggregate(plan, legs)
-    report = dataclasses.replace(report, notes=(*report.notes, *unreadable))
+    report = records.replace(report, notes=(*report.notes, *unreadable))
     report = _gated(report, args)
     _emit(report, args)
     if args.junit is not None:
@@ -609,6 +624,8 @@ def _emit(report: Report, args: argparse.Namespace, *, quiet: bool = False) -> N
     if args.json:
         print(neutral_json(json.dumps(report.to_json(), indent=2)))  # noqa: T201 - redacted above
     elif not quiet:
+        from nix_cache_action.render.terminal import render_terminal  # noqa: PLC0415
+
         _say(render_terminal(report))
 
 

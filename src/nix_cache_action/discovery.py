@@ -11,13 +11,12 @@ pure `plan.py`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 
 from nix_cache_action.errors import InputError, NixError
+from nix_cache_action.limits import DEFAULT_MAX_PER_LEG
 from nix_cache_action.nix.attributes import Described, attribute_path
 from nix_cache_action.nix.commands import Nix, PathInfo
 from nix_cache_action.plan import (
-    DEFAULT_MAX_PER_LEG,
     DEFAULT_RUNNERS,
     DEFAULT_SELECTION,
     Attribute,
@@ -27,6 +26,7 @@ from nix_cache_action.plan import (
     roots_for,
     split_pattern,
 )
+from nix_cache_action.records import record, replace
 from nix_cache_action.report import Verification
 from nix_cache_action.verification import VerificationRecord
 
@@ -49,7 +49,7 @@ NO_SUCH_ATTRIBUTE = "{pattern}: the flake has no attribute {path}"
 BAD_PATTERN = "{pattern!r} is not an attribute path ({why}); write it as checks.x86_64-linux.name"
 
 
-@dataclass(frozen=True)
+@record
 class PlanOptions:
     flake: str = "."
     selection: tuple[str, ...] = ()  # empty: DEFAULT_SELECTION

@@ -9,23 +9,23 @@ run stopped, and the verdict is `failed`.
 from __future__ import annotations
 
 import contextlib
-import logging
 import signal as signals
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, TypeVar
 
+from nix_cache_action import debug
 from nix_cache_action.baseline import compare
 from nix_cache_action.budgets import judged
-from nix_cache_action.errors import NixCacheActionError, NixError
+from nix_cache_action.errors import EXIT_FAILED, EXIT_INTERRUPTED, NixCacheActionError, NixError
 from nix_cache_action.ledger import Ledger, RunProgress
 from nix_cache_action.limits import cut
 from nix_cache_action.nix.commands import Built, Nix, PathInfo, substituters_in
 from nix_cache_action.nix.events import BuildStarted, Event, Message, SubstituteStarted
 from nix_cache_action.nix.process import Interrupted, Streamed, Tee, sigterm_interrupts
+from nix_cache_action.records import field, record, replace
 from nix_cache_action.report import (
     Budgets,
     Check,
@@ -50,17 +50,11 @@ from nix_cache_action.reproducibility import (
 )
 from nix_cache_action.store_path import output_name, store_name
 from nix_cache_action.verification import VerificationRecord, Where, load_record
-from nix_cache_action.why import explain as explain_why
-from nix_cache_action.why import fingerprints, misses, with_because, with_changes
+from nix_cache_action.why import explain_misses, with_changes
 
 if TYPE_CHECKING:
-    from nix_cache_action.nix.derivations import Derivation
     from nix_cache_action.report import RunLabel
 
-log = logging.getLogger(__name__)
-
-EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
 
 Say = Callable[[str], None]
 # A streamed command gives its stream, or (a build) the stream and the outputs it built.
@@ -84,9 +78,6 @@ NOT_BUILT = "not built: the run stopped before this installable was built"
 NO_OTHER_BUILDS = "deep check: no other derivation was built here"
 STEP_INTERRUPTED = "the {label} step was interrupted; Nix was stopped"
 STEP_FAILED = "the {label} step stopped on an error; Nix was stopped"
-WHY_UNREAD = (
-    "the derivations this run built could not be read ({error}): their root causes are not reckoned"
-)
 INTERRUPTED = (
     "The run was cancelled ({signal}); Nix was stopped. The report and summary hold what was"
     " known by then; run again for a verdict."
@@ -131,7 +122,7 @@ LOG_STOPPED = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class BuildOptions:
     installables: tuple[str, ...]
     reproducibility: Mode = "fail"
@@ -151,7 +142,7 @@ class BuildOptions:
     baseline_source: str = ""
 
 
-@dataclass
+@record(frozen=False)
 class Session:
     """What is known so far; `report()` is valid at every moment."""
 
@@ -277,10 +268,10 @@ def run_job(  # noqa: PLR0913 - the job, its Nix, and where its words go
             session.stop(str(error))
             say(f"nix-cache-action: {error}")
             status = EXIT_FAILED
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - the report says the run stopped
             # Never a verdict of `ok` after an error nobody foresaw: the run is stopped. The
             # traceback is for whoever debugs it (RUNNER_DEBUG=1, --debug), not for every log.
-            log.debug("unexpected error", exc_info=True)
+            debug.traceback("unexpected error", error)
             session.stop(UNEXPECTED.format(kind=type(error).__name__, error=error))
             status = EXIT_FAILED
     report = session.report()
@@ -295,24 +286,6 @@ def run_job(  # noqa: PLR0913 - the job, its Nix, and where its words go
             say(f"nix-cache-action: warning: {problem}")
             report = replace(report, notes=(*report.notes, problem))
     return report, report.exit_status() if status is None else status
-
-
-def explain_misses(
-    report: Report, derivations: Callable[[Sequence[str]], Mapping[str, Derivation]]
-) -> Report:
-    """The root causes of the misses (why.py), from their .drv files: a reckoning that cannot
-    be made is a note, never a lost report."""
-    missed = misses(report.builds)
-    if not missed:
-        return report
-    try:
-        found = derivations(missed)
-    except (NixCacheActionError, OSError) as error:
-        return replace(report, notes=(*report.notes, WHY_UNREAD.format(error=error)))
-    inputs = {drv: found[drv].input_drvs for drv in missed if drv in found}
-    kept, left_out = fingerprints([found[drv] for drv in missed if drv in found])
-    why = replace(explain_why(missed, inputs), fingerprints=kept, fingerprints_left_out=left_out)
-    return replace(report, why=why, builds=with_because(report.builds, why))
 
 
 def finish(report: Report, options: BuildOptions) -> Report:
@@ -331,7 +304,7 @@ def _save_record(session: Session, report: Report, options: BuildOptions) -> str
     be written."""
     assert options.verified is not None  # noqa: S101 - the caller checked
     where = replace(options.where, nix=report.nix.text, system=session.system)
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     try:
         session.record.with_checks(report.checks, where, now).save(options.verified)
     except OSError as error:

@@ -6,6 +6,11 @@ user: it names what is wrong and ends with the fix.
 
 from __future__ import annotations
 
+# The exit statuses a run ends with, besides 0 and a verdict's 1: a run that stopped on an error
+# also exits 1; one cancelled by a signal exits as a shell reports SIGINT.
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
 
 class NixCacheActionError(Exception):
     """Base of every error the user should see as a plain message (no traceback)."""

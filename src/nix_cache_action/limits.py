@@ -11,6 +11,9 @@ TEXT_LIMIT = 4096
 CUT_MARKER = " … [cut: {count} more characters]"
 # GitHub aborts the upload of a step's summary over 1024 KiB, and the whole summary is lost.
 GITHUB_SUMMARY_LIMIT = 1024 * 1024
+# The most installables one leg of a planned matrix builds, unless the plan is told otherwise:
+# here, so that the command line can say it without importing the planner.
+DEFAULT_MAX_PER_LEG = 32
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 

@@ -15,14 +15,15 @@ file when the matrix could not hold them.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from nix_cache_action import records
+from nix_cache_action.limits import DEFAULT_MAX_PER_LEG
+from nix_cache_action.records import field, record
 from nix_cache_action.report import NixInfo, Verification
 from nix_cache_action.store_path import base_name
 from nix_cache_action.verification import verification_from_json
@@ -48,7 +49,6 @@ DEFAULT_RUNNERS: Mapping[str, str] = {
 MAX_LEGS = 256
 # max_per_leg counts distinct derivations: two names of one derivation build once.
 MATRIX_LIMIT_BYTES = 900_000
-DEFAULT_MAX_PER_LEG = 32
 
 # `to-build`: not all its outputs are in a cache (or no cache was asked). `cached`: every
 # output is in a configured cache, and not every one is verified. `verified`: every output is
@@ -72,7 +72,7 @@ MATRIX_WITHOUT_INSTALLABLES = (
 _BARE_SYSTEM = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
-@dataclass(frozen=True)
+@record
 class Attribute:
     """One selected derivation of the flake, and what is known of it before any build."""
 
@@ -90,7 +90,7 @@ class Attribute:
     leg: str | None = None  # the leg that builds it; None when left out or an error
 
 
-@dataclass(frozen=True)
+@record
 class Leg:
     id: str  # `x86_64-linux-1`: the artifact of its report is named after it
     system: str
@@ -98,7 +98,7 @@ class Leg:
     installables: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@record
 class LeftOut:
     """Installables of one system that no leg builds, and why."""
 
@@ -108,7 +108,7 @@ class LeftOut:
     why: str
 
 
-@dataclass(frozen=True)
+@record
 class Plan:
     flake: str
     systems: tuple[str, ...]
@@ -159,12 +159,12 @@ class Plan:
             "max_per_leg": self.max_per_leg,
             "runners": dict(self.runners),
             "counts": self.counts(),
-            "legs": [dataclasses.asdict(leg) for leg in self.legs],
-            "left_out": [dataclasses.asdict(left) for left in self.left_out],
+            "legs": [records.asdict(leg) for leg in self.legs],
+            "left_out": [records.asdict(left) for left in self.left_out],
             "attributes": [_attribute_json(a) for a in self.attributes],
             "notes": list(self.notes),
             "errors": list(self.errors),
-            "nix": dataclasses.asdict(self.nix),
+            "nix": records.asdict(self.nix),
             "working_directory": self.working_directory,
             "graph_read": self.graph_read,
             "memory_scope": self.memory_scope,
@@ -214,7 +214,7 @@ class Plan:
         )
 
 
-_NIX_FIELDS = {f.name for f in dataclasses.fields(NixInfo)}
+_NIX_FIELDS = {f.name for f in records.fields(NixInfo)}
 
 
 def _matrix_entry(leg: Leg, *, with_installables: bool) -> dict[str, Any]:
@@ -235,7 +235,7 @@ def _attribute_json(attribute: Attribute) -> dict[str, Any]:
         "drv": attribute.drv,
         "outputs": attribute.outputs,
         "nar_hashes": attribute.nar_hashes,
-        "verified": {o: dataclasses.asdict(v) for o, v in attribute.verified.items()},
+        "verified": {o: records.asdict(v) for o, v in attribute.verified.items()},
         "error": attribute.error,
         "leg": attribute.leg,
     }
@@ -268,7 +268,7 @@ def _attribute_from_json(data: Any) -> Attribute:  # noqa: ANN401 - one entry of
 Step = str | tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@record
 class Root:
     """One `nix eval` of the plan: everything under `parts`, filtered by `rest`."""
 
@@ -390,7 +390,7 @@ def make_legs(
             )
         )
     leg_of = {installable: leg.id for leg in legs for installable in leg.installables}
-    placed = [dataclasses.replace(a, leg=leg_of.get(a.installable)) for a in attributes]
+    placed = [records.replace(a, leg=leg_of.get(a.installable)) for a in attributes]
     return placed, legs, _left_out(attributes), notes
 
 

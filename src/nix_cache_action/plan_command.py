@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
+from nix_cache_action import debug
 from nix_cache_action.discovery import PlanOptions, check_patterns, plan_flake
-from nix_cache_action.engine import EXIT_FAILED
-from nix_cache_action.errors import InputError, NixCacheActionError
+from nix_cache_action.errors import EXIT_FAILED, InputError, NixCacheActionError
 from nix_cache_action.files import check_target, write_text
 from nix_cache_action.github.workflow_commands import neutral_json
 from nix_cache_action.limits import cut
 from nix_cache_action.nix.commands import Nix
 from nix_cache_action.nix.process import Subprocesses
 from nix_cache_action.plan import ALL_SYSTEMS, Plan, parse_runners
+from nix_cache_action.records import replace
 from nix_cache_action.redaction import Redactor
 from nix_cache_action.render.plan import render_plan_summary, render_plan_terminal
 from nix_cache_action.verification import VerificationRecord, load_record
@@ -31,7 +30,6 @@ UNEXPECTED = "the plan stopped on an unexpected error ({kind}: {error}); run aga
 BAD_SYSTEM = "{value!r} is not a system name; write x86_64-linux,aarch64-darwin or all"
 
 Say = Callable[[str], None]
-log = logging.getLogger(__name__)
 
 
 class PlanFileError(Exception):
@@ -58,8 +56,8 @@ def make_plan(
         plan = plan_flake(nix_factory(), options, record, say)
     except NixCacheActionError as error:
         return _failed(options, str(error))
-    except Exception as error:  # whatever it was, the plan file says the plan stopped
-        log.debug("unexpected error", exc_info=True)
+    except Exception as error:  # noqa: BLE001 - whatever it was, the plan file says the plan stopped
+        debug.traceback("unexpected error", error)
         return _failed(options, UNEXPECTED.format(kind=type(error).__name__, error=error))
     return replace(plan, notes=(*plan.notes, note)) if note else plan
 

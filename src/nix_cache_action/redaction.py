@@ -13,9 +13,9 @@ not let its value through.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from nix_cache_action.records import record
 from nix_cache_action.report import Report
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def environment_secrets(environ: Mapping[str, str], token_variable: str) -> set[
     return found
 
 
-@dataclass(frozen=True)
+@record
 class Redactor:
     secrets: frozenset[str]
 

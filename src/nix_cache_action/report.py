@@ -8,17 +8,16 @@ a field changes meaning or goes away; adding a field keeps the version.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from collections.abc import Container, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from nix_cache_action import __version__
+from nix_cache_action import __version__, records
 from nix_cache_action.files import write_text
 from nix_cache_action.intervals import covered
+from nix_cache_action.records import field, record
 from nix_cache_action.schema import schema_errors
 from nix_cache_action.store_path import store_hash, store_name
 
@@ -69,7 +68,7 @@ def substituter_name(url: str) -> str:
     return host
 
 
-@dataclass(frozen=True)
+@record
 class Substitution:
     path: str
     substituter: str
@@ -80,7 +79,7 @@ class Substitution:
     run: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class Build:
     drv: str
     status: BuildStatus
@@ -96,7 +95,7 @@ class Build:
     because: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class FileDifference:
     path: str  # relative to the output; "" for the output itself
     kind: DifferenceKind
@@ -106,7 +105,7 @@ class FileDifference:
     check_sha256: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Verification:
     """An earlier check of one output (see verification.py): this drv's output with this NAR
     hash was rebuilt and compared then."""
@@ -134,7 +133,7 @@ class Verification:
         return f"on {self.checked_at[:10]}{where}"
 
 
-@dataclass(frozen=True)
+@record
 class Check:
     drv: str
     output: str | None  # the output's name (`out`, `dev`), as in Installable.outputs
@@ -155,7 +154,7 @@ class Check:
     previously_verified: Verification | None = None
 
 
-@dataclass(frozen=True)
+@record
 class CacheError:
     substituter: str
     url: str
@@ -165,7 +164,7 @@ class CacheError:
     path: str | None = None  # the store path it was for, where the log tells
 
 
-@dataclass(frozen=True)
+@record
 class Installable:
     name: str
     drv: str | None = None
@@ -180,7 +179,7 @@ class Installable:
         return self.status in ("built", "cached")
 
 
-@dataclass(frozen=True)
+@record
 class Run:
     label: RunLabel
     argv: tuple[str, ...] = ()
@@ -191,7 +190,7 @@ class Run:
     interrupted: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class Phases:
     evaluation: float | None = None
     download: float | None = None
@@ -202,7 +201,7 @@ class Phases:
     cache_query: float | None = None
 
 
-@dataclass(frozen=True)
+@record
 class SubstituterTotals:
     url: str
     name: str
@@ -216,7 +215,7 @@ class SubstituterTotals:
     seconds_lost: float | None  # in its failed requests, retries included; None if unknown
 
 
-@dataclass(frozen=True)
+@record
 class Totals:
     substituted: int
     built: int
@@ -234,14 +233,14 @@ class Totals:
     previously_verified: int  # outputs not rebuilt: checked before with the same NAR hash
 
 
-@dataclass(frozen=True)
+@record
 class SlowerBuild:
     name: str  # the derivation's name: its hash changes with any input
     seconds: float
     baseline_seconds: float
 
 
-@dataclass(frozen=True)
+@record
 class VerdictChange:
     installable: str
     output: str | None
@@ -249,7 +248,7 @@ class VerdictChange:
     after: Verdict
 
 
-@dataclass(frozen=True)
+@record
 class CacheChange:
     url: str
     served: int
@@ -258,7 +257,7 @@ class CacheChange:
     baseline_hit_rate: float | None
 
 
-@dataclass(frozen=True)
+@record
 class Baseline:
     """This run against an earlier one (the base branch's last run): see baseline.py."""
 
@@ -273,7 +272,7 @@ class Baseline:
     caches: tuple[CacheChange, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class Budgets:
     """The limits a run was held to (None: no limit), and what went over them."""
 
@@ -286,7 +285,7 @@ class Budgets:
     max_per_change: int | None = None
 
 
-@dataclass(frozen=True)
+@record
 class MagicNixCache:
     """What Magic Nix Cache's daemon log says about this job."""
 
@@ -295,14 +294,14 @@ class MagicNixCache:
     throttled: bool  # GitHub throttled it, and it stopped using the cache for the run
 
 
-@dataclass(frozen=True)
+@record
 class NixInfo:
     version: str | None = None  # the Nix version its commands follow (2.35.2 for Determinate 3.22)
     flavour: Flavour | None = None
     text: str | None = None  # what it calls itself: `nix (Determinate Nix 3.22.2) 2.35.2`
 
 
-@dataclass(frozen=True)
+@record
 class LegInfo:
     """Which leg of a planned matrix a report is for (`build --leg`)."""
 
@@ -311,7 +310,7 @@ class LegInfo:
     runner: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class LegResult:
     """One leg as the aggregate saw it: from its report, or `missing`."""
 
@@ -331,7 +330,7 @@ class LegResult:
     names: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class DuplicateBuild:
     """A derivation built in more than one leg: the price of the fan-out."""
 
@@ -339,7 +338,7 @@ class DuplicateBuild:
     legs: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@record
 class Change:
     """What changed in a root cause's derivation since the baseline's of the same name."""
 
@@ -350,7 +349,7 @@ class Change:
     unknown: str | None = None  # why nothing can be said, when nothing can
 
 
-@dataclass(frozen=True)
+@record
 class RootCause:
     """A derivation this run built that changed in itself: none of its inputs was built."""
 
@@ -363,7 +362,7 @@ class RootCause:
     change: Change | None = None  # against the baseline, where one was given
 
 
-@dataclass(frozen=True)
+@record
 class Fingerprint:
     """A built derivation, compactly, for a later run to say what changed (why.py): a short
     hash of each environment value (store paths' hashes left out), and its input sources and
@@ -389,7 +388,7 @@ class Fingerprint:
         return cls(drv=drv, name=name, env=env, sources=sources, inputs=inputs)
 
 
-@dataclass(frozen=True)
+@record
 class Why:
     """Why the misses were built: their root causes (why.py)."""
 
@@ -400,7 +399,7 @@ class Why:
     fingerprints_left_out: int = 0  # misses past that cap
 
 
-@dataclass(frozen=True)
+@record
 class Report:
     substitutions: tuple[Substitution, ...] = ()
     builds: tuple[Build, ...] = ()
@@ -596,7 +595,7 @@ class Report:
             "why": self.why,
         }
         if self.why is not None:
-            body["why"] = dataclasses.replace(self.why, fingerprints=())
+            body["why"] = records.replace(self.why, fingerprints=())
             packed = [f.packed() for f in self.why.fingerprints]
         # One pass turns the records into JSON values and rounds the floats: asdict's deep copy
         # and a second walk took most of the time for an aggregate of 50,000 builds.
@@ -666,10 +665,10 @@ class Report:
                 if in_range and build.drv != roots[index] and build.drv not in found[index]:
                     found[index].append(build.drv)
         causes = tuple(
-            dataclasses.replace(cause, dependents=tuple(found[i]))
+            records.replace(cause, dependents=tuple(found[i]))
             for i, cause in enumerate(self.why.root_causes)
         )
-        return dataclasses.replace(self, why=dataclasses.replace(self.why, root_causes=causes))
+        return records.replace(self, why=records.replace(self.why, root_causes=causes))
 
 
 MERGED_TWICE = "{count} of the merged reports repeated another one exactly and counted once"
@@ -702,7 +701,7 @@ def merge(reports: list[Report]) -> Report:
     phases = Phases(
         **{
             f.name: sum_known([getattr(r.phases, f.name) for r in reports])
-            for f in dataclasses.fields(Phases)
+            for f in records.fields(Phases)
         }
     )
     modes = {r.reproducibility_mode for r in reports}
@@ -713,7 +712,7 @@ def merge(reports: list[Report]) -> Report:
     return Report(
         substitutions=join("substitutions"),
         # `because` points into each run's own root causes, which a merge does not keep.
-        builds=tuple(dataclasses.replace(b, because=()) for b in join("builds")),
+        builds=tuple(records.replace(b, because=()) for b in join("builds")),
         checks=join("checks"),
         installables=join("installables"),
         cache_errors=join("cache_errors"),
@@ -898,7 +897,7 @@ def _field_names(record: Any) -> tuple[str, ...]:  # noqa: ANN401 - any record
 
 def _field_names_of(kind: type) -> tuple[str, ...]:
     names = _FIELD_NAMES[kind] = tuple(
-        f.name for f in dataclasses.fields(kind) if f.metadata.get("json", True)
+        f.name for f in records.fields(kind) if f.metadata.get("json", True)
     )
     return names
 
@@ -917,7 +916,7 @@ def _why(data: dict[str, Any]) -> Why:
 
 
 def replace_change(cause: RootCause, change: object) -> RootCause:
-    return dataclasses.replace(
+    return records.replace(
         cause, change=_from_dict(Change, change) if isinstance(change, dict) else None
     )
 

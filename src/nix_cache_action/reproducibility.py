@@ -3,16 +3,15 @@ which files differ and how (with diffoscope's report when it is installed)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nix_cache_action.diffoscope import diffoscope_text
 from nix_cache_action.ledger import Ledger
 from nix_cache_action.nix.commands import Nix
+from nix_cache_action.records import record, replace
 from nix_cache_action.report import (
     Check,
     DifferenceKind,
@@ -34,7 +33,7 @@ REBUILD_CUT_SHORT = "the rebuild was interrupted before Nix compared the outputs
 CHECK_NOT_KEPT = "the rebuilt copy was not kept (is --keep-failed honoured?)"
 
 
-@dataclass(frozen=True)
+@record
 class _Entry:
     kind: str  # "file", "dir", "symlink", "other"
     size: int | None
@@ -42,6 +41,9 @@ class _Entry:
 
 
 def _entry(path: Path) -> _Entry:
+    # Imported here: only a differing output is walked, and OpenSSL takes 3 ms to load.
+    import hashlib  # noqa: PLC0415
+
     info = path.lstat()
     if stat.S_ISLNK(info.st_mode):
         target = str(path.readlink())

@@ -12,12 +12,12 @@ else here touches anything but the mapping it is given and, for `commit_sha`, th
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from nix_cache_action.errors import InputError
-from nix_cache_action.plan import DEFAULT_MAX_PER_LEG
+from nix_cache_action.limits import DEFAULT_MAX_PER_LEG
+from nix_cache_action.records import field, record
 from nix_cache_action.report import MODES, Budgets, LegInfo, Mode
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ EVENT_NO_HEAD_MESSAGE = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class GitHubContext:
     """What the runner says about the run; every part is optional so the CLI can reuse it."""
 
@@ -175,7 +175,7 @@ class GitHubContext:
     runner_temp: Path | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Settings:
     installables: tuple[str, ...]
     reproducibility: Mode
@@ -200,7 +200,7 @@ class Settings:
     leg_info: LegInfo | None = None  # filled from the plan once it is read
 
 
-@dataclass(frozen=True)
+@record
 class PlanSettings:
     """plan/action.yml's inputs."""
 
@@ -215,7 +215,7 @@ class PlanSettings:
     github: GitHubContext
 
 
-@dataclass(frozen=True)
+@record
 class AggregateSettings:
     """aggregate/action.yml's inputs."""
 

@@ -13,10 +13,10 @@ that cannot be read is a warning and an empty record, never a failed run.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from nix_cache_action.files import write_text
+from nix_cache_action.records import asdict, record
 from nix_cache_action.report import FIRST_COPIES, VERDICTS, Check, Verification
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ UNREADABLE = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class Where:
     """Where a check ran, for whoever reads the record later."""
 
@@ -128,8 +128,8 @@ def merge_records(records: Iterable[VerificationRecord]) -> VerificationRecord:
     """The records of several runs (the legs of a matrix) as one: for each output the latest
     check, bounded like any record (the newest kept)."""
     latest: dict[tuple[str, str], Verification] = {}
-    for record in records:
-        for entry in record.entries():
+    for earlier in records:
+        for entry in earlier.entries():
             key = (entry.drv, entry.output)
             if key not in latest or entry.checked_at >= latest[key].checked_at:
                 latest[key] = entry

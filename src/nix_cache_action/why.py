@@ -12,19 +12,19 @@ Pure: the inputs of each miss come from its .drv (nix/derivations.py), read by t
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import re
 from collections import deque
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
+from nix_cache_action import records
+from nix_cache_action.errors import NixCacheActionError
 from nix_cache_action.report import Build, Change, Fingerprint, Report, RootCause, Why
 from nix_cache_action.store_path import store_hash, store_name
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from nix_cache_action.nix.derivations import Derivation
 
@@ -35,6 +35,9 @@ FINGERPRINTS_KEPT = 1000
 SHORT = 6
 # Characters of a derivation's hash that name it in a fingerprint (32^12 of them).
 DRV_KEY = 12
+WHY_UNREAD = (
+    "the derivations this run built could not be read ({error}): their root causes are not reckoned"
+)
 NO_FINGERPRINTS = "the baseline report keeps no fingerprints (made before they existed)"
 NOT_IN_BASELINE = (
     "the baseline built no derivation named {name}: it was fetched there, or it is new"
@@ -45,6 +48,26 @@ NOT_KEPT = (
     " ({left_out} more were left out)"
 )
 SAME = "the very derivation the baseline built: it did not change; no cache held it this time"
+
+
+def explain_misses(
+    report: Report, derivations: Callable[[Sequence[str]], Mapping[str, Derivation]]
+) -> Report:
+    """The root causes of the misses, from their .drv files as `derivations` reads them: a
+    reckoning that cannot be made is a note, never a lost report."""
+    missed = misses(report.builds)
+    if not missed:
+        return report
+    try:
+        found = derivations(missed)
+    except (NixCacheActionError, OSError) as error:
+        return records.replace(report, notes=(*report.notes, WHY_UNREAD.format(error=error)))
+    inputs = {drv: found[drv].input_drvs for drv in missed if drv in found}
+    kept, left_out = fingerprints([found[drv] for drv in missed if drv in found])
+    why = records.replace(
+        explain(missed, inputs), fingerprints=kept, fingerprints_left_out=left_out
+    )
+    return records.replace(report, why=why, builds=with_because(report.builds, why))
 
 
 def misses(builds: Sequence[Build]) -> list[str]:
@@ -153,7 +176,7 @@ def with_because(builds: Sequence[Build], why: Why) -> tuple[Build, ...]:
         for drv in (cause.drv, *cause.dependents):
             by_miss.setdefault(drv, []).append(index)
     return tuple(
-        dataclasses.replace(b, because=tuple(by_miss.get(b.drv, ())))
+        records.replace(b, because=tuple(by_miss.get(b.drv, ())))
         if b.status in ("built", "failed") and b.reason is not None
         else b
         for b in builds
@@ -169,6 +192,9 @@ def fingerprints(derivations: Sequence[Derivation]) -> tuple[tuple[Fingerprint, 
 def fingerprint(derivation: Derivation) -> Fingerprint:
     """What later runs compare with. Store paths in the environment lose their hashes first:
     an input that changed is said once, as an input, not again in every variable naming it."""
+    # Imported here: only a run that built something fingerprints, and OpenSSL takes 3 ms to load.
+    import hashlib  # noqa: PLC0415
+
     store = derivation.path.rsplit("/", 1)[0]
     hashes = re.compile(re.escape(store) + r"/[0-9a-z]{32}-")
 
@@ -237,7 +263,7 @@ def with_changes(report: Report, baseline: Report) -> Report:
     attribute = {i.drv: i.name for i in report.installables if i.drv}
     earlier_of = {i.name: i.drv for i in baseline.installables if i.drv}
     causes = tuple(
-        dataclasses.replace(
+        records.replace(
             cause,
             change=_change(
                 cause,
@@ -248,7 +274,7 @@ def with_changes(report: Report, baseline: Report) -> Report:
         )
         for cause in why.root_causes
     )
-    return dataclasses.replace(report, why=dataclasses.replace(why, root_causes=causes))
+    return records.replace(report, why=records.replace(why, root_causes=causes))
 
 
 def _change(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 import github
+from nix_cache_action import records
 from nix_cache_action.github.statuses import StatusPublisher
 from nix_cache_action.render.statuses import FLAKE_CONTEXT, flake_status, status_for
 from nix_cache_action.report import Installable, LegResult, Report
@@ -87,7 +88,7 @@ def test_statuses_for_a_few_installables_are_accepted(
             failed=False,
         ),
         status_for(".#broken", verdict="reproducible", hit_rate=0.0, seconds=1.0, failed=True),
-        dataclasses.replace(
+        records.replace(
             status_for(
                 ".#" + "long-" * 60, verdict="reproducible", hit_rate=0.5, seconds=42, failed=False
             ),

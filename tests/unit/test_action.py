@@ -7,7 +7,6 @@ tests/e2e/test_act.py.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import re
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from nix_cache_action import records
 from nix_cache_action.action import DEBUG_VARIABLE, main
 from nix_cache_action.github.statuses import PublishOutcome
 from nix_cache_action.github.workflow_commands import WorkflowCommands
@@ -711,8 +711,8 @@ def test_a_failed_builds_log_is_folded_in_the_step_log_with_commands_paused(
 ) -> None:
     report = broken_report()
     failing = report.builds[1]
-    hostile = dataclasses.replace(failing, log_tail=("starting", "::set-output name=x::y"))
-    report = dataclasses.replace(report, builds=(report.builds[0], hostile))
+    hostile = records.replace(failing, log_tail=("starting", "::set-output name=x::y"))
+    report = records.replace(report, builds=(report.builds[0], hostile))
     text = run_publish(runner, report)
     lines = text.splitlines()
     start = lines.index("::group::Log of the failed build fails")

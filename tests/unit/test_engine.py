@@ -16,7 +16,6 @@ import errno
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +38,7 @@ from nix_cache_action.engine import (
 from nix_cache_action.ledger.reader import INTERRUPTED_CHECK
 from nix_cache_action.nix.commands import NIX_NOT_FOUND, Nix
 from nix_cache_action.nix.process import Interrupted, Tee
+from nix_cache_action.records import replace
 from nix_cache_action.render.summary import render_summary
 from nix_cache_action.report import Check, FileDifference, Installable, Report, Run
 from nix_cache_action.reproducibility import (

@@ -10,7 +10,6 @@ code and not to the schema fails here; and README's "The JSON report" table name
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import re
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from typing import Any, get_args
 import pytest
 from jsonschema import Draft202012Validator
 
+from nix_cache_action import records
 from nix_cache_action import report as report_module
 from nix_cache_action.ledger import Ledger
 from nix_cache_action.report import (
@@ -332,7 +332,7 @@ def test_the_top_level_properties_are_to_json_s_keys_in_order() -> None:
 @pytest.mark.parametrize("name", DEFS)
 def test_each_item_object_lists_its_dataclass_fields_in_order(name: str) -> None:
     # A field marked json=False is derived from others when read back (RootCause.dependents).
-    fields = [f.name for f in dataclasses.fields(DEFS[name]) if f.metadata.get("json", True)]
+    fields = [f.name for f in records.fields(DEFS[name]) if f.metadata.get("json", True)]
     assert list(SCHEMA["$defs"][name]["properties"]) == fields
 
 

@@ -5,7 +5,6 @@ Nothing here touches the network: the one outside call, PyGithub's create_status
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 from email.utils import formatdate
@@ -15,6 +14,7 @@ import pytest
 import requests
 
 import github
+from nix_cache_action import records
 from nix_cache_action.github.statuses import (
     SECONDARY_LIMIT_WAIT_SECONDS,
     PublishOutcome,
@@ -202,7 +202,7 @@ def test_shorten_never_exceeds_its_limit(text: str, limit: int) -> None:
 
 def test_target_url_is_added_by_the_caller() -> None:
     status = status_for(".#a", verdict="reproducible", hit_rate=None, seconds=None, failed=False)
-    linked = dataclasses.replace(status, target_url="https://example.invalid/run/1")
+    linked = records.replace(status, target_url="https://example.invalid/run/1")
     assert linked.target_url == "https://example.invalid/run/1"
 
 

@@ -7,7 +7,6 @@ source, so a broken table or an unclosed fence fails here as it would on GitHub.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from html import unescape
 from html.parser import HTMLParser
@@ -17,6 +16,7 @@ import cmarkgfm
 import pytest
 from cmarkgfm.cmark import Options
 
+from nix_cache_action import records
 from nix_cache_action.limits import GITHUB_SUMMARY_LIMIT
 from nix_cache_action.magic_nix_cache import read_daemon_log
 from nix_cache_action.render.markdown import code, escape_text, fenced
@@ -182,13 +182,13 @@ def _report(**changes: object) -> Report:
         queried={MNC: 3, NIXOS: 3},
         errors=(f"error: builder for '{BROKEN_DRV}' failed with exit code 2",),
     )
-    return dataclasses.replace(report, **changes)  # type: ignore[arg-type]
+    return records.replace(report, **changes)  # type: ignore[arg-type]
 
 
 def _good_report() -> Report:
     """One output, substituted from Magic Nix Cache and rebuilt identically."""
     base = _report()
-    return dataclasses.replace(
+    return records.replace(
         base,
         builds=(base.builds[3],),
         checks=(base.checks[0],),
@@ -291,7 +291,7 @@ def test_the_verdict_comes_first_and_failures_before_successes() -> None:
 )
 def test_a_difference_fails_or_warns_by_the_mode(mode: Mode, icon: str, says: str) -> None:
     base = _report()
-    report = dataclasses.replace(
+    report = records.replace(
         base,
         builds=base.builds[2:],
         installables=base.installables[:2],
@@ -323,9 +323,9 @@ def test_the_verdict_line_says_which_checks_ran_now_and_which_an_earlier_run_did
     )
     now_only = _html(render_summary(report))
     assert "Nothing failed, and every output was checked: 1 rebuilt and compared." in now_only
-    both = dataclasses.replace(
+    both = records.replace(
         report,
-        checks=(check, dataclasses.replace(check, output="dev", previously_verified=earlier)),
+        checks=(check, records.replace(check, output="dev", previously_verified=earlier)),
     )
     assert (
         "every output was checked: 1 rebuilt and compared, 1 verified by an earlier run,"
@@ -379,10 +379,10 @@ def test_outputs_table_puts_the_verdict_second_and_the_full_paths_in_a_fold() ->
 def test_a_long_installable_name_is_shortened_in_the_table_and_whole_in_the_fold() -> None:
     name = ".#packages.x86_64-linux." + "very-long-attribute-name-" * 4 + "end"
     report = _good_report()
-    report = dataclasses.replace(
+    report = records.replace(
         report,
-        installables=(dataclasses.replace(report.installables[0], name=name),),
-        checks=(dataclasses.replace(report.checks[0], installable=name),),
+        installables=(records.replace(report.installables[0], name=name),),
+        checks=(records.replace(report.checks[0], installable=name),),
     )
     html = _html(render_summary(report))
     cell = _table_with(html, "Installable")[1][0]
@@ -394,10 +394,10 @@ def test_a_long_installable_name_is_shortened_in_the_table_and_whole_in_the_fold
 def test_a_pipe_in_an_installable_name_keeps_the_table_whole() -> None:
     name = '.#packages.x86_64-linux."odd|name"'
     report = _good_report()
-    report = dataclasses.replace(
+    report = records.replace(
         report,
-        installables=(dataclasses.replace(report.installables[0], name=name),),
-        checks=(dataclasses.replace(report.checks[0], installable=name),),
+        installables=(records.replace(report.installables[0], name=name),),
+        checks=(records.replace(report.checks[0], installable=name),),
     )
 
     rows = _table_with(_html(render_summary(report)), "Installable")
@@ -408,7 +408,7 @@ def test_a_pipe_in_an_installable_name_keeps_the_table_whole() -> None:
 
 def test_markup_in_user_text_stays_text() -> None:
     report = _good_report()
-    report = dataclasses.replace(
+    report = records.replace(
         report, notes=("saw <script>alert(1)</script> & *stars* [link](x)\nsecond line",)
     )
 
@@ -473,7 +473,7 @@ def test_cache_errors_say_what_418_and_5xx_mean() -> None:
         CacheError(NIXOS, f"{NIXOS}/{'e' * 32}.narinfo", 503, "HTTP error 503 | <gateway>"),
         CacheError(NIXOS, f"{NIXOS}/{'f' * 32}.narinfo", 503, "HTTP error 503"),
     )
-    html = _html(render_summary(dataclasses.replace(base, cache_errors=errors)))
+    html = _html(render_summary(records.replace(base, cache_errors=errors)))
     error_rows = _table_with(html, "Cache", "HTTP status")
 
     assert len(error_rows) == 3
@@ -564,7 +564,7 @@ def test_a_failed_build_shows_the_fix_and_its_log_tail_folded() -> None:
 
 def test_a_log_with_backtick_fences_cannot_close_its_block() -> None:
     tail = ("before", "`````", "```python", "after </details>")
-    report = _report(builds=(dataclasses.replace(_report().builds[1], log_tail=tail),))
+    report = _report(builds=(records.replace(_report().builds[1], log_tail=tail),))
 
     blocks = _code_blocks(
         _details(_html(render_summary(report)))["Last 4 lines of the log of broken-tool-1.0"]
@@ -590,7 +590,7 @@ def test_a_differing_output_shows_how_to_reproduce_it() -> None:
 
 
 def test_a_differing_dependency_is_rebuilt_by_its_drv() -> None:
-    check = dataclasses.replace(_report().checks[1], installable=None, deep=True)
+    check = records.replace(_report().checks[1], installable=None, deep=True)
 
     html = _html(render_summary(_report(checks=(check,))))
 
@@ -628,10 +628,10 @@ def test_the_timeline_is_a_mermaid_gantt_block() -> None:
 
 def test_nothing_timed_means_no_chart() -> None:
     base = _report()
-    report = dataclasses.replace(
+    report = records.replace(
         base,
-        substitutions=tuple(dataclasses.replace(s, started=None) for s in base.substitutions),
-        builds=tuple(dataclasses.replace(b, seconds=None) for b in base.builds),
+        substitutions=tuple(records.replace(s, started=None) for s in base.substitutions),
+        builds=tuple(records.replace(b, seconds=None) for b in base.builds),
     )
 
     html = _html(render_summary(report))
@@ -686,12 +686,12 @@ def _huge_report() -> Report:
         for i in range(200)
     )
     differing = tuple(
-        dataclasses.replace(
+        records.replace(
             base.checks[1], path=_path("r", f"app-{i}"), diffoscope="│ -a\n│ +b\n" * 4000
         )
         for i in range(40)
     )
-    return dataclasses.replace(
+    return records.replace(
         base,
         substitutions=subs,
         builds=(*base.builds, *failed),

@@ -7,13 +7,13 @@ Everything here is built by hand: no Nix, no engine.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from nix_cache_action import verification
+from nix_cache_action.records import asdict, replace
 from nix_cache_action.report import Check, Report, Verification
 from nix_cache_action.schema import schema_errors
 from nix_cache_action.verification import (

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from nix_cache_action.nix.derivations import (
     read_derivations,
     read_input_graph,
 )
+from nix_cache_action.records import replace
 from nix_cache_action.render.why import root_causes_markdown, root_causes_terminal
 from nix_cache_action.report import Build, Report, RootCause, Why
 from nix_cache_action.why import explain, misses, name_of

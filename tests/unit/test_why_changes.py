@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from nix_cache_action import why as why_module
 from nix_cache_action.nix.derivations import Derivation
+from nix_cache_action.records import replace
 from nix_cache_action.render.why import root_causes_markdown, root_causes_terminal
 from nix_cache_action.report import (
     Build,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -18,6 +17,7 @@ import requests
 import tenacity
 
 import github
+from nix_cache_action.records import field, record
 from nix_cache_action.render.format import shorten
 from nix_cache_action.render.statuses import CommitStatus
 
@@ -67,7 +67,7 @@ OUT_OF_TIME_WARNING = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class PublishOutcome:
     posted: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

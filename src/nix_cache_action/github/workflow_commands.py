@@ -6,17 +6,14 @@ file-command heredoc form, so the runner reads them the same way it reads any Ja
 
 from __future__ import annotations
 
-import logging
 import re
-import secrets
 import sys
-import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, TextIO
 
 from nix_cache_action.limits import GITHUB_SUMMARY_LIMIT, cut, utf8
+from nix_cache_action.records import record
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
@@ -41,7 +38,7 @@ class AnnotationLevel(Enum):
     NOTICE = "notice"
 
 
-@dataclass(frozen=True)
+@record
 class Annotation:
     level: AnnotationLevel
     message: str
@@ -96,15 +93,15 @@ def neutral(text: str) -> str:
     return "\n".join(lines)
 
 
-class NeutralFormatter(logging.Formatter):
-    """Log records (argv with installables, Nix's words) printed as `neutral` text."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return neutral(super().format(record))
-
-
 def configure_logging(level: int | str) -> None:
-    """Log to stderr at `level`, every record `neutral`."""
+    """Log the standard library's records (PyGithub's, in the action) to stderr at `level`,
+    each `neutral`. The project's own debugging lines go through debug.py."""
+    import logging  # noqa: PLC0415 - only a debugging run of the action needs it
+
+    class NeutralFormatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return neutral(super().format(record))
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(NeutralFormatter("%(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
@@ -190,6 +187,8 @@ class WorkflowCommands:
         """No workflow command is honoured in between: what is printed meanwhile (a build log
         quoted by Nix) cannot add annotations, masks or outputs. The resume token is random,
         so the text in between cannot end the pause either."""
+        import secrets  # noqa: PLC0415 - only the action pauses commands; 1 ms of each start
+
         resume = f"nix-cache-action-{secrets.token_hex(16)}"
         self._stream.write(f"::stop-commands::{resume}\n")
         try:
@@ -270,6 +269,8 @@ def _overflow(level: AnnotationLevel, rest: list[Annotation]) -> Annotation:
 
 def write_outputs(path: Path, outputs: Mapping[str, str]) -> None:
     """Append step outputs to the GITHUB_OUTPUT file in @actions/core's heredoc form."""
+    import uuid  # noqa: PLC0415 - only the action writes outputs; 2 ms of each start
+
     entries = []
     for name, value in outputs.items():
         if not _OUTPUT_NAME.fullmatch(name):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 from nix_cache_action.ledger.timing import Stopped
 from nix_cache_action.nix.events import BuildLogLine, BuildResult, BuildStarted
+from nix_cache_action.records import field, record
 from nix_cache_action.store_path import base_name
 
 LOG_TAIL_LINES = 40
@@ -17,7 +17,7 @@ LOG_TAIL_LINES = 40
 RECENT_TAILS = 64
 
 
-@dataclass(slots=True)
+@record(frozen=False, slots=True)
 class BuildState:
     """One derivation built (or rebuilt for the check) in one run, over all its activities."""
 

@@ -8,7 +8,6 @@ recorded log has no times, and then every duration is None rather than a made-up
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
 
 from nix_cache_action.errors import NixError
 from nix_cache_action.ledger.builds import BuildState, BuildTracker
@@ -39,6 +38,7 @@ from nix_cache_action.nix.events import (
     strip_ansi,
 )
 from nix_cache_action.nix.version import parse_version
+from nix_cache_action.records import record, replace
 from nix_cache_action.report import (
     Build,
     BuildStatus,
@@ -74,7 +74,7 @@ CACHES_FAILED_FIRST = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class RunProgress:
     built: int  # builds stopped (finished or failed), check rebuilds apart
     checked: int

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from nix_cache_action.ledger.timing import Stopped, since, span
 from nix_cache_action.nix.events import (
@@ -16,11 +15,12 @@ from nix_cache_action.nix.events import (
     SubstituteStarted,
     parse_line,
 )
+from nix_cache_action.records import record
 from nix_cache_action.report import Substitution, cache_key
 from nix_cache_action.store_path import store_hash
 
 
-@dataclass(slots=True)
+@record(frozen=False, slots=True)
 class SubState:
     path: str
     substituter: str

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from nix_cache_action.intervals import covered
+from nix_cache_action.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class Stopped:
     """An activity that has stopped; `at` is None when the log carries no times."""
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Any
+
+from nix_cache_action.records import field, record
 
 # The walk, applied as `(WALK) REST MAX_DEPTH` to the root's value. REST is the rest of the
 # user's pattern below the root (`*` matches any name, a list any of its names); past its end,
@@ -83,7 +84,7 @@ def attribute_path(parts: tuple[str, ...]) -> str:
     return ".".join(p if _BARE.match(p) else nix_string(p) for p in parts)
 
 
-@dataclass(frozen=True)
+@record
 class Described:
     """One derivation under a root, or an attribute whose evaluation failed (`drv` None)."""
 

@@ -7,15 +7,14 @@ and the engine above them, with a fake that asserts each argv.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import shlex
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
-
-import jq
+from typing import Any
 
 from nix_cache_action.errors import NixError
 from nix_cache_action.nix.attributes import (
@@ -28,6 +27,7 @@ from nix_cache_action.nix.derivations import Derivation, read_derivations, read_
 from nix_cache_action.nix.events import strip_ansi
 from nix_cache_action.nix.process import Completed, Runner, Streamed, Tee
 from nix_cache_action.nix.version import NixVersion, parse_version
+from nix_cache_action.records import record
 from nix_cache_action.store_path import base_name
 
 NIX_NOT_FOUND = (
@@ -63,30 +63,41 @@ LOG_FLAGS = ("--log-format", "internal-json")
 
 # `nix path-info --json` is a list of objects with `path` up to 2.18 and an object keyed by path
 # (null for an invalid path) from 2.19; reshape both into {path: {narHash, narSize}}.
-_PATH_INFO = jq.compile(
+_PATH_INFO = (
     'if type == "array" then map({key: .path, value: .}) | from_entries else . end'
     " | with_entries(select(.value != null and .value.narHash != null))"
     " | map_values({narHash, narSize, downloadSize})"
 )
 # `nix show-derivation` (to 2.14) and `nix derivation show` print {drv: {outputs: {name: {path}}}};
 # from 2.33 it is wrapped in {"derivations": ...} and paths are base names.
-_DRV_OUTPUTS = jq.compile(
+_DRV_OUTPUTS = (
     '(if has("derivations") then .derivations else . end)'
     " | map_values(.outputs | map_values(.path) | with_entries(select(.value != null)))"
 )
+
+
+@functools.cache
+def _jq(program: str) -> Any:  # noqa: ANN401 - the jq binding has no types
+    """A jq program, compiled on first use: the binding and both programs take 4 ms, which a run
+    that never asks for them (analyze, a failed probe) should not pay."""
+    import jq  # noqa: PLC0415
+
+    return jq.compile(program)
+
+
 _ERROR_LINE = re.compile(r"^error:\s*", re.MULTILINE)
 # Longer than any store path Nix makes (its names are at most 211 characters).
 MAX_PATH_CHARS = 4096
 
 
-@dataclass(frozen=True)
+@record
 class PathInfo:
     nar_hash: str
     nar_size: int | None
     download_size: int | None = None  # the compressed file's size, from a binary cache only
 
 
-@dataclass(frozen=True)
+@record
 class Evaluated:
     """An installable's derivation, or Nix's error (`error: ` removed, one line) if it has none."""
 
@@ -94,7 +105,7 @@ class Evaluated:
     error: str | None
 
 
-@dataclass(frozen=True)
+@record
 class Walked:
     """The derivations under one attribute of a flake, or why they could not be listed."""
 
@@ -102,7 +113,7 @@ class Walked:
     error: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Built:
     """A `nix build --json` run: the stream, and {drv: {output: path}} of what it built."""
 
@@ -332,7 +343,7 @@ class Nix:
         if done.returncode != 0 or not done.stdout.strip():
             return {}
         try:
-            raw: dict[str, dict[str, str]] = _DRV_OUTPUTS.input_text(done.stdout).first()
+            raw: dict[str, dict[str, str]] = _jq(_DRV_OUTPUTS).input_text(done.stdout).first()
         except ValueError:
             return {}  # not JSON of a known shape: the outputs stay unknown
         by_base = {base_name(drv): drv for drv in drvs}
@@ -365,7 +376,7 @@ class Nix:
         if not done.stdout.strip():
             return {}
         try:
-            raw: object = _PATH_INFO.input_text(done.stdout).first()
+            raw: object = _jq(_PATH_INFO).input_text(done.stdout).first()
         except ValueError:
             return {}  # not JSON of either shape: the hashes stay unknown
         if not isinstance(raw, dict):

@@ -14,10 +14,10 @@ derivation's `DrvWithVersion`), the caller asks Nix instead (`Nix.derivations`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from nix_cache_action.records import field, record
 from nix_cache_action.store_path import base_name
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ _ATERM = b"Derive(["
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t"}
 
 
-@dataclass(frozen=True)
+@record
 class Derivation:
     """What a derivation is made of: enough to say what changed between two of them."""
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, TypeAlias
 
 from nix_cache_action.limits import TEXT_LIMIT, cut
+from nix_cache_action.records import record
 
 PREFIX = b"@nix "
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
@@ -67,7 +67,7 @@ def _activity_type(value: int) -> ActivityType | int:
 # --- activities -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class ActivityStarted:
     """An activity without fields of interest (counters, evaluation, unknown types)."""
 
@@ -79,19 +79,19 @@ class ActivityStarted:
     fields: tuple[int | str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class CopyPathStarted(ActivityStarted):
     path: str = ""
     from_uri: str = ""
     to_uri: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class FileTransferStarted(ActivityStarted):
     url: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class BuildStarted(ActivityStarted):
     drv: str = ""
     machine: str = ""  # "" means this machine
@@ -104,19 +104,19 @@ class BuildStarted(ActivityStarted):
         return self.text.startswith("checking outputs of")
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class SubstituteStarted(ActivityStarted):
     path: str = ""
     substituter: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class QueryPathInfoStarted(ActivityStarted):
     path: str = ""
     cache: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class ActivityStopped:
     id: int
 
@@ -124,13 +124,13 @@ class ActivityStopped:
 # --- results ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class BuildLogLine:
     id: int
     line: str
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class Progress:
     id: int
     done: int
@@ -139,7 +139,7 @@ class Progress:
     failed: int
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class BuildResult:
     """Determinate Nix: the outcome of one build, as a structured payload."""
 
@@ -157,7 +157,7 @@ class BuildResult:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class OtherResult:
     """A result type this module does not know (kept with its number)."""
 
@@ -170,7 +170,7 @@ class OtherResult:
 # --- messages and text ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class Message:
     level: int
     text: str  # ANSI escapes removed
@@ -184,7 +184,7 @@ class Message:
         return self.level == 0
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class PlainText:
     """A line that is not an `@nix` record, or one that could not be read as one."""
 

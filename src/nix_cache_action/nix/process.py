@@ -7,7 +7,6 @@ fake that asserts each argv and answers as a given Nix version would.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import shlex
 import signal
@@ -15,11 +14,11 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
-log = logging.getLogger(__name__)
+from nix_cache_action import debug
+from nix_cache_action.records import field, record
 
 # GitHub cancels a job with SIGINT, then SIGTERM 7.5 s later, then SIGKILL 2.5 s after that:
 # a child gets a short grace so that the report is written well before the SIGKILL.
@@ -32,7 +31,7 @@ class Interrupted(Exception):  # noqa: N818 - it is a signal, not a failure of o
     """Raised from the SIGTERM/SIGINT handler so that every `finally` runs."""
 
 
-@dataclass(frozen=True)
+@record
 class Completed:
     argv: tuple[str, ...]
     returncode: int
@@ -40,7 +39,7 @@ class Completed:
     stderr: str
 
 
-@dataclass(frozen=True)
+@record
 class Streamed:
     argv: tuple[str, ...]
     returncode: int | None  # None when we stopped the process ourselves
@@ -57,7 +56,7 @@ def _ignore_error(_error: OSError) -> None:
     return None
 
 
-@dataclass(frozen=True)
+@record
 class Tee:
     """Where a streamed run's stderr goes: each line to `on_line`, the raw bytes to `raw_log`.
 
@@ -102,7 +101,7 @@ class Subprocesses:
     def run(self, argv: Sequence[str], *, timeout: float | None = None) -> Completed:
         """Run to the end and capture both streams, decoded with replacement (Nix quotes
         builders' bytes, which need not be UTF-8)."""
-        log.debug("$ %s", shlex.join(argv))
+        debug.debug(f"$ {shlex.join(argv)}")
         done = subprocess.run(
             list(argv),
             capture_output=True,
@@ -126,7 +125,7 @@ class Subprocesses:
         re-raising.
         """
         args = tuple(argv)
-        log.debug("$ %s", shlex.join(args))
+        debug.debug(f"$ {shlex.join(args)}")
         tee.on_start(args)
         started = self.clock()
         proc = subprocess.Popen(
@@ -159,7 +158,7 @@ class Subprocesses:
                 reader.join(timeout=5)
             copy.flush()
             if interrupted:
-                log.warning("stopped %s", shlex.join(args))
+                debug.warning(f"stopped {shlex.join(args)}")
         return Streamed(
             argv=args,
             returncode=returncode,

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from nix_cache_action.errors import NixError
+from nix_cache_action.records import record
 from nix_cache_action.report import Flavour, NixInfo
 
 MINIMUM = (2, 8)
@@ -32,7 +32,7 @@ FLAVOURS: tuple[Flavour, ...] = ("lix", "determinate")
 _VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
 
 
-@dataclass(frozen=True)
+@record
 class NixVersion:
     flavour: Flavour
     version: tuple[int, int, int]  # the Nix language/CLI version the flags follow

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterable, Sequence
 
@@ -42,8 +41,19 @@ def details(summary: str, body: str, *, open_: bool = False) -> str:
     """A folded block: `summary` is text (HTML-escaped), `body` is markdown."""
     attribute = " open" if open_ else ""
     return (
-        f"<details{attribute}><summary>{html.escape(' '.join(summary.split()))}</summary>\n\n"
+        f"<details{attribute}><summary>{_escape_html(' '.join(summary.split()))}</summary>\n\n"
         f"{body.rstrip()}\n\n</details>\n"
+    )
+
+
+def _escape_html(text: str) -> str:
+    """As html.escape: & < > and both quotes as entities."""
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
+        .replace("'", "&#x27;")
     )
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Literal
 
+from nix_cache_action.records import record
 from nix_cache_action.render.format import duration
 from nix_cache_action.report import Build, Report, substituter_name
 from nix_cache_action.store_path import store_name
@@ -73,7 +73,7 @@ _KEYWORD = re.compile(
 )
 
 
-@dataclass(frozen=True)
+@record
 class GanttTask:
     section: str
     name: str
@@ -84,7 +84,7 @@ class GanttTask:
     summary: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class Gantt:
     source: str  # the diagram, without the ``` fence
     shown: int

@@ -6,11 +6,11 @@ are here.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-from dataclasses import dataclass
 from typing import Literal, get_args
 
+from nix_cache_action import records
+from nix_cache_action.records import record
 from nix_cache_action.render.format import duration, percent, shorten
 from nix_cache_action.report import Report, Verdict
 from nix_cache_action.settings import GitHubContext
@@ -29,7 +29,7 @@ CONTEXT_INSTALLABLE_LIMIT = 100
 CONTEXT_HASH_LENGTH = 8
 
 
-@dataclass(frozen=True)
+@record
 class CommitStatus:
     context: str
     state: State
@@ -56,7 +56,7 @@ def status_for(
 ) -> CommitStatus:
     """The status for one installable; `hit_rate` is a fraction (0.0 to 1.0) of store paths.
 
-    No target_url: add one with `dataclasses.replace(status, target_url=run_url)`.
+    No target_url: add one with `records.replace(status, target_url=run_url)`.
     """
     if verdict not in VERDICTS:
         raise ValueError(f"verdict {verdict!r} is not one of {sorted(VERDICTS)}")
@@ -117,8 +117,8 @@ def statuses_for(report: Report, context: GitHubContext) -> list[CommitStatus]:
         if verdict == "differs" and not failed and report.reproducibility_mode != "fail":
             # reproducibility: warn passes the job; a red status would block the pull request
             # all the same. The description still says NOT reproducible.
-            status = dataclasses.replace(status, state="success")
-        statuses.append(dataclasses.replace(status, target_url=target_url))
+            status = records.replace(status, state="success")
+        statuses.append(records.replace(status, target_url=target_url))
     return statuses
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 
 from nix_cache_action import __version__
 from nix_cache_action.limits import GITHUB_SUMMARY_LIMIT, utf8
+from nix_cache_action.records import record, replace
 from nix_cache_action.render.format import (
     HIT_RATE_DEFINITION,
     baseline_phrase,
@@ -92,7 +92,7 @@ _KINDS = {
 # --- how much to show -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class _Detail:
     diffoscope_chars: int = MAX_DIFFOSCOPE_CHARS  # 0: no diffoscope reports
     log_lines: int = MAX_LOG_TAIL_LINES  # 0: no log tails
@@ -121,7 +121,7 @@ _LEVELS = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class _Facts:
     """What every level needs, derived once (a report may hold 100,000 substitutions)."""
 

@@ -5,11 +5,10 @@ file, and the merged verification record and report that the next run starts fro
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nix_cache_action import debug, records
 from nix_cache_action.aggregate import aggregate
 from nix_cache_action.baseline import compare
 from nix_cache_action.budgets import judged
@@ -47,8 +46,6 @@ PLAN_MISSING = (
 )
 AGGREGATE_OUTPUT_NAMES = ("verdict", "junit", "legs", "missing-legs")
 
-log = logging.getLogger(__name__)
-
 
 def run_aggregate(environ: Mapping[str, str], io: StepIO) -> int:
     commands = io.commands
@@ -59,8 +56,8 @@ def run_aggregate(environ: Mapping[str, str], io: StepIO) -> int:
     paths = Paths.for_context(settings.github)
     try:
         report = _aggregated(settings, paths)
-    except Exception as error:
-        log.debug("unexpected error", exc_info=True)
+    except Exception as error:  # noqa: BLE001 - the report says the run stopped
+        debug.traceback("unexpected error", error)
         why = cut(UNEXPECTED.format(kind=type(error).__name__, error=error))
         report = Report(errors=(why,), stopped=why)
     report = io.redactor.report(report)
@@ -103,15 +100,15 @@ def _aggregated(settings: AggregateSettings, paths: Paths) -> Report:
     legs, notes = collect_leg_reports([settings.reports] if settings.reports else [])
     report = aggregate(plan, legs)
     if stopped is not None:
-        report = dataclasses.replace(report, stopped=stopped, errors=(*report.errors, stopped))
-    report = dataclasses.replace(report, notes=(*report.notes, *notes))
+        report = records.replace(report, stopped=stopped, errors=(*report.errors, stopped))
+    report = records.replace(report, notes=(*report.notes, *notes))
     baseline, baseline_note = read_baseline(paths.baseline)
     if baseline is not None:
-        report = dataclasses.replace(
+        report = records.replace(
             report, baseline=compare(report, baseline, "the last run of the base branch")
         )
     if baseline_note is not None:
-        report = dataclasses.replace(report, notes=(*report.notes, baseline_note))
+        report = records.replace(report, notes=(*report.notes, baseline_note))
     # max-seconds is judged against the critical path: the report's seconds are the slowest
     # leg's.
     return judged(report, settings.budgets)

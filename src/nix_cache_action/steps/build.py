@@ -8,19 +8,16 @@ report behind.
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 import shutil
 from typing import TYPE_CHECKING, TextIO
 
+from nix_cache_action import debug, records
 from nix_cache_action.engine import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
     UNEXPECTED,
     BuildOptions,
     run_job,
 )
-from nix_cache_action.errors import InputError
+from nix_cache_action.errors import EXIT_FAILED, EXIT_INTERRUPTED, InputError
 from nix_cache_action.github.workflow_commands import WorkflowCommands
 from nix_cache_action.limits import cut
 from nix_cache_action.magic_nix_cache import read_daemon_log
@@ -53,8 +50,6 @@ NIX_EXECUTABLE = "nix"
 LOG_NOTE = "nix-cache-action: the raw Nix log goes to {path}"
 NO_SUCH_LEG = "{leg!r} is not a leg of the plan {path} (its legs: {legs}); pass one of them"
 
-log = logging.getLogger(__name__)
-
 
 def run_build(environ: Mapping[str, str], io: StepIO) -> int:
     """The build step; the exit status is the step's, and follows the verdict."""
@@ -66,13 +61,13 @@ def run_build(environ: Mapping[str, str], io: StepIO) -> int:
     paths = Paths.for_context(settings.github)
     try:
         report, status = _run(settings, paths, environ, commands, stdout)
-    except Exception as error:
-        log.debug("unexpected error", exc_info=True)
+    except Exception as error:  # noqa: BLE001 - the report says the run stopped
+        debug.traceback("unexpected error", error)
         why = cut(UNEXPECTED.format(kind=type(error).__name__, error=error))
         report, status = Report(errors=(why,), stopped=why), EXIT_FAILED
     if status == EXIT_INTERRUPTED:
         # A cancelled job has seconds left: the report first, no commit statuses.
-        settings = dataclasses.replace(settings, status_checks=False)
+        settings = records.replace(settings, status_checks=False)
     report = io.redactor.report(report)
     publish(
         report,
@@ -105,7 +100,7 @@ def _leg_settings(settings: Settings) -> Settings:
     if leg is None:
         legs = ", ".join(leg.id for leg in plan.legs) or "none"
         raise InputError("leg", NO_SUCH_LEG.format(leg=settings.leg, path=settings.plan, legs=legs))
-    return dataclasses.replace(
+    return records.replace(
         settings,
         installables=leg.installables,
         leg_info=LegInfo(id=leg.id, system=leg.system, runner=leg.runner),
@@ -159,14 +154,14 @@ def _run(
             env=env,
         )
     if baseline_note is not None:
-        report = dataclasses.replace(report, notes=(*report.notes, baseline_note))
-    report = dataclasses.replace(
+        report = records.replace(report, notes=(*report.notes, baseline_note))
+    report = records.replace(
         report,
         working_directory=relative_to_workspace(settings.working_directory, settings.github),
         leg=settings.leg_info,
     )
     # Read last: the daemon uploads while the builds run.
-    return dataclasses.replace(report, magic_nix_cache=read_daemon_log(environ)), status
+    return records.replace(report, magic_nix_cache=read_daemon_log(environ)), status
 
 
 def _record_from_plan(settings: Settings, paths: Paths) -> None:

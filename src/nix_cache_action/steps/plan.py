@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nix_cache_action.discovery import PlanOptions, check_patterns
-from nix_cache_action.engine import EXIT_FAILED
-from nix_cache_action.errors import InputError
+from nix_cache_action.errors import EXIT_FAILED, InputError
 from nix_cache_action.github.workflow_commands import write_outputs, write_summary
 from nix_cache_action.nix.commands import Nix
 from nix_cache_action.nix.process import Subprocesses
 from nix_cache_action.plan import Plan, parse_runners
 from nix_cache_action.plan_command import make_plan, write_plan
+from nix_cache_action.records import replace
 from nix_cache_action.render.annotations import BAD_INPUT_TITLE, TITLE
 from nix_cache_action.render.plan import plan_headline, render_plan_summary, render_plan_terminal
 from nix_cache_action.settings import (

@@ -5,16 +5,14 @@ one warning and the rest still goes out; nothing here changes the exit status.
 
 from __future__ import annotations
 
-import logging
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TextIO
 
-from nix_cache_action.engine import EXIT_FAILED
-from nix_cache_action.errors import InputError
+from nix_cache_action import debug
+from nix_cache_action.errors import EXIT_FAILED, InputError
 from nix_cache_action.github.statuses import Publisher, StatusPublisher
 from nix_cache_action.github.workflow_commands import (
     Annotation,
@@ -27,6 +25,7 @@ from nix_cache_action.github.workflow_commands import (
 )
 from nix_cache_action.limits import cut
 from nix_cache_action.nix.process import Interrupted, sigterm_interrupts
+from nix_cache_action.records import record
 from nix_cache_action.redaction import Redactor
 from nix_cache_action.render.annotations import (
     BAD_INPUT_NOTE,
@@ -71,14 +70,13 @@ REPORT_NOTE = "nix-cache-action: the JSON report is at {path}"
 STATUSES_CANCELLED = "the commit statuses were cut short: the job was cancelled ({signal})"
 PUBLISH_FAILED = "could not write {what}: {error}; the verdict and the rest are unaffected"
 
-log = logging.getLogger(__name__)
 
 # Report -> the commit statuses to post: one per installable (a build), one for the whole flake
 # (the aggregate).
 StatusMaker = Callable[[Report, GitHubContext], list[CommitStatus]]
 
 
-@dataclass(frozen=True)
+@record
 class StepIO:
     """Where a step's words go: the runner's commands on stdout, the masks already set."""
 
@@ -104,7 +102,7 @@ class Publishing(Protocol):
     def github(self) -> GitHubContext: ...
 
 
-@dataclass(frozen=True)
+@record
 class Paths:
     """Where the report and the raw Nix log go: under RUNNER_TEMP, as GitHub's own tools do."""
 
@@ -194,8 +192,8 @@ class Failures:
             publish_one()
         except Interrupted:
             raise  # a cancellation is not a failure of this one publisher
-        except Exception as error:  # a full disk, a directory, a bad file, a bug
-            log.debug("could not publish %s", what, exc_info=True)
+        except Exception as error:  # noqa: BLE001 - a full disk, a directory, a bad file, a bug
+            debug.traceback(f"could not publish {what}", error)
             reason = error.strerror if isinstance(error, OSError) and error.strerror else error
             self.warnings.append(cut(PUBLISH_FAILED.format(what=what, error=reason)))
             return False
