@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, NoReturn, TextIO
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TextIO
 
 # Only what every command needs is imported here; each command imports the rest itself, so
 # that `build` never pays for the planner or the aggregate (benchmarks/startup.py).
@@ -75,12 +75,34 @@ NIX_OPTION = (
 
 class UsageError(Exception):
     """argparse's complaint about the command line, raised instead of exiting at once, so that
-    a report can still be written where one was asked for."""
+    a report can still be written where one was asked for. `usage` is that of the command the
+    complaint is about (`analyze`'s for `analyze`), not the top level's."""
+
+    def __init__(self, message: str, usage: str) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's own, told the terminal's width: left to find it, argparse imports shutil
+    (with bz2 and lzma, 3 ms of every start) each time it makes one, and every add_argument
+    makes one."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            columns = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size(1).columns
+        except (ValueError, OSError):
+            columns = 80
+        super().__init__(prog, width=max(columns, 40) - 2)
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401 - argparse's own
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}")
+        raise UsageError(f"{self.prog}: {message}", self.format_usage().rstrip())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -340,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
     except UsageError as error:
-        print(_shown(_parser().format_usage().rstrip()), file=sys.stderr)  # noqa: T201
+        print(_shown(error.usage), file=sys.stderr)  # noqa: T201
         print(_shown(str(error)), file=sys.stderr)  # noqa: T201
         # Even a bad argument leaves a report saying so where one was asked for.
         asked = _asked_report(argv)
@@ -418,11 +440,8 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-
-    from nix_cache_action.engine import BuildOptions, run_job  # noqa: PLC0415
-    from nix_cache_action.nix.commands import Nix  # noqa: PLC0415
+    from nix_cache_action.nix.commands import Probe  # noqa: PLC0415 - see the imports above
     from nix_cache_action.nix.process import Subprocesses  # noqa: PLC0415
-    from nix_cache_action.render.live import LiveLine  # noqa: PLC0415
 
     _check_targets(args)
     if args.skip_cached and args.verified is None:
@@ -435,6 +454,13 @@ def _build(args: argparse.Namespace) -> int:
     if directory is not None and not directory.is_dir():
         raise InputError("--directory", f"{directory} is not a directory; pass an existing one")
     installables, leg = _leg(args)
+    runner = Subprocesses(cwd=directory)
+    # Which Nix this is and its settings are asked now: the answers come while the engine is
+    # imported, instead of after it (benchmarks/startup.py).
+    probe = Probe(args.nix, runner)
+    from nix_cache_action.engine import BuildOptions, run_job  # noqa: PLC0415
+    from nix_cache_action.render.live import LiveLine  # noqa: PLC0415
+
     options = BuildOptions(
         installables=installables,
         reproducibility=args.reproducibility,
@@ -448,13 +474,12 @@ def _build(args: argparse.Namespace) -> int:
         baseline=_baseline(args),
         baseline_source="" if args.baseline is None else str(args.baseline),
     )
-    runner = Subprocesses(cwd=directory)
     # On a terminal, one live status line under the account; plain lines anywhere else.
     live = LiveLine(sys.stderr) if sys.stderr.isatty() else None
     try:
         report, status = run_job(
             options,
-            lambda: Nix.probe(args.nix, runner),
+            probe.nix,
             log_path=args.log,
             say=(lambda text: live.say(_shown(text))) if live is not None else _say,
             progress=live.update if live is not None else None,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from nix_cache_action.nix.process import Completed, Interrupted, Streamed, Tee
+from nix_cache_action.nix.process import Completed, Interrupted, Started, Streamed, Tee
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,14 @@ class FakeNix:
             raise call.error
         return Completed(tuple(argv), call.returncode, call.stdout, call.stderr)
 
+    def start(self, argv: Sequence[str]) -> Started:
+        # A command started now and read later plays its RunCall now, in script order: an
+        # error (a missing executable) is raised at the start, as Popen raises it.
+        call = self._next(argv, RunCall)
+        if isinstance(call.error, OSError):
+            raise call.error
+        return _Answered(self, call)
+
     def stream(self, argv: Sequence[str], tee: Tee) -> Streamed:
         call = self._next(argv, StreamCall)
         args = tuple(argv)
@@ -130,6 +138,21 @@ class FakeNix:
         if self.mismatch is None:
             self.mismatch = error
         raise error
+
+
+@dataclass(frozen=True)
+class _Answered:
+    """A started command: any other error (a timeout) is raised when its answer is read."""
+
+    fake: FakeNix
+    call: RunCall
+
+    def result(self, *, timeout: float | None = None) -> Completed:
+        self.fake.timeouts.append(timeout)
+        if self.call.error is not None:
+            raise self.call.error
+        call = self.call
+        return Completed(tuple(call.argv), call.returncode, call.stdout, call.stderr)
 
 
 def _show(argv: Sequence[str]) -> str:

@@ -62,9 +62,20 @@ NO_ATTRIBUTE = (
 )
 
 
-def probed(version: str, *script: RunCall | StreamCall, exe: str = "nix") -> tuple[Nix, FakeNix]:
+def probe_calls(version: str, exe: str = "nix", config: str = "{}") -> list[RunCall]:
+    """What every probe asks, both at once: the version, and the settings by the name every
+    Nix knows (its answer read only when the settings are asked for)."""
+    return [
+        RunCall([exe, "--version"], stdout=version + "\n"),
+        RunCall([exe, *NIX[1:], "show-config", "--json"], stdout=config),
+    ]
+
+
+def probed(
+    version: str, *script: RunCall | StreamCall, exe: str = "nix", config: str = "{}"
+) -> tuple[Nix, FakeNix]:
     """A Nix of `version` (asked with `--version`, as the code does), then `script`."""
-    fake = FakeNix([RunCall([exe, "--version"], stdout=version + "\n"), *script])
+    fake = FakeNix([*probe_calls(version, exe, config), *script])
     return Nix.probe(exe, fake), fake
 
 
@@ -133,12 +144,15 @@ def test_probe_asks_version_and_reads_flavour_and_number(
 ) -> None:
     nix, fake = probed(text)
     assert (nix.version.flavour, nix.version.label, nix.version.text) == (flavour, label, text)
-    assert fake.calls == [("nix", "--version")]  # no feature flags: 2.8 knows --version alone
+    # No feature flags on --version: 2.8 knows --version alone.
+    assert fake.calls == [("nix", "--version"), (*NIX, "show-config", "--json")]
     fake.assert_done()
 
 
 def test_probe_reads_a_version_printed_on_stderr() -> None:
-    fake = FakeNix([RunCall(["nix", "--version"], stderr=NIX_2_34 + "\n")])
+    fake = FakeNix(
+        [RunCall(["nix", "--version"], stderr=NIX_2_34 + "\n"), probe_calls(NIX_2_34)[1]]
+    )
     assert Nix.probe("nix", fake).version.version == (2, 34, 8)
 
 
@@ -165,7 +179,8 @@ def test_a_wrong_nix_path_names_the_path_and_says_what_to_pass(error: OSError) -
 
 
 def test_a_nix_that_hangs_on_version_is_a_nix_error_with_the_cause() -> None:
-    fake = FakeNix([RunCall(["nix", "--version"], error=subprocess.TimeoutExpired("nix", 60))])
+    hangs = RunCall(["nix", "--version"], error=subprocess.TimeoutExpired("nix", 60))
+    fake = FakeNix([hangs, probe_calls(NIX_2_34)[1]])
     with pytest.raises(NixError, match=r"`nix --version` did not answer \(.*timed out after 60"):
         Nix.probe("nix", fake)
 
@@ -268,28 +283,38 @@ def test_a_retry_names_the_caches_to_ask_in_place_of_the_configured_ones() -> No
     fake.assert_done()
 
 
+SETTINGS = {
+    "substituters": {"value": ["http://a", "http://127.0.0.1:37515?trusted=1"]},
+    "max-jobs": {"value": 2, "description": "..."},
+    "odd": "not an object",
+}
+
+
 @pytest.mark.parametrize("version", VERSIONS)
-def test_config_reads_the_settings_in_force(version: str) -> None:
+def test_config_reads_the_settings_started_with_the_version_once(version: str) -> None:
+    nix, fake = probed(version, config=json.dumps(SETTINGS))
+    expected = {"substituters": ["http://a", "http://127.0.0.1:37515?trusted=1"], "max-jobs": 2}
+    assert nix.config() == expected
+    assert nix.config() == expected  # asked once: no second query
+    assert nix.substituters() == expected["substituters"]
+    fake.assert_done()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_nix_without_show_config_is_asked_by_the_name_its_version_gives(version: str) -> None:
     parsed = parse_version(version)
     old = parsed.flavour == "lix" or not parsed.at_least(2, 20)
     command = ["show-config", "--json"] if old else ["config", "show", "--json"]
-    answer = {
-        "substituters": {"value": ["http://a", "http://127.0.0.1:37515?trusted=1"]},
-        "max-jobs": {"value": 2, "description": "..."},
-        "odd": "not an object",
-    }
-    nix, fake = probed(version, RunCall([*NIX, *command], stdout=json.dumps(answer)))
-    assert nix.config() == {
-        "substituters": ["http://a", "http://127.0.0.1:37515?trusted=1"],
-        "max-jobs": 2,
-    }
+    early = [probe_calls(version)[0], RunCall([*NIX, "show-config", "--json"], returncode=1)]
+    fake = FakeNix([*early, RunCall([*NIX, *command], stdout=json.dumps(SETTINGS))])
+    nix = Nix.probe("nix", fake)
+    assert nix.config()["max-jobs"] == 2
     fake.assert_done()
 
 
 @pytest.mark.parametrize("stdout", ["", "not json", "[]"])
 def test_a_config_nix_cannot_give_is_empty(stdout: str) -> None:
-    argv = [*NIX, "config", "show", "--json"]
-    nix, fake = probed(NIX_2_34, RunCall(argv, stdout=stdout))
+    nix, fake = probed(NIX_2_34, config=stdout)
     assert nix.substituters() == []
     fake.assert_done()
 

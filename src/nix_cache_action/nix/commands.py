@@ -7,6 +7,7 @@ and the engine above them, with a fake that asserts each argv.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -25,7 +26,7 @@ from nix_cache_action.nix.attributes import (
 )
 from nix_cache_action.nix.derivations import Derivation, read_derivations, read_input_graph
 from nix_cache_action.nix.events import strip_ansi
-from nix_cache_action.nix.process import Completed, Runner, Streamed, Tee
+from nix_cache_action.nix.process import Completed, Runner, Started, Streamed, Tee
 from nix_cache_action.nix.version import NixVersion, parse_version
 from nix_cache_action.records import record
 from nix_cache_action.store_path import base_name
@@ -124,26 +125,71 @@ class Built:
     unreadable: str | None = None
 
 
-class Nix:
-    """One Nix installation: its version, and every command this project runs with it."""
+class Probe:
+    """The two questions every run asks first, asked at once: which Nix this is, and its
+    settings in force. Started as soon as the executable is known (the CLI starts them before
+    it imports the engine), and read when the run needs them.
 
-    def __init__(self, executable: str, version: NixVersion, runner: Runner) -> None:
+    The settings are asked as `show-config --json`, which every Nix answers (2.20 and later
+    with a warning that goes nowhere): the version that would tell `config show` from
+    `show-config` is not known yet. Should a Nix drop that name, `Nix.config` asks again by
+    the one its version gives.
+    """
+
+    def __init__(self, executable: str, runner: Runner) -> None:
         self.executable = executable
-        self.version = version
         self.runner = runner
-
-    @classmethod
-    def probe(cls, executable: str, runner: Runner) -> Nix:
-        """Ask `executable --version` which Nix it is; a NixError says why it cannot be used."""
+        self._version: Started | None = None
+        self._config: Started | None = None
+        self._error: Exception | None = None
         try:
-            done = runner.run([executable, "--version"], timeout=TIMEOUT_NIX_VERSION)
+            self._version = runner.start([executable, "--version"])
+        except (OSError, subprocess.SubprocessError) as exc:
+            self._error = exc  # raised, as a NixError, where the run asks for its Nix
+            return
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            self._config = runner.start([executable, *FEATURES, "show-config", "--json"])
+
+    def nix(self) -> Nix:
+        """The Nix that answered; a NixError says why it cannot be used."""
+        executable = self.executable
+        try:
+            if self._error is not None:
+                raise self._error
+            assert self._version is not None  # noqa: S101 - set whenever there is no error
+            done = self._version.result(timeout=TIMEOUT_NIX_VERSION)
         except (FileNotFoundError, PermissionError) as exc:
             # A bare name was looked up on PATH; a path was given by the user and is wrong.
             template = NIX_PATH_UNUSABLE if os.sep in executable else NIX_NOT_FOUND
             raise NixError(template.format(exe=executable)) from exc
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise NixError(NIX_PROBE_FAILED.format(exe=executable, error=exc)) from exc
-        return cls(executable, parse_version(done.stdout or done.stderr), runner)
+        version = parse_version(done.stdout or done.stderr)
+        return Nix(executable, version, self.runner, config_query=self._config)
+
+
+class Nix:
+    """One Nix installation: its version, and every command this project runs with it."""
+
+    def __init__(
+        self,
+        executable: str,
+        version: NixVersion,
+        runner: Runner,
+        *,
+        config_query: Started | None = None,
+    ) -> None:
+        self.executable = executable
+        self.version = version
+        self.runner = runner
+        # The configuration query started with the version's (`Probe`), read on first use.
+        self._config_query = config_query
+        self._config: dict[str, object] | None = None
+
+    @classmethod
+    def probe(cls, executable: str, runner: Runner) -> Nix:
+        """Ask `executable --version` which Nix it is; a NixError says why it cannot be used."""
+        return Probe(executable, runner).nix()
 
     def clock(self) -> float:
         return self.runner.clock()
@@ -214,8 +260,22 @@ class Nix:
     # --- queries ------------------------------------------------------------------------------
 
     def config(self) -> dict[str, object]:
-        """Nix's settings in force ({name: value}); {} when Nix cannot say."""
-        done = self._run(*self.version.config_show())
+        """Nix's settings in force ({name: value}); {} when Nix cannot say. Asked once."""
+        if self._config is None:
+            self._config = self._read_config()
+        return self._config
+
+    def _read_config(self) -> dict[str, object]:
+        done = None
+        if self._config_query is not None:
+            query, self._config_query = self._config_query, None
+            try:
+                done = query.result(timeout=TIMEOUT_QUERY_SECONDS)
+            except (OSError, subprocess.TimeoutExpired):
+                done = None
+        if done is None or done.returncode != 0:
+            # A Nix that has dropped the old name: asked by the name this version gives it.
+            done = self._run(*self.version.config_show())
         try:
             raw = json.loads(done.stdout) if done.returncode == 0 else {}
         except ValueError:

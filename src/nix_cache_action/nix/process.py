@@ -80,6 +80,39 @@ class Runner(Protocol):
 
     def stream(self, argv: Sequence[str], tee: Tee) -> Streamed: ...
 
+    def start(self, argv: Sequence[str]) -> Started:
+        """Start a command now and take its answer later: commands that do not depend on each
+        other run at once. Raises what `run` raises for a command that cannot start."""
+        ...
+
+
+class Started(Protocol):
+    """A command started by `Runner.start`."""
+
+    def result(self, *, timeout: float | None = None) -> Completed: ...
+
+
+class _Running:
+    """A real child process whose answer is read when asked for."""
+
+    def __init__(self, argv: tuple[str, ...], proc: subprocess.Popen[bytes]) -> None:
+        self.argv = argv
+        self.proc = proc
+
+    def result(self, *, timeout: float | None = None) -> Completed:
+        try:
+            stdout, stderr = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            raise
+        return Completed(
+            self.argv,
+            self.proc.returncode,
+            stdout.decode("utf-8", "replace"),
+            stderr.decode("utf-8", "replace"),
+        )
+
 
 class Subprocesses:
     """Real child processes in one directory and environment (None: this process's own)."""
@@ -116,6 +149,19 @@ class Subprocesses:
             done.stdout.decode("utf-8", "replace"),
             done.stderr.decode("utf-8", "replace"),
         )
+
+    def start(self, argv: Sequence[str]) -> Started:
+        args = tuple(argv)
+        debug.debug(f"$ {shlex.join(args)} &")
+        proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.env,
+            cwd=self.cwd,
+        )
+        return _Running(args, proc)
 
     def stream(self, argv: Sequence[str], tee: Tee) -> Streamed:
         """Run with stderr turned into lines as they come; the raw bytes are teed.
