@@ -37,6 +37,10 @@ NO_PLAN = (
     "no plan was given: a leg that never reported cannot be named, so this verdict covers only"
     " the reports that came"
 )
+NOTHING = (
+    "no leg's report came, and no plan names the legs: there is nothing to add up. Pass the"
+    " legs' report files, or the folder their artifacts were downloaded to, and the plan"
+)
 PLAN_STOPPED = "the plan could not be made: {error}"
 LEFT_OUT_REASON = "in a cache and verified {when}; left out of the matrix, not built"
 # The slowest legs the summary names as the critical path.
@@ -73,7 +77,10 @@ def aggregate(plan: Plan | None, legs: Sequence[LegReport]) -> Report:
         for leg_id, reports in by_leg.items()
         for report in _distinct(reports)
     ]
-    if plan is None:
+    if plan is None and not legs:
+        # Not `ok`: an aggregate of nothing would pass a matrix whose every leg was lost.
+        added = _FromPlan(errors=(NOTHING,), stopped=NOTHING)
+    elif plan is None:
         notes.append(NO_PLAN)
         added = _FromPlan()
     else:

@@ -35,8 +35,13 @@ from nix_cache_action.report import (
 if TYPE_CHECKING:
     from nix_cache_action.ledger import Ledger
     from nix_cache_action.plan import Plan
+    from nix_cache_action.render.live import LiveLine
 
 EXIT_USAGE = 2
+FILES_HERE = (
+    "Files named by options (--report, --summary, --log, --verified, --baseline, --plan) are"
+    " relative to the current directory, not to -C; installables are read by Nix in -C."
+)
 NO_RECORDS = (
     "{source} holds no @nix record ({lines} lines of plain text): it is not Nix's internal-json"
     " log. Record one with `nix build --log-format internal-json ... 2> LOG`, or pipe it:"
@@ -114,8 +119,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    build = sub.add_parser("build", help="build installables, rebuild them, report")
-    build.add_argument("installables", nargs="*", default=[".#default"])
+    build = sub.add_parser(
+        "build", help="build installables, rebuild them, report", epilog=FILES_HERE
+    )
+    build.add_argument(
+        "installables",
+        nargs="*",
+        default=[".#default"],
+        metavar="INSTALLABLE",
+        help="what to build, as `nix build` takes it: .#hello, path/to/flake#checks.x86_64-linux"
+        ".test, nixpkgs#jq (default: .#default)",
+    )
     build.add_argument(
         "--reproducibility",
         choices=MODES,
@@ -175,16 +189,18 @@ def _parser() -> argparse.ArgumentParser:
         "--directory",
         type=Path,
         default=None,
-        help="run Nix in this directory (default: the current one)",
+        help="run Nix in this directory (default: the current one); file options stay relative"
+        " to the current directory",
     )
     build.add_argument(
         "--log",
         type=Path,
         default=Path("nix-cache-action.log"),
-        help="where the raw internal-json log is teed (default: %(default)s)",
+        help="where the raw internal-json log is teed (default: %(default)s, in the current"
+        " directory)",
     )
     _gates(build)
-    _outputs(build)
+    _outputs(build, runs_nix=True)
 
     analyze = sub.add_parser("analyze", help="turn a recorded internal-json log into a report")
     analyze.add_argument("log", help="the log file, or - for standard input")
@@ -195,12 +211,20 @@ def _parser() -> argparse.ArgumentParser:
         help="arrival: time lines as they arrive (for a live pipe); none: the "
         "log has no times; auto (default): arrival for a pipe, none for a file",
     )
-    analyze.add_argument("--reproducibility", choices=MODES, default="fail")
+    analyze.add_argument(
+        "--reproducibility",
+        choices=MODES,
+        default="fail",
+        help="fail (default): a rebuild in the log whose output differs makes the verdict"
+        " not-reproducible (exit 1); warn or off: a warning (exit 0)",
+    )
     _gates(analyze)
-    _outputs(analyze)
+    _outputs(analyze, runs_nix=False)
 
     plan = sub.add_parser(
-        "plan", help="list a flake's attributes, their states, and the legs that build them"
+        "plan",
+        help="list a flake's attributes, their states, and the legs that build them",
+        epilog=FILES_HERE,
     )
     plan.add_argument(
         "selection",
@@ -238,11 +262,26 @@ def _parser() -> argparse.ArgumentParser:
         help="where the plan goes (default: %(default)s)",
     )
     plan.add_argument("--matrix", type=Path, help="also write the matrix JSON here")
-    plan.add_argument("--nix", default=os.environ.get("NIX_CACHE_ACTION_NIX", "nix"))
-    plan.add_argument("-C", "--directory", type=Path, default=None)
+    plan.add_argument(
+        "--nix",
+        default=os.environ.get("NIX_CACHE_ACTION_NIX", "nix"),
+        help="the nix executable (default: nix on PATH)",
+    )
+    plan.add_argument(
+        "-C",
+        "--directory",
+        type=Path,
+        default=None,
+        help="run Nix in this directory (default: the current one); file options stay relative"
+        " to the current directory",
+    )
     plan.add_argument("--summary", type=Path, help="write the markdown summary here")
     plan.add_argument("--json", action="store_true", help="print the plan JSON on stdout")
-    plan.add_argument("--debug", action="store_true", help="log every Nix command")
+    plan.add_argument(
+        "--debug",
+        action="store_true",
+        help="print every Nix command as it starts, and a traceback on an unexpected error",
+    )
 
     aggregate_cmd = sub.add_parser(
         "aggregate", help="add the legs of a planned matrix up into one report and verdict"
@@ -258,12 +297,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     aggregate_cmd.add_argument("--junit", type=Path, help="write a JUnit XML file here")
     _gates(aggregate_cmd)
-    _outputs(aggregate_cmd)
+    _outputs(aggregate_cmd, runs_nix=False)
 
     merge_cmd = sub.add_parser("merge", help="merge JSON reports of several runs into one")
-    merge_cmd.add_argument("reports", nargs="+", type=Path)
+    merge_cmd.add_argument(
+        "reports", nargs="+", type=Path, help="the JSON reports, as --report wrote them"
+    )
     _gates(merge_cmd)
-    _outputs(merge_cmd)
+    _outputs(merge_cmd, runs_nix=False)
     return parser
 
 
@@ -344,17 +385,22 @@ def _gated(report: Report, args: argparse.Namespace) -> Report:
     return judged(report, _budgets(args))
 
 
-def _outputs(parser: argparse.ArgumentParser) -> None:
+def _outputs(parser: argparse.ArgumentParser, *, runs_nix: bool) -> None:
     parser.add_argument("--report", type=Path, help="write the JSON report here")
     parser.add_argument("--summary", type=Path, help="write the markdown summary here")
     parser.add_argument("--json", action="store_true", help="print the JSON report on stdout")
     parser.add_argument(
-        "--debug", action="store_true", help="log every Nix command, and a traceback on errors"
+        "--debug",
+        action="store_true",
+        help="print every Nix command as it starts, and a traceback on an unexpected error"
+        if runs_nix
+        else "print a traceback on an unexpected error",
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     tolerant_streams()
+    _SAID.clear()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug.enable(
         on="--debug" in argv or os.environ.get("NIX_CACHE_ACTION_LOG_LEVEL", "").upper() == "DEBUG"
@@ -382,7 +428,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NixCacheActionError as exc:
         print(_shown(f"nix-cache-action: {exc}"), file=sys.stderr)  # noqa: T201
         if args.command != "plan":  # a plan that stopped is written by plan_command itself
-            _emit(_stopped(str(exc)), args, quiet=True)
+            # Not into the file the refusal is about (a --report that is a directory): said
+            # once, not again as a failed write.
+            refused = exc.name if isinstance(exc, InputError) else None
+            _emit(_stopped(str(exc)), args, quiet=True, refused=refused)
         return EXIT_USAGE if isinstance(exc, InputError) else EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - whatever it was, the report says the run stopped
         debug.traceback("unexpected error", exc)
@@ -428,9 +477,25 @@ def _shown(text: str) -> str:
     return neutral(_redactor().text(text))
 
 
+# What the live account has printed in this run (main empties it): its last lines leave out
+# an error, warning or note already said, so that each is said once.
+_SAID: set[str] = set()
+
+
 def _say(text: str) -> None:
     # The live account goes to stderr; it quotes Nix, so never as a workflow command.
+    _SAID.add(text)
     print(_shown(text), file=sys.stderr, flush=True)  # noqa: T201
+
+
+def _live_say(live: LiveLine) -> Callable[[str], None]:
+    """`_say` above a live status line."""
+
+    def say(text: str) -> None:
+        _SAID.add(text)
+        live.say(_shown(text))
+
+    return say
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -444,6 +509,10 @@ def _build(args: argparse.Namespace) -> int:
     from nix_cache_action.nix.process import Subprocesses  # noqa: PLC0415
 
     _check_targets(args)
+    if args.verified is not None:
+        # Read, then written back: refused now, not found unusable at the start and unwritable
+        # at the end.
+        check_target(args.verified, "--verified", "verified.json")
     if args.skip_cached and args.verified is None:
         raise InputError("--skip-cached", SKIP_NEEDS_RECORD)
     for installable in args.installables:
@@ -481,7 +550,7 @@ def _build(args: argparse.Namespace) -> int:
             options,
             probe.nix,
             log_path=args.log,
-            say=(lambda text: live.say(_shown(text))) if live is not None else _say,
+            say=_say if live is None else _live_say(live),
             progress=live.update if live is not None else None,
         )
     finally:
@@ -635,12 +704,14 @@ def _write(write: Callable[[], None], what: str, path: Path) -> None:
         print(_shown(warning), file=sys.stderr)  # noqa: T201
 
 
-def _emit(report: Report, args: argparse.Namespace, *, quiet: bool = False) -> None:
+def _emit(
+    report: Report, args: argparse.Namespace, *, quiet: bool = False, refused: str | None = None
+) -> None:
     # Nix quotes its configuration back (a malformed access-tokens line, say).
     report = Redactor.of(environment_secrets(os.environ, "")).report(report)
-    if args.report is not None:
+    if args.report is not None and refused != "--report":
         _write(lambda: write_report(report, args.report), "report", args.report)
-    if args.summary is not None:
+    if args.summary is not None and refused != "--summary":
         # Imported here: only --summary needs it, and it is a tenth of every run's import time.
         from nix_cache_action.render.summary import render_summary  # noqa: PLC0415
 
@@ -651,7 +722,7 @@ def _emit(report: Report, args: argparse.Namespace, *, quiet: bool = False) -> N
     elif not quiet:
         from nix_cache_action.render.terminal import render_terminal  # noqa: PLC0415
 
-        _say(render_terminal(report))
+        _say(render_terminal(report, said=frozenset(_SAID)))
 
 
 def _closed(stream: TextIO) -> bool:

@@ -263,6 +263,7 @@ def run_job(  # noqa: PLR0913 - the job, its Nix, and where its words go
                 BuildJob(nix, session, raw_log=raw_log, say=say, env=env, progress=progress).run()
         except Interrupted as signal:
             session.stop(INTERRUPTED.format(signal=signal))
+            say(f"nix-cache-action: {session.stopped}")
             status = EXIT_INTERRUPTED
         except NixCacheActionError as error:
             session.stop(str(error))
@@ -273,6 +274,7 @@ def run_job(  # noqa: PLR0913 - the job, its Nix, and where its words go
             # traceback is for whoever debugs it (RUNNER_DEBUG=1, --debug), not for every log.
             debug.traceback("unexpected error", error)
             session.stop(UNEXPECTED.format(kind=type(error).__name__, error=error))
+            say(f"nix-cache-action: {session.stopped}")
             status = EXIT_FAILED
     report = session.report()
     if clock is not None:
@@ -468,9 +470,10 @@ class BuildJob:
         evaluated = self.nix.evaluate(name)
         if evaluated.drv:
             return Installable(name=name, drv=evaluated.drv)
-        message = _with_fix(evaluated.error or "")
-        self.say(f"error: cannot evaluate {name}: {message}")
-        return Installable(name=name, status="error", error=f"{name}: {message}")
+        error = f"{name}: {_with_fix(evaluated.error or '')}"
+        # Said as the report has it, so that the CLI's last lines do not say it again.
+        self.say(f"error: {error}")
+        return Installable(name=name, status="error", error=error)
 
     def _skip_cached(self, names: list[str]) -> list[str]:
         """The installables still to build: not those all of whose outputs a configured cache

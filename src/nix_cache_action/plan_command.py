@@ -103,6 +103,8 @@ def plan_command(args: argparse.Namespace, say: Say, redactor: Redactor) -> int:
         check_target(args.matrix, "--matrix", "matrix.json")
     if args.summary is not None:
         check_target(args.summary, "--summary", "summary.md")
+    if args.verified is not None and args.verified.is_dir():
+        raise InputError("--verified", f"{args.verified} is a directory; name the record file")
     check_patterns(args.selection)
     try:
         runners = parse_runners(args.runner)

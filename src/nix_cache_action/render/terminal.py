@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Container
+
 from nix_cache_action.render.format import (
     baseline_phrase,
     check_name,
@@ -51,8 +53,20 @@ def _leg_line(leg: LegResult) -> str:
     return f"  leg {leg.id} ({where}): {leg.verdict}, {', '.join(facts)}"
 
 
-def render_terminal(report: Report) -> str:
-    lines = [f"nix-cache-action: {report.verdict()}", f"  {totals_phrase(report)}"]
+def render_terminal(report: Report, said: Container[str] = ()) -> str:
+    """The account's last lines. `said` is what the live account printed already: an error,
+    warning or note it said is not said again."""
+
+    def unsaid(text: str) -> bool:
+        return not any(
+            f"{who}{kind}{text}" in said
+            for who in ("nix-cache-action: ", "")
+            for kind in ("", "warning: ", "error: ")
+        )
+
+    lines = [f"nix-cache-action: {report.verdict()}"]
+    if report.runs or report.builds or report.substitutions or report.stopped is None:
+        lines.append(f"  {totals_phrase(report)}")
     timed = phase_times(report.phases)
     if timed:
         lines.append(f"  {', '.join(timed)}")
@@ -88,12 +102,20 @@ def render_terminal(report: Report) -> str:
             + (f" on {build.machine}" if build.machine else "")
         )
         lines.extend(f"    | {line}" for line in build.log_tail[-TERMINAL_LOG_LINES:])
-    lines.extend(f"  {error.splitlines()[0]}" for error in report.errors[:10] if error.strip())
-    lines.extend(f"  {warning.splitlines()[0]}" for warning in report.warnings[:10])
+    lines.extend(_closing(report, unsaid))
+    return "\n".join(lines)
+
+
+def _closing(report: Report, unsaid: Callable[[str], bool]) -> list[str]:
+    """Errors, warnings, budgets, the baseline and notes: the last lines of the account."""
+    lines: list[str] = []
+    errors = [e for e in report.errors if e.strip() and unsaid(e)]
+    lines.extend(f"  {error.splitlines()[0]}" for error in errors[:10])
+    lines.extend(f"  {w.splitlines()[0]}" for w in report.warnings[:10] if unsaid(w))
     if report.budgets is not None:
         lines.extend(f"  over budget: {message}" for message in report.budgets.exceeded)
     if report.baseline is not None:
         source, said = baseline_phrase(report.baseline)
         lines.append(f"  compared with {source}: {said}")
-    lines.extend(f"  note: {note}" for note in report.notes)
-    return "\n".join(lines)
+    lines.extend(f"  note: {note}" for note in report.notes if unsaid(note))
+    return lines
