@@ -509,10 +509,13 @@ def _build(args: argparse.Namespace) -> int:
     from nix_cache_action.nix.process import Subprocesses  # noqa: PLC0415
 
     _check_targets(args)
-    if args.verified is not None:
+    if args.verified is not None and args.verified.is_dir():
         # Read, then written back: refused now, not found unusable at the start and unwritable
         # at the end.
-        check_target(args.verified, "--verified", "verified.json")
+        example = args.verified / "verified.json"
+        raise InputError(
+            "--verified", f"{args.verified} is a directory; name a file in it, e.g. {example}"
+        )
     if args.skip_cached and args.verified is None:
         raise InputError("--skip-cached", SKIP_NEEDS_RECORD)
     for installable in args.installables:

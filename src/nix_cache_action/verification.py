@@ -29,6 +29,11 @@ UNREADABLE = (
     "the verification record {path} could not be used ({why}); every output is checked as if"
     " none had been before, and the record is written afresh"
 )
+# A path that cannot be read promises no write: whether one works is said at the end.
+UNREACHABLE = (
+    "the verification record {path} could not be read ({why}); every output is checked as if"
+    " none had been before"
+)
 
 
 @record
@@ -143,9 +148,10 @@ def load_record(path: Path) -> tuple[VerificationRecord, str | None]:
         data = json.loads(path.read_bytes())
     except FileNotFoundError:
         return VerificationRecord(), None
-    except (OSError, ValueError) as error:
-        why = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        return VerificationRecord(), UNREADABLE.format(path=path, why=why)
+    except OSError as error:
+        return VerificationRecord(), UNREACHABLE.format(path=path, why=error.strerror or error)
+    except ValueError as error:
+        return VerificationRecord(), UNREADABLE.format(path=path, why=error)
     version = data.get("version") if isinstance(data, dict) else None
     if version != RECORD_VERSION:
         why = f"not a record of version {RECORD_VERSION} (version {version!r})"

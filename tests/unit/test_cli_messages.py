@@ -1,0 +1,98 @@
+"""What a newcomer reads: each refusal said once, with its fix, and help that describes what the
+command does. The CLI runs as a child process, as a user runs it; where Nix is asked, a missing
+executable stands for it (nothing here needs a Nix)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NIX_")}
+    env.update(PYTHONPATH=str(REPO / "src"), COLUMNS="100")
+    return subprocess.run(
+        [sys.executable, "-m", "nix_cache_action", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=cwd,
+        env=env,
+        timeout=60,
+    )
+
+
+def lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def test_a_report_path_that_is_a_directory_is_refused_once_and_not_written_to(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "nix.log"
+    log.write_text('@nix {"action":"msg","level":0,"msg":"x"}\n', encoding="utf-8")
+    run = cli(tmp_path, "analyze", str(log), "--report", str(tmp_path))
+    assert run.returncode == 2
+    expected = (
+        f"nix-cache-action: --report: {tmp_path} is a directory; name a file in it,"
+        f" e.g. {tmp_path}/report.json"
+    )
+    assert lines(run.stderr) == [expected]
+
+
+def test_a_missing_nix_is_said_once_and_the_report_holds_it(tmp_path: Path) -> None:
+    run = cli(tmp_path, "build", "--nix", "/nonexistent/nix", "--report", "report.json")
+    assert run.returncode == 1
+    said = "`/nonexistent/nix` does not exist or cannot be run"
+    assert run.stderr.count(said) == 1, run.stderr
+    # The run stopped before Nix ran: no line of zero counts after it.
+    assert lines(run.stderr)[-1] == "nix-cache-action: failed"
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert said in report["stopped"]
+
+
+def test_a_verified_record_that_is_a_directory_is_refused_before_the_run(tmp_path: Path) -> None:
+    run = cli(tmp_path, "build", "--nix", "/nonexistent/nix", "--verified", str(tmp_path))
+    assert run.returncode == 2
+    expected = (
+        f"nix-cache-action: --verified: {tmp_path} is a directory; name a file in it,"
+        f" e.g. {tmp_path}/verified.json"
+    )
+    assert lines(run.stderr) == [expected]
+
+
+def test_an_aggregate_of_nothing_fails_instead_of_passing(tmp_path: Path) -> None:
+    empty = tmp_path / "artifacts"
+    empty.mkdir()
+    run = cli(tmp_path, "aggregate", str(empty), "--report", "report.json")
+    assert run.returncode == 1
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["verdict"] == "failed"
+    assert "nothing to add up" in report["stopped"]
+
+
+def test_a_usage_error_shows_the_usage_of_its_command(tmp_path: Path) -> None:
+    run = cli(tmp_path, "analyze")
+    assert run.returncode == 2
+    assert run.stderr.startswith("usage: nix-cache-action analyze ")
+    assert "the following arguments are required: log" in run.stderr
+
+
+def test_help_describes_the_installables_and_where_files_go(tmp_path: Path) -> None:
+    build = cli(tmp_path, "build", "--help").stdout
+    assert "INSTALLABLE" in build
+    assert "(default: .#default)" in " ".join(build.split())
+    assert "relative to the current directory, not to -C" in " ".join(build.split())
+    assert "print every Nix command as it starts" in " ".join(build.split())
+
+
+def test_analyze_help_says_what_it_does_and_runs_no_nix(tmp_path: Path) -> None:
+    text = " ".join(cli(tmp_path, "analyze", "--help").stdout.split())
+    assert "--reproducibility {fail,warn,off} fail (default):" in text
+    assert "--debug print a traceback on an unexpected error" in text
+    assert "Nix command" not in text
