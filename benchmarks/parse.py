@@ -7,7 +7,7 @@ nix-output-monitor devShell log (1,026,344 lines, 95 MB, 633 substitutions):
   (b) `cut -c6- LOG | jq -c 'select(.action=="start" and .type==108)' > /dev/null`
                                                              - only the substitution records
 
-Targets: median(a) / median(b) <= 0.25 and a peak RSS of (a) <= 64 MB. This script prints the
+Targets: median(a) / median(b) <= 0.20 and a peak RSS of (a) <= 64 MB. This script prints the
 figures; it does not pass or fail. Run it from the repository root:
 
     .venv/bin/python benchmarks/parse.py [--rounds 5] [--profile 25]
@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "nom-devshell-2022.nix-log.xz"
 EXPECTED_SUBSTITUTIONS = 633
-TARGET_RATIO = 0.25
+TARGET_RATIO = 0.20
 TARGET_RSS_MB = 64.0
 JQ_FILTER = 'select(.action=="start" and .type==108)'
 

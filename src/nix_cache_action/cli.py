@@ -584,7 +584,9 @@ def _analyze(args: argparse.Namespace) -> int:
         path = Path(args.log)
         if not path.is_file():
             raise InputError("log", f"{path} is not a readable file; pass a log file or -")
-        stream = path.open("rb")
+        # Read a MiB at a time: a million-line log is read in a third less time than with
+        # the default 8 KiB (benchmarks/parse.py).
+        stream = path.open("rb", buffering=1 << 20)
         source = str(path)
     timed = args.timing == "arrival" or (args.timing == "auto" and _is_pipe(stream))
     try:

@@ -163,7 +163,7 @@ def _make(cls: type[T], *, frozen: bool, slots: bool) -> type[T]:
     setattr(cls, _COMPARED, tuple(f.name for f in all_fields if f.compare))
     methods: dict[str, object] = {
         "__match_args__": tuple(f.name for f in all_fields if f.init),
-        "__init__": _init(cls, all_fields, frozen=frozen),
+        "__init__": _first_init(cls, all_fields, frozen=frozen),
         "__repr__": _repr,
         "__eq__": _eq,
     }
@@ -206,6 +206,36 @@ def _fields_of(cls: type) -> tuple[tuple[Field, ...], tuple[str, ...]]:
 def _is_class_var(annotation: object) -> bool:
     text = annotation if isinstance(annotation, str) else getattr(annotation, "__qualname__", "")
     return isinstance(text, str) and text.split("[", 1)[0].rsplit(".", 1)[-1] == "ClassVar"
+
+
+def _first_init(cls: type, all_fields: tuple[Field, ...], *, frozen: bool) -> Callable[..., None]:
+    """`__init__` until the first record is made: it compiles the real one, puts it in its
+    place and makes that record. A class no run instantiates (most of the aggregate's in a
+    build) never pays for the compilation."""
+
+    _check(cls, all_fields)
+
+    def first_init(self: object, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
+        init = _init(cls, all_fields, frozen=frozen)
+        type.__setattr__(cls, "__init__", init)
+        init(self, *args, **kwargs)
+
+    first_init.__name__ = "__init__"
+    first_init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return first_init
+
+
+def _check(cls: type, all_fields: tuple[Field, ...]) -> None:
+    """What `_init` would refuse, refused when the class is made."""
+    defaulted = None
+    for f in all_fields:
+        has_default = f.default is not MISSING or f.default_factory is not MISSING
+        if not f.init and not has_default:
+            raise TypeError(f"{cls.__name__}: field {f.name!r} has no init and no default")
+        if f.init and has_default:
+            defaulted = f.name
+        elif f.init and defaulted is not None:
+            raise TypeError(f"{cls.__name__}: field {f.name!r} without a default follows one")
 
 
 def _init(cls: type, all_fields: tuple[Field, ...], *, frozen: bool) -> Callable[..., None]:

@@ -154,3 +154,19 @@ def test_a_field_without_default_after_one_with_is_refused() -> None:
         class Wrong:
             a: int = 0
             b: int  # type: ignore[misc]
+
+
+def test_init_is_compiled_on_first_use_and_takes_the_same_arguments() -> None:
+    @records.record
+    class Lazy:
+        a: int
+        b: int = 2
+
+    first = vars(Lazy)["__init__"]
+    assert Lazy(1).b == 2
+    compiled = vars(Lazy)["__init__"]
+    assert compiled is not first
+    assert Lazy(1, 3) == Lazy(a=1, b=3)
+    assert vars(Lazy)["__init__"] is compiled  # compiled once
+    with pytest.raises(TypeError):
+        Lazy()  # type: ignore[call-arg]

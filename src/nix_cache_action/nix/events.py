@@ -275,13 +275,19 @@ def parse_line(line: bytes) -> Event:
         return _text(line)
 
 
+# json.loads of bytes first guesses their encoding; Nix writes UTF-8, so the text is decoded
+# here and given to the decoder itself (a tenth of the time of each of a log's records).
+_DECODE = json.JSONDecoder().decode
+
+
 def _json(body: bytes) -> object:
     try:
-        return json.loads(body)
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
         # A builder's or a trace's bytes that are not UTF-8: the record still counts, with
         # those bytes replaced.
-        return json.loads(body.decode("utf-8", "replace"))
+        text = body.decode("utf-8", "replace")
+    return _DECODE(text)
 
 
 def _fields(record: dict[str, Any]) -> tuple[int | str, ...]:
