@@ -181,7 +181,8 @@ def measure(cli: str, nix: str, scratch: Path, shape: str, rounds: int) -> None:
     print(
         f"{shape}: median (a) {a:.3f} s, (b) {b:.3f} s, ratio {a / b:.2f} (target <="
         f" {TARGET_RATIO}), (a) - (b) = {1000 * (a - b):+.0f} ms (target <="
-        f" {1000 * TARGET_EXTRA_SECONDS:.0f} ms: {extra}); (c) {c:.3f} s, (d) {d:.3f} s, ratio {c / d:.2f} (target <="
+        f" {1000 * TARGET_EXTRA_SECONDS:.0f} ms: {extra}); (c) {c:.3f} s, (d) {d:.3f} s,"
+        f" ratio {c / d:.2f} (target <="
         f" {TARGET_SKIP_RATIO}); (e) {e:.3f} s, (f) {f:.3f} s: verify-once costs (a) - (e) ="
         f" {1000 * (a - e):+.0f} ms, Nix's structured log (f) - (b) = {1000 * (f - b):+.0f} ms,"
         f" the CLI's own work (e) - (f) = {1000 * (e - f):+.0f} ms"
