@@ -13,25 +13,44 @@ from typing import TYPE_CHECKING, TextIO
 
 from nix_cache_action import debug
 from nix_cache_action.errors import InputError
-from nix_cache_action.github.statuses import Publisher, StatusPublisher
 from nix_cache_action.github.workflow_commands import WorkflowCommands, configure_logging
 from nix_cache_action.redaction import Redactor, environment_secrets
 from nix_cache_action.settings import COMMAND_VARIABLE, COMMANDS, input_variable
-from nix_cache_action.steps.aggregate import run_aggregate
-from nix_cache_action.steps.build import run_build
-from nix_cache_action.steps.plan import run_plan
-from nix_cache_action.steps.publish import StepIO, bad_input
+from nix_cache_action.steps.publish import StepIO, bad_input, status_publisher
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from nix_cache_action.github.statuses import Publisher
+
 DEBUG_VARIABLE = "RUNNER_DEBUG"
 UNKNOWN_COMMAND = "{value!r} is not one of {commands}; the action.yml that runs this sets it"
 
+
+# Each step imports only what it runs: a leg's build never pays for the planner or the
+# aggregate (as the CLI's commands).
+def _build(environ: Mapping[str, str], io: StepIO) -> int:
+    from nix_cache_action.steps.build import run_build  # noqa: PLC0415
+
+    return run_build(environ, io)
+
+
+def _plan(environ: Mapping[str, str], io: StepIO) -> int:
+    from nix_cache_action.steps.plan import run_plan  # noqa: PLC0415
+
+    return run_plan(environ, io)
+
+
+def _aggregate(environ: Mapping[str, str], io: StepIO) -> int:
+    from nix_cache_action.steps.aggregate import run_aggregate  # noqa: PLC0415
+
+    return run_aggregate(environ, io)
+
+
 STEPS: dict[str, Callable[[Mapping[str, str], StepIO], int]] = {
-    "build": run_build,
-    "plan": run_plan,
-    "aggregate": run_aggregate,
+    "build": _build,
+    "plan": _plan,
+    "aggregate": _aggregate,
 }
 
 
@@ -39,7 +58,7 @@ def main(
     environ: Mapping[str, str] = os.environ,
     stdout: TextIO | None = None,
     *,
-    publisher_factory: Callable[[str, str, str, str], Publisher] = StatusPublisher,
+    publisher_factory: Callable[[str, str, str, str], Publisher] = status_publisher,
 ) -> int:
     """Run the step; the exit status is the step's, and follows the verdict.
 

@@ -171,8 +171,10 @@ def test_the_action_reads_no_environment_outside_settings() -> None:
     The one use allowed is main()'s default argument, which hands os.environ to settings.
     (tests/unit/test_action.py records every key main() reads, on top of this.)
     """
+    # The steps are imported when they run (action.STEPS); every one of them is looked at.
     script = (
-        "import sys, nix_cache_action.action;"
+        "import sys, nix_cache_action.action, nix_cache_action.steps.build,"
+        " nix_cache_action.steps.plan, nix_cache_action.steps.aggregate;"
         "print('\\n'.join(m.__file__ for n, m in sys.modules.items()"
         " if n.startswith('nix_cache_action') and getattr(m, '__file__', None)))"
     )

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Protocol, TextIO
 
 from nix_cache_action import debug
 from nix_cache_action.errors import EXIT_FAILED, InputError
-from nix_cache_action.github.statuses import Publisher, StatusPublisher
 from nix_cache_action.github.workflow_commands import (
     Annotation,
     AnnotationBuffer,
@@ -58,6 +57,8 @@ from nix_cache_action.store_path import store_name
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from nix_cache_action.github.statuses import Publisher
+
 OUTPUT_DIRECTORY = "nix-cache-action"
 REPORT_FILE = "report.json"
 LOG_FILE = "nix.log"
@@ -76,6 +77,15 @@ PUBLISH_FAILED = "could not write {what}: {error}; the verdict and the rest are 
 StatusMaker = Callable[[Report, GitHubContext], list[CommitStatus]]
 
 
+def status_publisher(token: str, repository: str, api_url: str, sha: str) -> Publisher:
+    """github.statuses.StatusPublisher, imported when a status is to be posted: PyGithub and
+    requests take a tenth of a second to import, which every step would pay before its build
+    (and a step that posts no status would pay for nothing)."""
+    from nix_cache_action.github.statuses import StatusPublisher  # noqa: PLC0415
+
+    return StatusPublisher(token, repository, api_url, sha)
+
+
 @record
 class StepIO:
     """Where a step's words go: the runner's commands on stdout, the masks already set."""
@@ -84,7 +94,7 @@ class StepIO:
     stdout: TextIO
     redactor: Redactor
     # `publisher_factory(token, repository, api_url, sha)` makes the commit status publisher.
-    publisher_factory: Callable[[str, str, str, str], Publisher] = StatusPublisher
+    publisher_factory: Callable[[str, str, str, str], Publisher] = status_publisher
 
 
 class Publishing(Protocol):
@@ -207,7 +217,7 @@ def publish(  # noqa: PLR0913 - one keyword per thing published, each optional i
     paths: Paths,
     commands: WorkflowCommands,
     stdout: TextIO | None = None,
-    publisher_factory: Callable[[str, str, str, str], Publisher] = StatusPublisher,
+    publisher_factory: Callable[[str, str, str, str], Publisher] = status_publisher,
     statuses: StatusMaker = statuses_for,
 ) -> None:
     """The report, the summary, the step outputs, the annotations, then the commit statuses.
