@@ -820,9 +820,8 @@ class BuildJob:
             session.runs.append(Run(label=label, argv=argv, log_path=log_path))
             index.append(len(session.runs) - 1)
 
-        def on_line(line: bytes, now: float) -> None:
-            event = ledger.feed(line, now)
-            if event is not None:
+        def on_lines(lines: list[bytes], now: float) -> None:
+            for event in ledger.feed_lines(lines, now):
                 self._tell(event)
             self._report_progress(ledger, now)
 
@@ -835,7 +834,7 @@ class BuildJob:
             self.raw_log = None
 
         tee = Tee(
-            on_line=on_line, raw_log=self.raw_log, on_start=on_start, on_log_error=on_log_error
+            on_lines=on_lines, raw_log=self.raw_log, on_start=on_start, on_log_error=on_log_error
         )
         heartbeat = Heartbeat(ledger, self.say, self.nix.clock)
         try:

@@ -2,7 +2,7 @@
 
 Each expected call is the exact argv Nix must be run with and what that Nix answers: for `run`
 a `Completed` (or an exception, such as the FileNotFoundError of a missing executable); for
-`stream` the stderr lines fed to `tee.on_line` one by one, the exit status and stdout, and
+`stream` the stderr lines fed to `tee.on_lines` one by one, the exit status and stdout, and
 optionally an exception (Interrupted, as the SIGTERM handler raises it) at a given line. Nothing
 is executed. The clock is a counter, so every time the code measures is deterministic.
 
@@ -97,7 +97,7 @@ class FakeNix:
             if tee.raw_log is not None:
                 tee.raw_log.write(line)
                 tee.raw_log.flush()
-            tee.on_line(line, self.clock())
+            tee.on_lines([line], self.clock())
         if call.raise_at is not None and call.raise_at >= len(call.lines):
             raise call.error or Interrupted("SIGTERM")
         return Streamed(

@@ -877,7 +877,7 @@ def test_the_fake_interrupt_is_the_engines_interrupted() -> None:
     # The engine tells an interruption from other errors by this class: the fake must raise it.
     fake = FakeNix([StreamCall(["nix"], lines=[b"x\n"], raise_at=0)])
     with pytest.raises(Interrupted, match="SIGTERM"):
-        fake.stream(["nix"], Tee(on_line=lambda *_: None))
+        fake.stream(["nix"], Tee(on_lines=lambda *_: None))
 
 
 def test_a_cache_nix_gives_up_on_is_left_out_of_one_more_build(store: Store) -> None:

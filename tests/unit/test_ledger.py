@@ -156,13 +156,22 @@ def test_asking_the_caches_is_not_evaluation() -> None:
     assert quiet.phases().cache_query is None
 
 
-def test_feed_and_consume_agree() -> None:
+def test_feed_feed_lines_and_consume_agree() -> None:
     for log in sorted(LOGS.glob("*.log")):
-        fed, consumed = Ledger(run="build"), Ledger(run="build")
-        for raw in log.read_bytes().splitlines(keepends=True):
-            fed.feed(raw)
+        fed, batched, consumed = Ledger(run="build"), Ledger(run="build"), Ledger(run="build")
+        raw = log.read_bytes().splitlines(keepends=True)
+        for line in raw:
+            fed.feed(line)
+        # As the live reader gets them: a few reads' worth at a time, events in order.
+        events = []
+        for start in range(0, len(raw), 97):
+            events += batched.feed_lines(raw[start : start + 97], None)
         consumed.consume(log.open("rb"))
-        assert report_of(fed).to_json() == report_of(consumed).to_json(), log.name
+        expected = report_of(fed).to_json()
+        assert report_of(batched).to_json() == expected, log.name
+        assert report_of(consumed).to_json() == expected, log.name
+        parsed = [e for e in (Ledger(run="build").feed(line) for line in raw) if e is not None]
+        assert events == parsed, log.name
 
 
 def lines(*records: dict[str, object]) -> list[bytes]:

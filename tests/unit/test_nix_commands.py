@@ -83,11 +83,11 @@ def base(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 
-def ignore_line(_line: bytes, _now: float) -> None:
+def ignore_lines(_lines: list[bytes], _now: float) -> None:
     return None
 
 
-TEE = Tee(on_line=ignore_line)
+TEE = Tee(on_lines=ignore_lines)
 
 
 # --- the fake itself ----------------------------------------------------------------------------
@@ -117,7 +117,10 @@ def test_the_fake_tells_a_stream_from_a_run_and_counts_what_was_never_called() -
 def test_the_fake_feeds_lines_after_on_start_and_interrupts_at_the_line_asked() -> None:
     events: list[object] = []
     fake = FakeNix([StreamCall(["nix", "build"], lines=[b"a\n", b"b\n", b"c\n"], raise_at=2)])
-    tee = Tee(on_line=lambda line, now: events.append((line, now)), on_start=events.append)
+    tee = Tee(
+        on_lines=lambda lines, now: events.extend((line, now) for line in lines),
+        on_start=events.append,
+    )
     with pytest.raises(Exception, match="SIGTERM") as raised:
         fake.stream(["nix", "build"], tee)
     assert type(raised.value).__name__ == "Interrupted"
@@ -226,7 +229,7 @@ def test_build_argv_and_outputs_from_json(
         [".#hello", ".#zlib"],
         keep_going=keep_going,
         fallback=fallback,
-        tee=Tee(lambda b, _t: seen.append(b)),
+        tee=Tee(lambda read, _t: seen.extend(read)),
     )
     assert built.outputs == {HELLO_DRV: {"out": HELLO}, ZLIB_DRV: {"out": ZLIB, "dev": ZLIB_DEV}}
     assert built.streamed.returncode == 0

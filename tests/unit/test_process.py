@@ -31,11 +31,11 @@ def pumped(chunks: list[bytes], log: io.BytesIO | None = None) -> tuple[list[byt
     lines: list[bytes] = []
     errors: list[str] = []
     tee = Tee(
-        on_line=lambda line, _now: lines.append(line),
+        on_lines=lambda read, _now: lines.extend(read),
         raw_log=log,
         on_log_error=lambda error: errors.append(str(error)),
     )
-    _pump(Reads(chunks), tee.on_line, _LogCopy(tee), lambda: 0.0)  # type: ignore[arg-type]
+    _pump(Reads(chunks), tee.on_lines, _LogCopy(tee), lambda: 0.0)  # type: ignore[arg-type]
     return lines, errors
 
 
@@ -74,7 +74,7 @@ def test_the_raw_log_gets_every_byte_and_a_full_disk_stops_only_the_copy() -> No
 
 def test_a_read_asks_for_a_pipe_full_and_more() -> None:
     pipe = Reads([b"a\n"])
-    _pump(pipe, lambda _line, _now: None, _LogCopy(Tee(on_line=print)), lambda: 0.0)  # type: ignore[arg-type]
+    _pump(pipe, lambda _lines, _now: None, _LogCopy(Tee(on_lines=print)), lambda: 0.0)  # type: ignore[arg-type]
     assert pipe.sizes[0] == CHUNK >= 64 * 1024
 
 
@@ -89,7 +89,7 @@ def test_a_real_childs_stderr_arrives_whole_and_in_order() -> None:
     )
     lines: list[bytes] = []
     log = io.BytesIO()
-    tee = Tee(on_line=lambda line, _now: lines.append(line), raw_log=log)
+    tee = Tee(on_lines=lambda read, _now: lines.extend(read), raw_log=log)
 
     streamed = Subprocesses().stream([sys.executable, "-c", script], tee)
 

@@ -58,13 +58,14 @@ def _ignore_error(_error: OSError) -> None:
 
 @record
 class Tee:
-    """Where a streamed run's stderr goes: each line to `on_line`, the raw bytes to `raw_log`.
+    """Where a streamed run's stderr goes: its lines to `on_lines`, as many at once as one read
+    brought (each with its newline, but a last one that has none), the raw bytes to `raw_log`.
 
     `on_start` hears the argv before the process starts, so a run that is interrupted is still
     on record with what it ran.
     """
 
-    on_line: Callable[[bytes, float], None]
+    on_lines: Callable[[list[bytes], float], None]
     raw_log: IO[bytes] | None = None
     on_start: Callable[[tuple[str, ...]], None] = field(default=_ignore_argv)
     # The raw log could not be written (a full disk): teeing stops, Nix goes on.
@@ -166,7 +167,7 @@ class Subprocesses:
     def stream(self, argv: Sequence[str], tee: Tee) -> Streamed:
         """Run with stderr turned into lines as they come; the raw bytes are teed.
 
-        Nothing of the log is kept here: each line goes to `tee.raw_log` and `tee.on_line`, then
+        Nothing of the log is kept here: each line goes to `tee.raw_log` and `tee.on_lines`, then
         is dropped. On Interrupted (SIGTERM) the process and its children are stopped before
         re-raising.
         """
@@ -191,7 +192,7 @@ class Subprocesses:
             # Inside the try: a signal from here on still stops the process.
             reader.start()
             assert proc.stderr is not None  # noqa: S101 - Popen was asked for the pipe
-            _pump(proc.stderr, tee.on_line, copy, self.clock)
+            _pump(proc.stderr, tee.on_lines, copy, self.clock)
             returncode: int | None = proc.wait()
         except Interrupted:
             interrupted = True
@@ -243,16 +244,17 @@ class _LogCopy:
 
 def _pump(
     stderr: IO[bytes],
-    on_line: Callable[[bytes, float], None],
+    on_lines: Callable[[list[bytes], float], None],
     copy: _LogCopy,
     clock: Callable[[], float],
 ) -> None:
-    """Nix's stderr into `copy` and `on_line`, until it closes.
+    """Nix's stderr into `copy` and `on_lines`, until it closes.
 
     Whatever the pipe holds at once, not a line at a time: a 201-path substitution is about
     19,000 lines, and a write, a flush and a clock reading for each of them made the reader
-    slower than Nix, which then waited on its full stderr pipe. Lines split as a file's
-    iteration splits them, at b"\n" only, each with its newline.
+    slower than Nix, which then waited on its full stderr pipe; so are the lines, all of one
+    read in one call, so that the reader's loop over them makes no call per line. Lines split
+    as a file's iteration splits them, at b"\n" only, each with its newline.
     """
     # The start of a line not yet ended, in pieces: a builder's 50 MB line is joined once.
     pending: list[bytes] = []
@@ -269,10 +271,10 @@ def _pump(
             pending = []
         if rest := lines.pop():
             pending.append(rest)
-        for line in lines:
-            on_line(line + b"\n", now)
+        if lines:
+            on_lines([line + b"\n" for line in lines], now)
     if pending:
-        on_line(b"".join(pending), clock())  # a last line without its newline
+        on_lines([b"".join(pending)], clock())  # a last line without its newline
 
 
 def _drain(pipe: IO[bytes] | None, into: list[bytes]) -> None:
