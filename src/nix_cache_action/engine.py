@@ -50,11 +50,10 @@ from nix_cache_action.reproducibility import (
 )
 from nix_cache_action.store_path import output_name, store_name
 from nix_cache_action.verification import VerificationRecord, Where, load_record
-from nix_cache_action.why import explain_misses, misses, with_changes
+from nix_cache_action.why import explain_misses, misses, reckon, with_changes, with_why
 
 if TYPE_CHECKING:
-    from nix_cache_action.nix.derivations import Derivation
-    from nix_cache_action.report import RunLabel
+    from nix_cache_action.report import RunLabel, Why
 
 
 Say = Callable[[str], None]
@@ -188,21 +187,16 @@ class Session:
     configured: list[str] = field(default_factory=list)  # the substituters Nix is set to ask
     system: str | None = None  # Nix's `system`, for the verification record
     record: VerificationRecord = field(default_factory=VerificationRecord)
-    # The misses' derivations, read while the check's rebuild runs (see BuildJob.run).
-    derivations_read: tuple[frozenset[str], _Soon[dict[str, Derivation]]] | None = None
+    # The misses' root causes, reckoned while the check's rebuild runs (see BuildJob.run).
+    reckoning: tuple[list[str], _Soon[Why | str]] | None = None
 
-    def derivations(self, nix: Nix) -> Callable[[Sequence[str]], Mapping[str, Derivation]]:
-        """`nix.derivations`, taking what was read already first."""
-
-        def read(drvs: Sequence[str]) -> Mapping[str, Derivation]:
-            if self.derivations_read is None:
-                return nix.derivations(drvs)
-            asked, soon = self.derivations_read
-            found = soon.result()
-            rest = [drv for drv in drvs if drv not in asked]
-            return {**found, **nix.derivations(rest)} if rest else found
-
-        return read
+    def explained(self, report: Report, nix: Nix) -> Report:
+        """`report` with the root causes of its misses: those reckoned during the rebuild,
+        where the misses are the same."""
+        missed = misses(report.builds)
+        if self.reckoning is not None and self.reckoning[0] == missed:
+            return with_why(report, self.reckoning[1].result())
+        return explain_misses(report, nix.derivations)
 
     def stop(self, why: str) -> None:
         why = cut(why)  # an exception's text may quote anything
@@ -321,7 +315,7 @@ def run_job(  # noqa: PLR0913 - the job, its Nix, and where its words go
     if clock is not None:
         report = replace(report, seconds=round(clock() - started, 3))
     if nix is not None and status != EXIT_INTERRUPTED:
-        report = explain_misses(report, session.derivations(nix))
+        report = session.explained(report, nix)
     report = finish(report, options)
     if options.verified is not None:
         problem = _save_record(session, report, options)
@@ -468,12 +462,12 @@ class BuildJob:
         if not good:
             return
         build_ledger = self._build(good)
-        # The misses' .drv files are read on another thread while Nix rebuilds: the root
-        # causes cost the run no wall time (about 25 ms on 200 derivations otherwise).
+        # The misses' root causes are reckoned on another thread while Nix rebuilds: reading
+        # and fingerprinting 200 .drv files would otherwise add about 25 ms after it.
         builds = [b for ledger in session.ledgers for b in ledger.builds(session.outputs_by_drv)]
         missed = misses(builds)
         if missed:
-            session.derivations_read = (frozenset(missed), _Soon(lambda: nix.derivations(missed)))
+            session.reckoning = (missed, _Soon(lambda: reckon(missed, nix.derivations)))
         if self.options.reproducibility == "off":
             session.checks.extend(
                 not_checked(i, REPRODUCIBILITY_OFF, output=name, path=out, run="build")

@@ -56,17 +56,29 @@ def explain_misses(
     """The root causes of the misses, from their .drv files as `derivations` reads them: a
     reckoning that cannot be made is a note, never a lost report."""
     missed = misses(report.builds)
-    if not missed:
-        return report
+    return with_why(report, reckon(missed, derivations)) if missed else report
+
+
+def reckon(
+    missed: Sequence[str], derivations: Callable[[Sequence[str]], Mapping[str, Derivation]]
+) -> Why | str:
+    """The root causes of `missed` with their fingerprints, or the note that says why they
+    could not be reckoned."""
     try:
         found = derivations(missed)
     except (NixCacheActionError, OSError) as error:
-        return records.replace(report, notes=(*report.notes, WHY_UNREAD.format(error=error)))
+        return WHY_UNREAD.format(error=error)
     inputs = {drv: found[drv].input_drvs for drv in missed if drv in found}
     kept, left_out = fingerprints([found[drv] for drv in missed if drv in found])
-    why = records.replace(
+    return records.replace(
         explain(missed, inputs), fingerprints=kept, fingerprints_left_out=left_out
     )
+
+
+def with_why(report: Report, why: Why | str) -> Report:
+    """`report` with the reckoning of its misses (`reckon`), or its note."""
+    if isinstance(why, str):
+        return records.replace(report, notes=(*report.notes, why))
     return records.replace(report, why=why, builds=with_because(report.builds, why))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import shlex
 import signal
 import subprocess
@@ -25,6 +26,9 @@ from nix_cache_action.records import field, record
 STOP_GRACE_SECONDS = 3.0
 # The most of Nix's stderr taken in one read: what a pipe holds (64 KiB on Linux) and more.
 CHUNK = 1 << 20
+# A read smaller than this is followed by a short wait for more (see _pump).
+SMALL_READ = 16 << 10
+GATHER_SECONDS = 0.002
 
 
 class Interrupted(Exception):  # noqa: N818 - it is a signal, not a failure of ours
@@ -242,6 +246,14 @@ class _LogCopy:
                 self._on_error(error)
 
 
+def _ready(stream: IO[bytes]) -> bool:
+    """Whether a read of `stream` would return at once (data, or its end)."""
+    try:
+        return bool(select.select([stream], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True  # closed or not a pipe: the read says which
+
+
 def _pump(
     stderr: IO[bytes],
     on_lines: Callable[[list[bytes], float], None],
@@ -260,6 +272,11 @@ def _pump(
     pending: list[bytes] = []
     read = stderr.read1  # type: ignore[attr-defined]
     while chunk := read(CHUNK):
+        if len(chunk) < SMALL_READ:
+            # Nix writes a line at a time: waking for each costs this process more than the
+            # lines do. A moment's wait lets a few hundred gather (the pipe holds 64 KiB).
+            time.sleep(GATHER_SECONDS)
+            chunk += read(CHUNK) if _ready(stderr) else b""
         copy.write(chunk)
         if b"\n" not in chunk:
             pending.append(chunk)
