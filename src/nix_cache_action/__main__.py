@@ -1,5 +1,5 @@
 import sys
 
-from nix_cache_action.cli import main
+from nix_cache_action.start import main
 
 sys.exit(main())

@@ -34,6 +34,7 @@ from nix_cache_action.report import (
 
 if TYPE_CHECKING:
     from nix_cache_action.ledger import Ledger
+    from nix_cache_action.nix.probe import Probe
     from nix_cache_action.plan import Plan
     from nix_cache_action.render.live import LiveLine
 
@@ -398,7 +399,8 @@ def _outputs(parser: argparse.ArgumentParser, *, runs_nix: bool) -> None:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, probe: Probe | None = None) -> int:
+    """The command line; `probe` is Nix's, started before this module was imported (start.py)."""
     tolerant_streams()
     _SAID.clear()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -424,6 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "merge": _merge,
     }
     try:
+        args.probe = probe
         return commands[args.command](args)
     except NixCacheActionError as exc:
         print(_shown(f"nix-cache-action: {exc}"), file=sys.stderr)  # noqa: T201
@@ -505,7 +508,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from nix_cache_action.nix.commands import Probe  # noqa: PLC0415 - see the imports above
+    from nix_cache_action.nix.probe import Probe  # noqa: PLC0415 - see the imports above
     from nix_cache_action.nix.process import Subprocesses  # noqa: PLC0415
 
     _check_targets(args)
@@ -526,10 +529,11 @@ def _build(args: argparse.Namespace) -> int:
     if directory is not None and not directory.is_dir():
         raise InputError("--directory", f"{directory} is not a directory; pass an existing one")
     installables, leg = _leg(args)
-    runner = Subprocesses(cwd=directory)
-    # Which Nix this is and its settings are asked now: the answers come while the engine is
-    # imported, instead of after it (benchmarks/startup.py).
-    probe = Probe(args.nix, runner)
+    # Which Nix this is and its settings are asked now, if start.py has not asked them already
+    # of this very Nix in this very directory: the answers come while the engine is imported.
+    probe = args.probe
+    if probe is None or not probe.asks(args.nix, directory):
+        probe = Probe(args.nix, Subprocesses(cwd=directory))
     from nix_cache_action.engine import BuildOptions, run_job  # noqa: PLC0415
     from nix_cache_action.render.live import LiveLine  # noqa: PLC0415
 

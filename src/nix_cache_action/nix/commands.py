@@ -1,16 +1,15 @@
 """Every Nix command this project runs, one small method each, with its argv and its output read.
 
-The argv of each command is written here and only here; what differs between Nix versions is
+The argv of each command is written here and only here (the first two, which start before the
+rest of the CLI is imported, in nix/probe.py); what differs between Nix versions is
 asked of `NixVersion`. The commands run through a `Runner` (nix/process.py), so tests drive them,
 and the engine above them, with a fake that asserts each argv.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -26,8 +25,9 @@ from nix_cache_action.nix.attributes import (
 )
 from nix_cache_action.nix.derivations import Derivation, read_derivations, read_input_graph
 from nix_cache_action.nix.events import strip_ansi
+from nix_cache_action.nix.probe import FEATURES, Probe
 from nix_cache_action.nix.process import Completed, Runner, Started, Streamed, Tee
-from nix_cache_action.nix.version import NixVersion, parse_version
+from nix_cache_action.nix.version import NixVersion
 from nix_cache_action.records import record
 from nix_cache_action.store_path import base_name
 
@@ -54,9 +54,6 @@ QUERY_TIMED_OUT = (
     " is not locked by another process and that the caches answer, then run again."
 )
 
-# Flakes and the new CLI are experimental in upstream Nix; the extra- form adds to the user's own
-# setting instead of replacing it. Determinate Nix and Lix accept it too.
-FEATURES = ("--extra-experimental-features", "nix-command flakes")
 # No -v: the JSON logger sends every activity and result whatever the verbosity, and -v only
 # adds talkative messages ("evaluating file ...", thousands of lines on nixpkgs) that nothing
 # here reads but that Nix must format and this process must parse.
@@ -123,49 +120,6 @@ class Built:
     # Why `--json` on stdout could not be read after a build that succeeded, if it could not:
     # the outputs are then asked for one installable at a time.
     unreadable: str | None = None
-
-
-class Probe:
-    """The two questions every run asks first, asked at once: which Nix this is, and its
-    settings in force. Started as soon as the executable is known (the CLI starts them before
-    it imports the engine), and read when the run needs them.
-
-    The settings are asked as `show-config --json`, which every Nix answers (2.20 and later
-    with a warning that goes nowhere): the version that would tell `config show` from
-    `show-config` is not known yet. Should a Nix drop that name, `Nix.config` asks again by
-    the one its version gives.
-    """
-
-    def __init__(self, executable: str, runner: Runner) -> None:
-        self.executable = executable
-        self.runner = runner
-        self._version: Started | None = None
-        self._config: Started | None = None
-        self._error: Exception | None = None
-        try:
-            self._version = runner.start([executable, "--version"])
-        except (OSError, subprocess.SubprocessError) as exc:
-            self._error = exc  # raised, as a NixError, where the run asks for its Nix
-            return
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            self._config = runner.start([executable, *FEATURES, "show-config", "--json"])
-
-    def nix(self) -> Nix:
-        """The Nix that answered; a NixError says why it cannot be used."""
-        executable = self.executable
-        try:
-            if self._error is not None:
-                raise self._error
-            assert self._version is not None  # noqa: S101 - set whenever there is no error
-            done = self._version.result(timeout=TIMEOUT_NIX_VERSION)
-        except (FileNotFoundError, PermissionError) as exc:
-            # A bare name was looked up on PATH; a path was given by the user and is wrong.
-            template = NIX_PATH_UNUSABLE if os.sep in executable else NIX_NOT_FOUND
-            raise NixError(template.format(exe=executable)) from exc
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise NixError(NIX_PROBE_FAILED.format(exe=executable, error=exc)) from exc
-        version = parse_version(done.stdout or done.stderr)
-        return Nix(executable, version, self.runner, config_query=self._config)
 
 
 class Nix:

@@ -15,11 +15,13 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 from nix_cache_action import debug
 from nix_cache_action.records import field, record
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # GitHub cancels a job with SIGINT, then SIGTERM 7.5 s later, then SIGKILL 2.5 s after that:
 # a child gets a short grace so that the report is written well before the SIGKILL.
@@ -125,7 +127,7 @@ class Subprocesses:
     def __init__(
         self,
         *,
-        cwd: Path | None = None,
+        cwd: Path | str | None = None,
         env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

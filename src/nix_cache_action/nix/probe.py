@@ -1,0 +1,87 @@
+"""The two questions every run asks Nix first, asked before anything else.
+
+Kept apart from nix/commands.py, which holds every other command, so that starting them costs
+only this module and nix/process.py: the CLI starts them while it is still importing itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from nix_cache_action.nix.commands import Nix
+    from nix_cache_action.nix.process import Runner, Started
+
+# Flakes and the new CLI are experimental in upstream Nix; the extra- form adds to the user's own
+# setting instead of replacing it. Determinate Nix and Lix accept it too.
+FEATURES = ("--extra-experimental-features", "nix-command flakes")
+
+
+class Probe:
+    """The two questions every run asks first, asked at once: which Nix this is, and its
+    settings in force. Started as soon as the executable is known (`nix-cache-action build`
+    starts them before the rest of the CLI is imported, start.py), and read when the run
+    needs them.
+
+    The settings are asked as `show-config --json`, which every Nix answers (2.20 and later
+    with a warning that goes nowhere): the version that would tell `config show` from
+    `show-config` is not known yet. Should a Nix drop that name, `Nix.config` asks again by
+    the one its version gives.
+    """
+
+    def __init__(self, executable: str, runner: Runner) -> None:
+        self.executable = executable
+        self.runner = runner
+        self._version: Started | None = None
+        self._config: Started | None = None
+        self._error: Exception | None = None
+        try:
+            self._version = runner.start([executable, "--version"])
+        except (OSError, subprocess.SubprocessError) as exc:
+            self._error = exc  # raised, as a NixError, where the run asks for its Nix
+            return
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            self._config = runner.start([executable, *FEATURES, "show-config", "--json"])
+
+    def asks(self, executable: str, directory: Path | None) -> bool:
+        """Whether this probe asks `executable`, run in `directory` (None: here)."""
+        if self.executable != executable:
+            return False
+        cwd = getattr(self.runner, "cwd", None)  # Subprocesses' (a fake runner has none)
+        if cwd is None or directory is None:
+            return cwd is None and directory is None
+        # os.path, as in start.py: this module is imported before pathlib is.
+        return os.path.samefile(cwd, directory)  # noqa: PTH121
+
+    def nix(self) -> Nix:
+        """The Nix that answered; a NixError says why it cannot be used."""
+        # Imported here: the probe starts before the rest of the CLI is imported.
+        from nix_cache_action.errors import NixError  # noqa: PLC0415
+        from nix_cache_action.nix.commands import (  # noqa: PLC0415
+            NIX_NOT_FOUND,
+            NIX_PATH_UNUSABLE,
+            NIX_PROBE_FAILED,
+            TIMEOUT_NIX_VERSION,
+            Nix,
+        )
+        from nix_cache_action.nix.version import parse_version  # noqa: PLC0415
+
+        executable = self.executable
+        try:
+            if self._error is not None:
+                raise self._error
+            assert self._version is not None  # noqa: S101 - set whenever there is no error
+            done = self._version.result(timeout=TIMEOUT_NIX_VERSION)
+        except (FileNotFoundError, PermissionError) as exc:
+            # A bare name was looked up on PATH; a path was given by the user and is wrong.
+            template = NIX_PATH_UNUSABLE if os.sep in executable else NIX_NOT_FOUND
+            raise NixError(template.format(exe=executable)) from exc
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise NixError(NIX_PROBE_FAILED.format(exe=executable, error=exc)) from exc
+        version = parse_version(done.stdout or done.stderr)
+        return Nix(executable, version, self.runner, config_query=self._config)
