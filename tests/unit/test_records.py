@@ -170,3 +170,33 @@ def test_init_is_compiled_on_first_use_and_takes_the_same_arguments() -> None:
     assert vars(Lazy)["__init__"] is compiled  # compiled once
     with pytest.raises(TypeError):
         Lazy()  # type: ignore[call-arg]
+
+
+def test_equality_and_hashing_are_compiled_with_init_and_agree_with_the_shared_ones() -> None:
+    @records.record
+    class Pair:
+        a: int
+        b: tuple[str, ...] = ()
+        note: str = records.field(default="", compare=False)
+
+    shared_eq, shared_hash = vars(Pair)["__eq__"], vars(Pair)["__hash__"]
+    first, second = Pair(1, ("x",), note="one"), Pair(1, ("x",), note="two")
+    assert vars(Pair)["__eq__"] is not shared_eq
+    assert first == second
+    assert hash(first) == hash(second) == shared_hash(first)
+    assert shared_eq(first, second) is True
+    assert first != Pair(2, ("x",))
+    assert (first == object()) is False
+
+
+def test_a_record_class_that_writes_its_own_equality_is_refused() -> None:
+    with pytest.raises(TypeError, match="makes its own __eq__"):
+
+        @records.record
+        class Own:
+            a: int
+
+            def __eq__(self, other: object) -> bool:
+                return True
+
+            __hash__ = object.__hash__
