@@ -59,6 +59,8 @@ if TYPE_CHECKING:
 Say = Callable[[str], None]
 # A streamed command gives its stream, or (a build) the stream and the outputs it built.
 S = TypeVar("S", Built, Streamed)
+# How long a run that stops during its build waits for Nix's settings, asked before it began.
+SETTINGS_WAIT_SECONDS = 2.0
 T = TypeVar("T")
 
 
@@ -440,6 +442,7 @@ class BuildJob:
         self.env = env
         self.progress = progress
         self._rebuild_here = False
+        self._settings_read = False
         self._progress_at = float("-inf")
 
     @property
@@ -450,12 +453,11 @@ class BuildJob:
         session, nix = self.session, self.nix
         session.nix = nix.version.info()
         self.say(f"nix-cache-action: {nix.version.text}")
-        config = nix.config()
-        session.configured = substituters_in(config)
-        system = config.get("system")
-        session.system = system if isinstance(system, str) else None
-        # Every build on remote builders: the check's rebuild runs here (see Nix.rebuild).
-        self._rebuild_here = str(config.get("max-jobs")) == "0"
+        # Nix's settings are asked now and read once the build has started (`_settings`):
+        # nothing before the build needs them but --skip-cached, which asks the caches.
+        nix.start_config()
+        if self.options.skip_cached:
+            self._settings()
         good = self._evaluate_all()
         if good and self.options.skip_cached and not self.options.recheck:
             good = self._skip_cached(good)
@@ -562,8 +564,30 @@ class BuildJob:
 
     # --- 2. build -----------------------------------------------------------------------------
 
+    def _settings(self, *, timeout: float | None = None) -> None:
+        """Nix's settings in force, taken from its answer (once): the caches it asks, its
+        system, whether it builds anything here."""
+        if self._settings_read:
+            return
+        self._settings_read = True
+        config = self.nix.config() if timeout is None else self.nix.config(timeout=timeout)
+        session = self.session
+        session.configured = substituters_in(config)
+        system = config.get("system")
+        session.system = system if isinstance(system, str) else None
+        # Every build on remote builders: the check's rebuild runs here (see Nix.rebuild).
+        self._rebuild_here = str(config.get("max-jobs")) == "0"
+
     def _build(self, names: list[str]) -> Ledger:
-        ledger, built = self._build_once(names, "build")
+        try:
+            ledger, built = self._build_once(names, "build")
+        except BaseException:
+            # A run stopped in its build still says which caches were configured; Nix
+            # answered that long before (a cancelled job has seconds left, not minutes).
+            with contextlib.suppress(Exception):
+                self._settings(timeout=SETTINGS_WAIT_SECONDS)
+            raise
+        self._settings()
         runs = [ledger]
         failing = self._caches_nix_gave_up_on(ledger, built)
         if failing:

@@ -702,7 +702,7 @@ def test_a_missing_nix_stops_the_run_with_exit_1_and_the_fix() -> None:
 
 
 def test_a_too_old_nix_stops_the_run() -> None:
-    fake = FakeNix([RunCall(["nix", "--version"], stdout="nix (Nix) 2.3.16\n"), config_call("")])
+    fake = FakeNix([RunCall(["nix", "--version"], stdout="nix (Nix) 2.3.16\n")])
     report, status, _ = run(fake, ".#default")
     assert status == 1
     assert report.stopped is not None
@@ -717,10 +717,13 @@ def test_interrupted_during_the_build_exits_130_with_what_was_parsed(
     # SIGTERM as top's substitution starts: leaf's has finished.
     cut = first_line_with(lines, b'"type":108', b"-top")
     argv = [*BUILD, ".#default"]
-    fake = FakeNix([*start_calls("2.34"), StreamCall(argv, lines=lines, raise_at=cut)])
+    start = [version_call("2.34"), config_call("2.34", [MAGIC_NIX_CACHE])]
+    fake = FakeNix([*start, StreamCall(argv, lines=lines, raise_at=cut)])
     log_path = tmp_path / "nix.log"
     report, status, _ = run(fake, ".#default", log_path=log_path)
     assert (status, report.verdict()) == (130, "failed")
+    # The settings, asked before the build and read after it, are read when it is cut short.
+    assert report.configured_substituters == (MAGIC_NIX_CACHE,)
     # The report alone says a failure; 130 is the process's own word for the interruption.
     assert report.exit_status() == 1
     assert report.stopped == INTERRUPTED.format(signal="SIGTERM")

@@ -62,20 +62,14 @@ NO_ATTRIBUTE = (
 )
 
 
-def probe_calls(version: str, exe: str = "nix", config: str = "{}") -> list[RunCall]:
-    """What every probe asks, both at once: the version, and the settings by the name every
-    Nix knows (its answer read only when the settings are asked for)."""
-    return [
-        RunCall([exe, "--version"], stdout=version + "\n"),
-        RunCall([exe, *NIX[1:], "show-config", "--json"], stdout=config),
-    ]
+def config_call(exe: str = "nix", config: str = "{}") -> RunCall:
+    """The settings, asked by the name every Nix knows."""
+    return RunCall([exe, *NIX[1:], "show-config", "--json"], stdout=config)
 
 
-def probed(
-    version: str, *script: RunCall | StreamCall, exe: str = "nix", config: str = "{}"
-) -> tuple[Nix, FakeNix]:
+def probed(version: str, *script: RunCall | StreamCall, exe: str = "nix") -> tuple[Nix, FakeNix]:
     """A Nix of `version` (asked with `--version`, as the code does), then `script`."""
-    fake = FakeNix([*probe_calls(version, exe, config), *script])
+    fake = FakeNix([RunCall([exe, "--version"], stdout=version + "\n"), *script])
     return Nix.probe(exe, fake), fake
 
 
@@ -148,14 +142,12 @@ def test_probe_asks_version_and_reads_flavour_and_number(
     nix, fake = probed(text)
     assert (nix.version.flavour, nix.version.label, nix.version.text) == (flavour, label, text)
     # No feature flags on --version: 2.8 knows --version alone.
-    assert fake.calls == [("nix", "--version"), (*NIX, "show-config", "--json")]
+    assert fake.calls == [("nix", "--version")]
     fake.assert_done()
 
 
 def test_probe_reads_a_version_printed_on_stderr() -> None:
-    fake = FakeNix(
-        [RunCall(["nix", "--version"], stderr=NIX_2_34 + "\n"), probe_calls(NIX_2_34)[1]]
-    )
+    fake = FakeNix([RunCall(["nix", "--version"], stderr=NIX_2_34 + "\n")])
     assert Nix.probe("nix", fake).version.version == (2, 34, 8)
 
 
@@ -183,7 +175,7 @@ def test_a_wrong_nix_path_names_the_path_and_says_what_to_pass(error: OSError) -
 
 def test_a_nix_that_hangs_on_version_is_a_nix_error_with_the_cause() -> None:
     hangs = RunCall(["nix", "--version"], error=subprocess.TimeoutExpired("nix", 60))
-    fake = FakeNix([hangs, probe_calls(NIX_2_34)[1]])
+    fake = FakeNix([hangs])
     with pytest.raises(NixError, match=r"`nix --version` did not answer \(.*timed out after 60"):
         Nix.probe("nix", fake)
 
@@ -294,8 +286,10 @@ SETTINGS = {
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_config_reads_the_settings_started_with_the_version_once(version: str) -> None:
-    nix, fake = probed(version, config=json.dumps(SETTINGS))
+def test_config_reads_the_settings_asked_once_by_the_name_every_nix_knows(version: str) -> None:
+    nix, fake = probed(version, config_call(config=json.dumps(SETTINGS)))
+    nix.start_config()
+    nix.start_config()  # started once
     expected = {"substituters": ["http://a", "http://127.0.0.1:37515?trusted=1"], "max-jobs": 2}
     assert nix.config() == expected
     assert nix.config() == expected  # asked once: no second query
@@ -308,7 +302,8 @@ def test_a_nix_without_show_config_is_asked_by_the_name_its_version_gives(versio
     parsed = parse_version(version)
     old = parsed.flavour == "lix" or not parsed.at_least(2, 20)
     command = ["show-config", "--json"] if old else ["config", "show", "--json"]
-    early = [probe_calls(version)[0], RunCall([*NIX, "show-config", "--json"], returncode=1)]
+    early = [RunCall(["nix", "--version"], stdout=version + "\n"), config_call()]
+    early[1] = RunCall(early[1].argv, returncode=1)
     fake = FakeNix([*early, RunCall([*NIX, *command], stdout=json.dumps(SETTINGS))])
     nix = Nix.probe("nix", fake)
     assert nix.config()["max-jobs"] == 2
@@ -317,7 +312,7 @@ def test_a_nix_without_show_config_is_asked_by_the_name_its_version_gives(versio
 
 @pytest.mark.parametrize("stdout", ["", "not json", "[]"])
 def test_a_config_nix_cannot_give_is_empty(stdout: str) -> None:
-    nix, fake = probed(NIX_2_34, config=stdout)
+    nix, fake = probed(NIX_2_34, config_call(config=stdout))
     assert nix.substituters() == []
     fake.assert_done()
 

@@ -1,13 +1,14 @@
 """Every Nix command this project runs, one small method each, with its argv and its output read.
 
-The argv of each command is written here and only here (the first two, which start before the
-rest of the CLI is imported, in nix/probe.py); what differs between Nix versions is
+The argv of each command is written here and only here (the first, `--version`, which starts
+before the rest of the CLI is imported, in nix/probe.py); what differs between Nix versions is
 asked of `NixVersion`. The commands run through a `Runner` (nix/process.py), so tests drive them,
 and the engine above them, with a fake that asserts each argv.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
@@ -125,19 +126,12 @@ class Built:
 class Nix:
     """One Nix installation: its version, and every command this project runs with it."""
 
-    def __init__(
-        self,
-        executable: str,
-        version: NixVersion,
-        runner: Runner,
-        *,
-        config_query: Started | None = None,
-    ) -> None:
+    def __init__(self, executable: str, version: NixVersion, runner: Runner) -> None:
         self.executable = executable
         self.version = version
         self.runner = runner
-        # The configuration query started with the version's (`Probe`), read on first use.
-        self._config_query = config_query
+        # The settings query, once started (start_config), read on first use (config).
+        self._config_query: Started | None = None
         self._config: dict[str, object] | None = None
 
     @classmethod
@@ -213,19 +207,32 @@ class Nix:
 
     # --- queries ------------------------------------------------------------------------------
 
-    def config(self) -> dict[str, object]:
-        """Nix's settings in force ({name: value}); {} when Nix cannot say. Asked once."""
+    def start_config(self) -> None:
+        """Ask for the settings now, to read them later (`config`): the question is answered
+        while something else runs. By the name every Nix knows (2.20 and later answer it with
+        a warning that goes nowhere)."""
+        if self._config is None and self._config_query is None:
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                self._config_query = self.runner.start(self._argv("show-config", "--json"))
+
+    def config(self, *, timeout: float = TIMEOUT_QUERY_SECONDS) -> dict[str, object]:
+        """Nix's settings in force ({name: value}); {} when Nix cannot say. Asked once.
+        `timeout` bounds the wait for an answer asked already (a run being cancelled has
+        seconds left); an answer that does not come is {}."""
         if self._config is None:
-            self._config = self._read_config()
+            self.start_config()
+            self._config = self._read_config(timeout)
         return self._config
 
-    def _read_config(self) -> dict[str, object]:
+    def _read_config(self, timeout: float) -> dict[str, object]:
         done = None
         if self._config_query is not None:
             query, self._config_query = self._config_query, None
             try:
-                done = query.result(timeout=TIMEOUT_QUERY_SECONDS)
+                done = query.result(timeout=timeout)
             except (OSError, subprocess.TimeoutExpired):
+                if timeout < TIMEOUT_QUERY_SECONDS:
+                    return {}
                 done = None
         if done is None or done.returncode != 0:
             # A Nix that has dropped the old name: asked by the name this version gives it.

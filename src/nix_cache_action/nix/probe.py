@@ -1,12 +1,11 @@
-"""The two questions every run asks Nix first, asked before anything else.
+"""The question every run asks Nix first (which Nix it is), asked before anything else.
 
-Kept apart from nix/commands.py, which holds every other command, so that starting them costs
-only this module and nix/process.py: the CLI starts them while it is still importing itself.
+Kept apart from nix/commands.py, which holds every other command, so that asking it costs only
+this module and nix/process.py: the CLI asks while it is still importing itself.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 from typing import TYPE_CHECKING
@@ -23,30 +22,22 @@ FEATURES = ("--extra-experimental-features", "nix-command flakes")
 
 
 class Probe:
-    """The two questions every run asks first, asked at once: which Nix this is, and its
-    settings in force. Started as soon as the executable is known (`nix-cache-action build`
-    starts them before the rest of the CLI is imported, start.py), and read when the run
-    needs them.
-
-    The settings are asked as `show-config --json`, which every Nix answers (2.20 and later
-    with a warning that goes nowhere): the version that would tell `config show` from
-    `show-config` is not known yet. Should a Nix drop that name, `Nix.config` asks again by
-    the one its version gives.
+    """The first question every run asks: which Nix this is. Started as soon as the
+    executable is known (`nix-cache-action build` starts it before the rest of the CLI is
+    imported, start.py), and read when the run needs the answer. Its settings are asked later,
+    while Nix builds (`Nix.start_config`): asked here too, the two questions and the imports
+    shared two cores and each took longer.
     """
 
     def __init__(self, executable: str, runner: Runner) -> None:
         self.executable = executable
         self.runner = runner
         self._version: Started | None = None
-        self._config: Started | None = None
         self._error: Exception | None = None
         try:
             self._version = runner.start([executable, "--version"])
         except (OSError, subprocess.SubprocessError) as exc:
             self._error = exc  # raised, as a NixError, where the run asks for its Nix
-            return
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            self._config = runner.start([executable, *FEATURES, "show-config", "--json"])
 
     def asks(self, executable: str, directory: Path | None) -> bool:
         """Whether this probe asks `executable`, run in `directory` (None: here)."""
@@ -84,4 +75,4 @@ class Probe:
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise NixError(NIX_PROBE_FAILED.format(exe=executable, error=exc)) from exc
         version = parse_version(done.stdout or done.stderr)
-        return Nix(executable, version, self.runner, config_query=self._config)
+        return Nix(executable, version, self.runner)
