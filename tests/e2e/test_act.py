@@ -305,7 +305,7 @@ def act_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[ActLog, ActLog]:
     """The workflow run twice in a row, sharing the actions/cache stand-in's store: the second
     finds the first's verification record and report."""
     if not ACT.exists():
-        pytest.fail(f"{ACT} is missing; run bash scripts/setup.sh")
+        pytest.fail(f"{ACT} is missing; run bash scripts/test.sh")
     if not Path(SYSTEM_NIX).exists():
         pytest.fail(f"{SYSTEM_NIX} is missing; run bash scripts/setup.sh")
     root = tmp_path_factory.mktemp("e2e")

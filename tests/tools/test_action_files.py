@@ -32,7 +32,7 @@ def tool(name: str) -> str:
     """The tool installed beside the running Python (a venv's bin), else the one on PATH."""
     beside = Path(sys.executable).parent / name
     found = str(beside) if beside.is_file() else shutil.which(name)
-    assert found, f"{name} is not installed: bash scripts/setup.sh installs it"
+    assert found, f"{name} is not installed: bash scripts/test.sh installs it"
     return found
 
 
