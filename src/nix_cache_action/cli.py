@@ -180,19 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--leg", help="the leg of the plan this run is (its report says so, for `aggregate`)"
     )
-    build.add_argument(
-        "--nix",
-        default=os.environ.get("NIX_CACHE_ACTION_NIX", "nix"),
-        help="the nix executable (default: nix on PATH)",
-    )
-    build.add_argument(
-        "-C",
-        "--directory",
-        type=Path,
-        default=None,
-        help="run Nix in this directory (default: the current one); file options stay relative"
-        " to the current directory",
-    )
+    _nix_options(build)
     build.add_argument(
         "--log",
         type=Path,
@@ -263,19 +251,7 @@ def _parser() -> argparse.ArgumentParser:
         help="where the plan goes (default: %(default)s)",
     )
     plan.add_argument("--matrix", type=Path, help="also write the matrix JSON here")
-    plan.add_argument(
-        "--nix",
-        default=os.environ.get("NIX_CACHE_ACTION_NIX", "nix"),
-        help="the nix executable (default: nix on PATH)",
-    )
-    plan.add_argument(
-        "-C",
-        "--directory",
-        type=Path,
-        default=None,
-        help="run Nix in this directory (default: the current one); file options stay relative"
-        " to the current directory",
-    )
+    _nix_options(plan)
     plan.add_argument("--summary", type=Path, help="write the markdown summary here")
     plan.add_argument("--json", action="store_true", help="print the plan JSON on stdout")
     plan.add_argument(
@@ -307,6 +283,23 @@ def _parser() -> argparse.ArgumentParser:
     _gates(merge_cmd)
     _outputs(merge_cmd, runs_nix=False)
     return parser
+
+
+def _nix_options(parser: argparse.ArgumentParser) -> None:
+    """Which Nix, and where it runs: for build and plan (start.py reads the same two)."""
+    parser.add_argument(
+        "--nix",
+        default=os.environ.get("NIX_CACHE_ACTION_NIX", "nix"),
+        help="the nix executable (default: nix on PATH)",
+    )
+    parser.add_argument(
+        "-C",
+        "--directory",
+        type=Path,
+        default=None,
+        help="run Nix in this directory (default: the current one); file options stay relative"
+        " to the current directory",
+    )
 
 
 def _gates(parser: argparse.ArgumentParser) -> None:

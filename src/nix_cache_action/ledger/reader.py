@@ -8,6 +8,7 @@ recorded log has no times, and then every duration is None rather than a made-up
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import islice
 
 from nix_cache_action.errors import NixError
 from nix_cache_action.ledger.builds import BuildState, BuildTracker
@@ -58,6 +59,8 @@ from nix_cache_action.report import (
 from nix_cache_action.store_path import output_name, store_hash, store_name
 
 _PROGRESS_TAIL_NL = PROGRESS_TAIL + b"\n"
+# Lines a recorded log is read in at once (consume): few enough to keep memory flat.
+CONSUME_BATCH = 4096
 
 # Determinate Nix's build result status for a rebuild that differs.
 NOT_DETERMINISTIC = "NotDeterministic"
@@ -142,6 +145,7 @@ class Ledger:
         events = []
         for line in lines:
             if line.endswith(tail) and line.startswith(head):
+                # As progress_activity_id: the id ends at the next comma (`type`, or `sid`).
                 key = line.rpartition(b'"id":')[2].partition(b",")[0]
                 if key in tracked:
                     last[key] = line
@@ -152,21 +156,11 @@ class Ledger:
         return events
 
     def consume(self, lines: Iterable[bytes]) -> None:
-        """Take every line of a recorded log (no times): the fast path for `analyze`.
-
-        Same result as `feed` on each line; the progress check is inlined because it runs for
-        nearly every line of a real log and a function call per line would double the cost.
-        """
-        tracked, last = self.subs.tracked, self.subs.last_progress
-        head, tail = PROGRESS_HEAD, _PROGRESS_TAIL_NL
-        for line in lines:
-            if line.endswith(tail) and line.startswith(head):
-                # As progress_activity_id: the id ends at the next comma (`type`, or `sid`).
-                key = line.rpartition(b'"id":')[2].partition(b",")[0]
-                if key in tracked:
-                    last[key] = line
-                continue
-            self._apply(parse_line(line), line, None)
+        """Take every line of a recorded log (no times): the fast path for `analyze`, a few
+        thousand lines at a time through `feed_lines`."""
+        lines = iter(lines)
+        while batch := list(islice(lines, CONSUME_BATCH)):
+            self.feed_lines(batch, None)
 
     def _apply(  # noqa: C901, PLR0912 - the dispatch: one case per event kind
         self, event: Event, line: bytes, now: float | None
