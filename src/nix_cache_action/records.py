@@ -3,14 +3,15 @@
 Every run of the CLI defines some seventy record classes before it does anything. With
 `dataclasses` (Python 3.10 to 3.12) each costs about 0.4 ms: six methods, each compiled from
 source on its own, and the module itself imports `inspect` and `ast`. That was a third of the
-CLI's start-up. Here only `__init__` is compiled (one `exec` a class, for a constructor as fast
-as a hand-written one); equality, hashing, `repr` and the frozen guard are shared functions that
-read the class's field names.
+CLI's start-up. Here a class costs nothing until its first record is made; then `__init__`,
+`__eq__` and `__hash__` are compiled for its fields in two `exec`s, as fast as hand-written
+ones. `repr` and the frozen guard are shared functions that read the class's field names.
 
 What the project uses of `dataclasses`, with the same meaning: `record` (frozen unless
-`frozen=False`; `slots=True`), `field` (`default`, `default_factory`, `metadata`), `replace`,
-`fields` and `asdict`. Type checkers read `record` as `dataclass` (PEP 681), and `replace` as
-`dataclasses.replace`, whose keyword arguments they check against the fields.
+`frozen=False`; `slots=True`), `field` (`default`, `default_factory`, `init`, `repr`, `compare`,
+`metadata`), `replace`, `fields` and `asdict`. Type checkers read `record` as `dataclass`
+(PEP 681), and `replace` as `dataclasses.replace`, whose keyword arguments they check against
+the fields.
 """
 
 from __future__ import annotations
@@ -192,8 +193,12 @@ def _fields_of(cls: type) -> tuple[tuple[Field, ...], tuple[str, ...]]:
     for base in reversed(cls.__mro__[1:]):
         by_name.update((f.name, f) for f in getattr(base, _FIELDS, ()))
     own: list[str] = []
-    # The class's own annotations, not its bases' (inspect.get_annotations would import inspect).
-    for name, annotation in cls.__dict__.get("__annotations__", {}).items():  # noqa: RUF063
+    # The class's own annotations, not its bases' (inspect.get_annotations would import inspect):
+    # in its __dict__ up to Python 3.13, made by the __annotations__ getter from 3.14.
+    annotations = cls.__dict__.get("__annotations__")  # noqa: RUF063
+    if annotations is None:
+        annotations = getattr(cls, "__annotations__", {})
+    for name, annotation in annotations.items():
         if _is_class_var(annotation):
             continue
         value = cls.__dict__.get(name, MISSING)
@@ -211,8 +216,9 @@ def _fields_of(cls: type) -> tuple[tuple[Field, ...], tuple[str, ...]]:
 
 
 def _is_class_var(annotation: object) -> bool:
-    text = annotation if isinstance(annotation, str) else getattr(annotation, "__qualname__", "")
-    return isinstance(text, str) and text.split("[", 1)[0].rsplit(".", 1)[-1] == "ClassVar"
+    # A string where annotations are postponed (every module here), else typing's own repr.
+    text = annotation if isinstance(annotation, str) else repr(annotation)
+    return text.split("[", 1)[0].rsplit(".", 1)[-1] == "ClassVar"
 
 
 def _first_init(cls: type, all_fields: tuple[Field, ...], *, frozen: bool) -> Callable[..., None]:

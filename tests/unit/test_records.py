@@ -200,3 +200,20 @@ def test_a_record_class_that_writes_its_own_equality_is_refused() -> None:
                 return True
 
             __hash__ = object.__hash__
+
+
+def test_annotations_that_are_objects_work_as_strings_do() -> None:
+    # A module without postponed annotations gives the decorator objects, ClassVar among them.
+    namespace: dict[str, object] = {}
+    exec(  # noqa: S102 - a class defined without `from __future__ import annotations`
+        "import typing\n"
+        "from nix_cache_action import records\n"
+        "@records.record\n"
+        "class Plain:\n"
+        "    a: int\n"
+        "    kind: typing.ClassVar[str] = 'plain'\n",
+        namespace,
+    )
+    plain = namespace["Plain"]
+    assert [f.name for f in records.fields(plain)] == ["a"]
+    assert plain(1) == plain(a=1)  # type: ignore[operator]
