@@ -1,8 +1,8 @@
 """The command line's entry point (`nix-cache-action`, `python -m nix_cache_action`).
 
-A `build` first asks Nix which it is and its settings (nix/probe.py), then imports the rest of
-the CLI while Nix answers: the two take about as long, and done one after the other they were
-a fifth of a warm run (benchmarks/startup.py). Only the executable and the directory are read
+A `build` first asks Nix which it is (nix/probe.py), then imports the rest of the CLI while
+Nix answers: the two take about as long, and done one after the other they were a fifth of a
+warm run (benchmarks/startup.py). Only the executable and the directory are read
 here, from the command line as given; cli.main reads it all, and asks again if this reading was
 wrong about either (an abbreviated option, say).
 """
