@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn, TextIO
 # that `build` never pays for the planner or the aggregate (benchmarks/startup.py).
 from nix_cache_action import __version__, debug, records
 from nix_cache_action.errors import EXIT_FAILED, InputError, LogError, NixCacheActionError
-from nix_cache_action.files import check_target, tolerant_streams, write_text
+from nix_cache_action.files import check_target, refuse_directory, tolerant_streams, write_text
 from nix_cache_action.github.workflow_commands import neutral, neutral_json
 from nix_cache_action.limits import DEFAULT_MAX_PER_LEG
 from nix_cache_action.redaction import Redactor, environment_secrets
@@ -396,6 +396,7 @@ def main(argv: Sequence[str] | None = None, *, probe: Probe | None = None) -> in
     """The command line; `probe` is Nix's, started before this module was imported (start.py)."""
     tolerant_streams()
     _SAID.clear()
+    _redactor.cache_clear()  # the secrets of this run's environment
     argv = list(sys.argv[1:] if argv is None else argv)
     debug.enable(
         on="--debug" in argv or os.environ.get("NIX_CACHE_ACTION_LOG_LEVEL", "").upper() == "DEBUG"
@@ -505,13 +506,10 @@ def _build(args: argparse.Namespace) -> int:
     from nix_cache_action.nix.process import Subprocesses  # noqa: PLC0415
 
     _check_targets(args)
-    if args.verified is not None and args.verified.is_dir():
+    if args.verified is not None:
         # Read, then written back: refused now, not found unusable at the start and unwritable
         # at the end.
-        example = args.verified / "verified.json"
-        raise InputError(
-            "--verified", f"{args.verified} is a directory; name a file in it, e.g. {example}"
-        )
+        refuse_directory(args.verified, "--verified", "verified.json")
     if args.skip_cached and args.verified is None:
         raise InputError("--skip-cached", SKIP_NEEDS_RECORD)
     for installable in args.installables:
@@ -522,8 +520,8 @@ def _build(args: argparse.Namespace) -> int:
     if directory is not None and not directory.is_dir():
         raise InputError("--directory", f"{directory} is not a directory; pass an existing one")
     installables, leg = _leg(args)
-    # Which Nix this is and its settings are asked now, if start.py has not asked them already
-    # of this very Nix in this very directory: the answers come while the engine is imported.
+    # Which Nix this is is asked now, if start.py has not asked it already of this very Nix in
+    # this very directory: the answer comes while the engine is imported.
     probe = args.probe
     if probe is None or not probe.asks(args.nix, directory):
         probe = Probe(args.nix, Subprocesses(cwd=directory))
@@ -710,7 +708,7 @@ def _emit(
     report: Report, args: argparse.Namespace, *, quiet: bool = False, refused: str | None = None
 ) -> None:
     # Nix quotes its configuration back (a malformed access-tokens line, say).
-    report = Redactor.of(environment_secrets(os.environ, "")).report(report)
+    report = _redactor().report(report)
     if args.report is not None and refused != "--report":
         _write(lambda: write_report(report, args.report), "report", args.report)
     if args.summary is not None and refused != "--summary":

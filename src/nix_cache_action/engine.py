@@ -22,7 +22,13 @@ from nix_cache_action.budgets import judged
 from nix_cache_action.errors import EXIT_FAILED, EXIT_INTERRUPTED, NixCacheActionError, NixError
 from nix_cache_action.ledger import Ledger, RunProgress
 from nix_cache_action.limits import cut
-from nix_cache_action.nix.commands import Built, Nix, PathInfo, substituters_in
+from nix_cache_action.nix.commands import (
+    TIMEOUT_QUERY_SECONDS,
+    Built,
+    Nix,
+    PathInfo,
+    substituters_in,
+)
 from nix_cache_action.nix.events import BuildStarted, Event, Message, SubstituteStarted
 from nix_cache_action.nix.process import Interrupted, Streamed, Tee, sigterm_interrupts
 from nix_cache_action.records import field, record, replace
@@ -53,7 +59,7 @@ from nix_cache_action.verification import VerificationRecord, Where, load_record
 from nix_cache_action.why import explain_misses, misses, reckon, with_changes, with_why
 
 if TYPE_CHECKING:
-    from nix_cache_action.report import RunLabel, Why
+    from nix_cache_action.report import Build, RunLabel, Why
 
 
 Say = Callable[[str], None]
@@ -205,8 +211,12 @@ class Session:
         self.stopped = why
         self.errors.append(why)
 
+    def builds(self) -> list[Build]:
+        """Every build of every run so far, with the outputs each installable gave."""
+        return [b for ledger in self.ledgers for b in ledger.builds(self.outputs_by_drv)]
+
     def report(self) -> Report:
-        builds = []
+        builds = self.builds()
         substitutions = []
         cache_errors = []
         errors: list[str] = []
@@ -214,7 +224,6 @@ class Session:
         queried: dict[str, set[str]] = {}
         phases = Phases(evaluation=self.evaluation_seconds, check=self.check_seconds)
         for ledger in self.ledgers:
-            builds.extend(ledger.builds(self.outputs_by_drv))
             substitutions.extend(ledger.substitutions())
             cache_errors.extend(ledger.cache_errors)
             errors.extend(ledger.failure_errors)
@@ -442,7 +451,6 @@ class BuildJob:
         self.env = env
         self.progress = progress
         self._rebuild_here = False
-        self._settings_read = False
         self._progress_at = float("-inf")
 
     @property
@@ -466,8 +474,7 @@ class BuildJob:
         build_ledger = self._build(good)
         # The misses' root causes are reckoned on another thread while Nix rebuilds: reading
         # and fingerprinting 200 .drv files would otherwise add about 25 ms after it.
-        builds = [b for ledger in session.ledgers for b in ledger.builds(session.outputs_by_drv)]
-        missed = misses(builds)
+        missed = misses(session.builds())
         if missed:
             session.reckoning = (missed, _Soon(lambda: reckon(missed, nix.derivations)))
         if self.options.reproducibility == "off":
@@ -564,13 +571,10 @@ class BuildJob:
 
     # --- 2. build -----------------------------------------------------------------------------
 
-    def _settings(self, *, timeout: float | None = None) -> None:
-        """Nix's settings in force, taken from its answer (once): the caches it asks, its
-        system, whether it builds anything here."""
-        if self._settings_read:
-            return
-        self._settings_read = True
-        config = self.nix.config() if timeout is None else self.nix.config(timeout=timeout)
+    def _settings(self, *, timeout: float = TIMEOUT_QUERY_SECONDS) -> None:
+        """Nix's settings in force, from its answer (asked once, Nix.config): the caches it
+        asks, its system, whether it builds anything here."""
+        config = self.nix.config(timeout=timeout)
         session = self.session
         session.configured = substituters_in(config)
         system = config.get("system")

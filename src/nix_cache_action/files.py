@@ -27,10 +27,15 @@ NO_DIRECTORY = (
 )
 
 
-def check_target(path: Path, option: str, example: str) -> None:
-    """Refuse, naming `option`, a path no file can be written at; before the run starts."""
+def refuse_directory(path: Path, option: str, example: str) -> None:
+    """Refuse, naming `option`, a directory where a file is meant."""
     if path.is_dir():
         raise InputError(option, IS_DIRECTORY.format(path=path, example=example))
+
+
+def check_target(path: Path, option: str, example: str) -> None:
+    """Refuse, naming `option`, a path no file can be written at; before the run starts."""
+    refuse_directory(path, option, example)
     parent = path.resolve().parent
     if not parent.is_dir():
         try:

@@ -14,7 +14,7 @@ from pathlib import Path
 from nix_cache_action import debug
 from nix_cache_action.discovery import PlanOptions, check_patterns, plan_flake
 from nix_cache_action.errors import EXIT_FAILED, InputError, NixCacheActionError
-from nix_cache_action.files import check_target, write_text
+from nix_cache_action.files import check_target, refuse_directory, write_text
 from nix_cache_action.github.workflow_commands import neutral_json
 from nix_cache_action.limits import cut
 from nix_cache_action.nix.commands import Nix
@@ -103,8 +103,8 @@ def plan_command(args: argparse.Namespace, say: Say, redactor: Redactor) -> int:
         check_target(args.matrix, "--matrix", "matrix.json")
     if args.summary is not None:
         check_target(args.summary, "--summary", "summary.md")
-    if args.verified is not None and args.verified.is_dir():
-        raise InputError("--verified", f"{args.verified} is a directory; name the record file")
+    if args.verified is not None:
+        refuse_directory(args.verified, "--verified", "verified.json")
     check_patterns(args.selection)
     try:
         runners = parse_runners(args.runner)
