@@ -5,26 +5,14 @@ executable stands for it (nothing here needs a Nix)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.cli import run_cli
 
 
 def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NIX_")}
-    env.update(PYTHONPATH=str(REPO / "src"), COLUMNS="100")
-    return subprocess.run(
-        [sys.executable, "-m", "nix_cache_action", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=cwd,
-        env=env,
-        timeout=60,
-    )
+    return run_cli(cwd, *args, env={"COLUMNS": "100"})
 
 
 def lines(text: str) -> list[str]:

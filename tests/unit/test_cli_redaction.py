@@ -5,14 +5,12 @@ failed `--version` (as a malformed access-tokens line makes some Nix do)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from tests.support.cli import run_cli
 
-REPO = Path(__file__).resolve().parents[2]
 TOKEN = "ghp_0123456789abcdefSECRETTOKEN"  # noqa: S105 - made up, looked for below
 
 
@@ -28,17 +26,7 @@ def quoting_nix(tmp_path: Path) -> Path:
 
 
 def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NIX_")}
-    env.update(NIX_CONFIG=f"access-tokens = github.com={TOKEN}", PYTHONPATH=str(REPO / "src"))
-    return subprocess.run(
-        [sys.executable, "-m", "nix_cache_action", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-        env=env,
-        timeout=60,
-    )
+    return run_cli(tmp_path, *args, env={"NIX_CONFIG": f"access-tokens = github.com={TOKEN}"})
 
 
 def test_build_prints_and_writes_no_secret_nix_quoted(tmp_path: Path, quoting_nix: Path) -> None:

@@ -1,20 +1,16 @@
-"""start.py: a `build` asks Nix its version and settings before the CLI is imported, from the
+"""start.py: a `build` asks Nix its version before the CLI is imported, from the
 executable and directory it reads off the command line; cli.main asks again where that reading
 was not the whole story."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from tests.support.cli import run_cli
 
 from nix_cache_action.nix.process import Subprocesses
 from nix_cache_action.start import early_probe
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -53,17 +49,7 @@ def test_anything_else_starts_nothing(argv: list[str]) -> None:
 def test_an_abbreviated_nix_option_is_asked_again_by_the_cli(tmp_path: Path) -> None:
     # start.py does not read `--ni` as --nix (argparse does): it asks `nix`, and the CLI,
     # seeing another executable, asks the one named.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NIX_")}
-    env["PYTHONPATH"] = str(REPO / "src")
     missing = tmp_path / "no-nix"
-    done = subprocess.run(
-        [sys.executable, "-m", "nix_cache_action", "build", "--ni", str(missing)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-        env=env,
-        timeout=60,
-    )
+    done = run_cli(tmp_path, "build", "--ni", str(missing))
     assert done.returncode == 1
     assert f"`{missing}` does not exist or cannot be run" in done.stderr
