@@ -23,7 +23,7 @@ from nix_cache_action.why import NOT_IN_BASELINE, with_changes
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from tests.nix.conftest import NixEnv
+    from tests.nix.conftest import CliRun, NixEnv
 
 pytestmark = pytest.mark.nix
 
@@ -198,17 +198,22 @@ def test_against_the_baseline_the_root_cause_says_what_changed(nix_env: NixEnv) 
     baseline = nix_env.root / "out" / "first" / "report.json"
     shutil.rmtree(first_flake)
     second_flake = nix_env.flake("dag", {**with_version("1"), **changed(2)})
-    second = nix_env.cli(
-        "build",
-        ".#default",
-        "--reproducibility",
-        "off",
-        "--baseline",
-        str(baseline),
-        cwd=second_flake,
-        name="second",
-    )
-    assert second.returncode == 0, second.stderr
+
+    def against_first(flake: Path, name: str) -> CliRun:
+        run = nix_env.cli(
+            "build",
+            ".#default",
+            "--reproducibility",
+            "off",
+            "--baseline",
+            str(baseline),
+            cwd=flake,
+            name=name,
+        )
+        assert run.returncode == 0, run.stderr
+        return run
+
+    second = against_first(second_flake, "second")
     (cause,) = second.report["why"]["root_causes"]
     assert store_name(cause["drv"]) == "node-0-2"
     change = cause["change"]
@@ -228,17 +233,7 @@ def test_against_the_baseline_the_root_cause_says_what_changed(nix_env: NixEnv) 
     # version is named, and only it.
     shutil.rmtree(second_flake)
     third_flake = nix_env.flake("dag", {**with_version("2"), **changed(2)})
-    third = nix_env.cli(
-        "build",
-        ".#default",
-        "--reproducibility",
-        "off",
-        "--baseline",
-        str(baseline),
-        cwd=third_flake,
-        name="third",
-    )
-    assert third.returncode == 0, third.stderr
+    third = against_first(third_flake, "third")
     (cause,) = third.report["why"]["root_causes"]
     assert store_name(cause["drv"]) == "node-0-4"
     assert cause["caused"] == len(dependents_of({4}))
