@@ -17,6 +17,7 @@ from nix_cache_action.ledger.substitutions import SubstitutionTracker
 from nix_cache_action.ledger.timing import Stopped, since, span, union
 from nix_cache_action.limits import cut
 from nix_cache_action.nix.events import (
+    PREFIX,
     PROGRESS_HEAD,
     PROGRESS_TAIL,
     ActivityStarted,
@@ -32,6 +33,7 @@ from nix_cache_action.nix.events import (
     PlainText,
     Progress,
     QueryPathInfoStarted,
+    ResultType,
     SubstituteStarted,
     cut_record,
     parse_line,
@@ -59,6 +61,27 @@ from nix_cache_action.report import (
 from nix_cache_action.store_path import output_name, store_hash, store_name
 
 _PROGRESS_TAIL_NL = PROGRESS_TAIL + b"\n"
+# Results the report has no use for, told by their last bytes (keys come sorted, `type` last):
+# the expected counts alone are a third of a cold build's records, and each parsed cost as
+# much as a build's start. A record with a `payload` (Determinate Nix's) never starts so.
+UNREAD_RESULTS = frozenset(
+    {
+        ResultType.FILE_LINKED,
+        ResultType.UNTRUSTED_PATH,
+        ResultType.CORRUPTED_PATH,
+        ResultType.SET_PHASE,
+        ResultType.SET_EXPECTED,
+        ResultType.POST_BUILD_LOG_LINE,
+        ResultType.FETCH_STATUS,
+    }
+)
+_UNREAD_HEAD = PREFIX + b'{"action":"result","fields":['
+_UNREAD_TAILS = frozenset(f',"type":{kind.value}}}\n'.encode() for kind in UNREAD_RESULTS)
+_UNREAD_TAIL_BYTES = len(next(iter(_UNREAD_TAILS)))
+# A stop is an id alone: read without the JSON parser (a 201-path substitution has 1,000).
+_STOP_HEAD = PREFIX + b'{"action":"stop","id":'
+_STOP_TAIL = b"}\n"
+_SID = b'"sid":"'
 # Lines a recorded log is read in at once (consume): few enough to keep memory flat.
 CONSUME_BATCH = 4096
 
@@ -84,6 +107,25 @@ class RunProgress:
     running: list[str]  # names of the builds running now
     fetched: int
     fetching: list[str]  # the cache of each download running now
+
+
+def _stopped(line: bytes) -> ActivityStopped | None:
+    """A stop record read without the JSON parser; None for any other line (the parser's)."""
+    if not (line.startswith(_STOP_HEAD) and line.endswith(_STOP_TAIL)):
+        return None
+    digits, comma, rest = line[len(_STOP_HEAD) : -len(_STOP_TAIL)].partition(b",")
+    # Determinate Nix adds its session's id, a UUID; any other shape goes to the parser.
+    if comma and not (
+        rest.startswith(_SID)
+        and rest.endswith(b'"')
+        and rest[len(_SID) : -1].replace(b"-", b"").isalnum()
+    ):
+        return None
+    # Digits only, as JSON writes a number: `int` also takes signs, spaces, underscores and
+    # leading zeros.
+    if digits.isdigit() and (digits[:1] != b"0" or len(digits) == 1):
+        return ActivityStopped(int(digits))
+    return None
 
 
 class Ledger:
@@ -136,23 +178,34 @@ class Ledger:
         """`feed` for the lines of one read of a live log, at `now`; the events parsed.
 
         The progress check is inlined as in `consume`: a 201-path substitution is 17,000
-        progress lines, and a call or two for each made the reader slower than Nix.
+        progress lines, and a call or two for each made the reader slower than Nix. Results
+        the report does not read are passed over unparsed as progress is (they are not among
+        the events returned), and a stop is read without the JSON parser.
         """
         if now is not None and self.first_time is None:
             self.first_time = now
         tracked, last = self.subs.tracked, self.subs.last_progress
         head, tail = PROGRESS_HEAD, _PROGRESS_TAIL_NL
+        unread_head, unread_tails, unread_bytes = _UNREAD_HEAD, _UNREAD_TAILS, _UNREAD_TAIL_BYTES
         events = []
+        skipped = False  # the last line was one of the above, read without parsing
         for line in lines:
             if line.endswith(tail) and line.startswith(head):
                 # As progress_activity_id: the id ends at the next comma (`type`, or `sid`).
                 key = line.rpartition(b'"id":')[2].partition(b",")[0]
                 if key in tracked:
                     last[key] = line
+                skipped = True
                 continue
-            event = parse_line(line)
+            if line[-unread_bytes:] in unread_tails and line.startswith(unread_head):
+                skipped = True
+                continue
+            event = _stopped(line) or parse_line(line)
             self._apply(event, line, now)
             events.append(event)
+            skipped = False
+        if skipped:
+            self.ends_cut = False  # a whole record, ended by its newline
         return events
 
     def consume(self, lines: Iterable[bytes]) -> None:
