@@ -8,9 +8,14 @@ fixture flake `benchmarks/flakes/wide`:
         nix build .#default && nix build .#default --rebuild \\
           && nix path-info --json .#default | jq -r '.[].narHash'
 
+  (c) (b) with each build's internal-json log read by the least a Python CLI can be: an
+      interpreter without site packages that starts the build and reads its log to the end,
+      parsing nothing (LOG_READER)
+
 Both evaluate, build 201 derivations, rebuild the top one and read its NAR hash; (a) also probes
-the Nix version, evaluates each installable on its own and parses the internal-json log. Target:
-median(a) / median(b) <= 1.03. This script prints the figures; it does not pass or fail.
+the Nix version and its settings and parses the internal-json log. (c) / (b) is the floor of any
+CLI in Python that reads Nix's log as it comes. Target: median(a) / median(b) <= 1.03. This
+script prints the figures; it does not pass or fail.
 
     .venv/bin/python benchmarks/overhead.py [--rounds 3] [--nix-version 2.8|2.34|both]
 """
@@ -45,6 +50,21 @@ eval-cache = false
 BARE = (
     "nix build .#default && nix build .#default --rebuild && "
     "nix path-info --json .#default | jq -r '.[].narHash'"
+)
+
+# Start the command in argv, read its stderr to the end as it comes, exit with its status.
+LOG_READER = (
+    "import subprocess, sys\n"
+    "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
+    "while p.stderr.read1(1 << 20): pass\n"
+    "sys.exit(p.wait())\n"
+)
+# (c): the interpreter and the reader come from the environment (PY, LOG_READER).
+READ = '"$PY" -S -c "$LOG_READER"'
+BARE_READ = (
+    f"{READ} nix build .#default --log-format internal-json"
+    f" && {READ} nix build .#default --rebuild --log-format internal-json"
+    " && nix path-info --json .#default | jq -r '.[].narHash'"
 )
 
 
@@ -155,12 +175,14 @@ def run_action(cli: str, nix: str, scratch: Path) -> Sample:
     return Sample(seconds, cpu, status, detail)
 
 
-def run_bare(nix: str, scratch: Path) -> Sample:
+def run_bare(nix: str, scratch: Path, *, read: bool = False) -> Sample:
+    """(b), or (c) with `read`."""
     root = scratch / "b"
     flake = root / "flake"
     shutil.copytree(FLAKE, flake, ignore=shutil.ignore_patterns("result*", "flake.lock"))
     env = cold_env(root / "nix", Path(nix).parent)
-    seconds, cpu, status, tail = timed(["sh", "-c", BARE], flake, env)
+    env.update(PY=sys.executable, LOG_READER=LOG_READER)
+    seconds, cpu, status, tail = timed(["sh", "-c", BARE_READ if read else BARE], flake, env)
     remove(root)
     return Sample(seconds, cpu, status, f"narHash {tail}" if status == 0 else tail)
 
@@ -187,30 +209,32 @@ def describe(report: Path, wall: float) -> str:
 
 def bench(
     cli: str, label: str, nix: str, rounds: int, scratch_dir: Path | None
-) -> tuple[list[Sample], list[Sample]]:
-    a_samples: list[Sample] = []
-    b_samples: list[Sample] = []
+) -> tuple[list[Sample], list[Sample], list[Sample]]:
+    samples: dict[str, list[Sample]] = {"a": [], "b": [], "c": []}
     with tempfile.TemporaryDirectory(prefix="nca-overhead-", dir=scratch_dir) as tmp:
         scratch = Path(tmp)
+        runs = {
+            "a": lambda: run_action(cli, nix, scratch),
+            "b": lambda: run_bare(nix, scratch),
+            "c": lambda: run_bare(nix, scratch, read=True),
+        }
         for index in range(rounds):
-            # Alternate which goes first, so a drift of the machine's speed hits both alike.
-            if index % 2 == 0:
-                a_samples.append(run_action(cli, nix, scratch))
-                b_samples.append(run_bare(nix, scratch))
-            else:
-                b_samples.append(run_bare(nix, scratch))
-                a_samples.append(run_action(cli, nix, scratch))
-            a, b = a_samples[-1], b_samples[-1]
+            # Rotate which goes first, so a drift of the machine's speed hits all alike.
+            order = list(runs)[index % len(runs) :] + list(runs)[: index % len(runs)]
+            for name in order:
+                samples[name].append(runs[name]())
+            a, b, c = (samples[name][-1] for name in "abc")
             print(
                 f"[{label}] round {index + 1}/{rounds}: "
                 f"action {a.seconds:6.2f} s (cpu {a.cpu_seconds:5.2f}, exit {a.status})   "
-                f"bare {b.seconds:6.2f} s (cpu {b.cpu_seconds:5.2f}, exit {b.status})",
+                f"bare {b.seconds:6.2f} s (cpu {b.cpu_seconds:5.2f}, exit {b.status})   "
+                f"read {c.seconds:6.2f} s (cpu {c.cpu_seconds:5.2f}, exit {c.status})",
                 file=sys.stderr,
             )
-    return a_samples, b_samples
+    return samples["a"], samples["b"], samples["c"]
 
 
-def summarise(label: str, version: str, a: list[Sample], b: list[Sample]) -> None:
+def summarise(label: str, version: str, a: list[Sample], b: list[Sample], c: list[Sample]) -> None:
     a_med = statistics.median(s.seconds for s in a)
     b_med = statistics.median(s.seconds for s in b)
     ratio = a_med / b_med
@@ -230,9 +254,15 @@ def summarise(label: str, version: str, a: list[Sample], b: list[Sample]) -> Non
     )
     print(f"ratio a/b      {ratio:.3f}  (target <= {TARGET_RATIO}: {mark})")
     print(f"               median of per-round ratios {per_round:.3f}; cpu ratio {cpu_ratio:.3f}")
+    c_med = statistics.median(s.seconds for s in c)
+    print(
+        f"(c) bare, read median {c_med:6.2f} s   min {min(s.seconds for s in c):6.2f} s   "
+        f"cpu median {statistics.median(s.cpu_seconds for s in c):5.2f} s"
+    )
+    print(f"ratio c/b      {c_med / b_med:.3f}  (the floor of a CLI in Python that reads the log)")
     print(f"(a) report     {a[-1].detail}")
     print(f"(b) output     {b[-1].detail}")
-    bad = sorted({s.status for s in a + b} - {0})
+    bad = sorted({s.status for s in a + b + c} - {0})
     if bad:
         print(f"note           some runs exited with status {bad}")
 
@@ -280,11 +310,11 @@ def main() -> int:
     print(
         f"machine        nproc={os.cpu_count()}, {sys.implementation.name} {sys.version.split()[0]}"
     )
-    print(f"rounds         {args.rounds} per version, alternating (a first in odd rounds)")
+    print(f"rounds         {args.rounds} per version, rotating which of a, b, c goes first")
     scratch = args.scratch or Path(tempfile.gettempdir())
     print(f"scratch        {scratch} ({filesystem(scratch)})")
-    for label, (version, a, b) in results.items():
-        summarise(label, version, a, b)
+    for label, (version, a, b, c) in results.items():
+        summarise(label, version, a, b, c)
     return 0
 
 

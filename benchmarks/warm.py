@@ -15,11 +15,15 @@ run on a fresh empty store of its own that asks only that cache:
   (d) nix eval --raw .#SHAPE.drvPath (evaluation alone)
   (e) nix-cache-action build .#SHAPE --reproducibility off (no record, no check)
   (f) nix build .#SHAPE --log-format internal-json (the log the CLI reads, into a pipe)
+  (g) (f) run and read by the least a Python CLI can be: an interpreter without site packages
+      that starts the build and reads its log to the end, parsing nothing (LOG_READER)
 
 (a) substitutes what (b) substitutes and, the record holding the output as reproducible with
 the same NAR hash, rebuilds nothing. (c) only evaluates and asks the cache. (e) is what the CLI
 costs with no verification at all, so (a) - (e) is what verify-once itself costs; (f) - (b) is
-what writing the structured log costs Nix itself, and (e) - (f) what the CLI adds to that. Targets:
+what writing the structured log costs Nix itself, and (e) - (f) what the CLI adds to that.
+(g) - (b) is the floor of any CLI in Python that reads Nix's log as it comes: the CLI also asks
+Nix for the output's NAR hash (a second Nix process) and reads what the log says. Targets:
 median(a) / median(b) <= 1.1 with zero rebuilds in (a), median(a) - median(b) <= 0.1 s,
 median(c) / median(d) <= 1.3. This
 script prints the figures; it does not pass or fail.
@@ -45,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.overhead import (
     FLAKE,
+    LOG_READER,
     NIX_CONFIG,
     REPO,
     cold_env,
@@ -162,6 +167,21 @@ def measure(cli: str, nix: str, scratch: Path, shape: str, rounds: int) -> None:
                 "--log-format",
                 "internal-json",
             ),
+            "g": lambda: run_plain(
+                nix,
+                scratch,
+                cache,
+                sys.executable,
+                "-S",
+                "-c",
+                LOG_READER,
+                nix,
+                "build",
+                target,
+                "--no-link",
+                "--log-format",
+                "internal-json",
+            ),
         }
         seconds: dict[str, list[float]] = {name: [] for name in runs}
         for index in range(rounds):
@@ -176,7 +196,7 @@ def measure(cli: str, nix: str, scratch: Path, shape: str, rounds: int) -> None:
     record.unlink()
     remove(cache_dir)
     median = {name: statistics.median(values) for name, values in seconds.items()}
-    a, b, c, d, e, f = (median[name] for name in "abcdef")
+    a, b, c, d, e, f, g = (median[name] for name in "abcdefg")
     extra = "within" if a - b <= TARGET_EXTRA_SECONDS else "OVER"
     print(
         f"{shape}: median (a) {a:.3f} s, (b) {b:.3f} s, ratio {a / b:.2f} (target <="
@@ -185,7 +205,8 @@ def measure(cli: str, nix: str, scratch: Path, shape: str, rounds: int) -> None:
         f" ratio {c / d:.2f} (target <="
         f" {TARGET_SKIP_RATIO}); (e) {e:.3f} s, (f) {f:.3f} s: verify-once costs (a) - (e) ="
         f" {1000 * (a - e):+.0f} ms, Nix's structured log (f) - (b) = {1000 * (f - b):+.0f} ms,"
-        f" the CLI's own work (e) - (f) = {1000 * (e - f):+.0f} ms"
+        f" the CLI's own work (e) - (f) = {1000 * (e - f):+.0f} ms; (g) {g:.3f} s: a Python"
+        f" process that only reads the log (g) - (b) = {1000 * (g - b):+.0f} ms"
     )
 
 

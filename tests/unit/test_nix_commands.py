@@ -507,6 +507,26 @@ def test_derivation_outputs_after_a_failure_or_empty_answer_are_none(
     fake.assert_done()
 
 
+@pytest.mark.parametrize(
+    "stdout",
+    [
+        pytest.param("[]", id="a-list"),
+        pytest.param('{"derivations": []}', id="wrapped-list"),
+        pytest.param(json.dumps({HELLO_DRV: None}), id="null-body"),
+        pytest.param(json.dumps({HELLO_DRV: {"outputs": ["out"]}}), id="outputs-a-list"),
+        pytest.param(json.dumps({HELLO_DRV: {"outputs": {"out": 7}}}), id="output-a-number"),
+        pytest.param(
+            json.dumps({HELLO_DRV: {"outputs": {"out": {"path": 7}}}}), id="path-a-number"
+        ),
+    ],
+)
+def test_derivation_outputs_of_another_shape_are_left_out(stdout: str) -> None:
+    argv = [*NIX, "derivation", "show", HELLO_DRV]
+    nix, fake = probed(NIX_2_34, RunCall(argv, stdout=stdout))
+    assert nix.derivation_outputs([HELLO_DRV]) in ({}, {HELLO_DRV: {}})
+    fake.assert_done()
+
+
 def test_derivation_outputs_that_are_not_json_are_none_like_path_info() -> None:
     argv = [*NIX, "derivation", "show", HELLO_DRV]
     nix, _ = probed(NIX_2_34, RunCall(argv, stdout="warning: unknown setting 'foo'\n"))
@@ -567,6 +587,9 @@ def test_path_info_in_every_shape(version: str, flags: list[str]) -> None:
         pytest.param("", id="empty"),
         pytest.param("warning: '--json' without '--json-format' is deprecated\n", id="not-json"),
         pytest.param("42", id="not-an-object"),
+        pytest.param('[{"narHash": "sha256-x"}, 7, null]', id="list-items-without-path"),
+        pytest.param(json.dumps({HELLO: {"narHash": 7}}), id="hash-a-number"),
+        pytest.param(json.dumps({HELLO: ["narHash"]}), id="info-a-list"),
     ],
 )
 def test_path_info_that_is_not_json_of_either_shape_is_none(stdout: str) -> None:

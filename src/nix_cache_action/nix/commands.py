@@ -9,13 +9,11 @@ and the engine above them, with a fake that asserts each argv.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import re
 import shlex
 import subprocess
 from collections.abc import Sequence
-from typing import Any
 
 from nix_cache_action.errors import NixError
 from nix_cache_action.nix.attributes import (
@@ -59,30 +57,6 @@ QUERY_TIMED_OUT = (
 # adds talkative messages ("evaluating file ...", thousands of lines on nixpkgs) that nothing
 # here reads but that Nix must format and this process must parse.
 LOG_FLAGS = ("--log-format", "internal-json")
-
-# `nix path-info --json` is a list of objects with `path` up to 2.18 and an object keyed by path
-# (null for an invalid path) from 2.19; reshape both into {path: {narHash, narSize}}.
-_PATH_INFO = (
-    'if type == "array" then map({key: .path, value: .}) | from_entries else . end'
-    " | with_entries(select(.value != null and .value.narHash != null))"
-    " | map_values({narHash, narSize, downloadSize})"
-)
-# `nix show-derivation` (to 2.14) and `nix derivation show` print {drv: {outputs: {name: {path}}}};
-# from 2.33 it is wrapped in {"derivations": ...} and paths are base names.
-_DRV_OUTPUTS = (
-    '(if has("derivations") then .derivations else . end)'
-    " | map_values(.outputs | map_values(.path) | with_entries(select(.value != null)))"
-)
-
-
-@functools.cache
-def _jq(program: str) -> Any:  # noqa: ANN401 - the jq binding has no types
-    """A jq program, compiled on first use: the binding and both programs take 4 ms, which a run
-    that never asks for them (analyze, a failed probe) should not pay."""
-    import jq  # noqa: PLC0415
-
-    return jq.compile(program)
-
 
 _ERROR_LINE = re.compile(r"^error:\s*", re.MULTILINE)
 # Longer than any store path Nix makes (its names are at most 211 characters).
@@ -364,17 +338,31 @@ class Nix:
         if done.returncode != 0 or not done.stdout.strip():
             return {}
         try:
-            raw: dict[str, dict[str, str]] = _jq(_DRV_OUTPUTS).input_text(done.stdout).first()
+            raw = json.loads(done.stdout)
         except ValueError:
-            return {}  # not JSON of a known shape: the outputs stay unknown
+            return {}  # not JSON: the outputs stay unknown
+        # {drv: {outputs: {name: {path}}}} (`show-derivation` to 2.14, then `derivation show`);
+        # from 2.33 wrapped in {"derivations": ...}, with base names for paths.
+        if isinstance(raw, dict) and "derivations" in raw:
+            raw = raw["derivations"]
+        if not isinstance(raw, dict):
+            return {}
         by_base = {base_name(drv): drv for drv in drvs}
         result: dict[str, dict[str, str]] = {}
-        for key, outputs in raw.items():
-            drv = by_base.get(base_name(key), key)
+        for key, body in raw.items():
+            outputs = body.get("outputs") if isinstance(body, dict) else None
+            if not isinstance(outputs, dict):
+                continue
+            drv = by_base.get(base_name(str(key)), str(key))
             store = drv.rsplit("/", 1)[0]
+            # A floating content-addressed output has no path before it is built.
+            paths = {
+                name: out.get("path") for name, out in outputs.items() if isinstance(out, dict)
+            }
             result[drv] = {
                 name: path if path.startswith("/") else f"{store}/{path}"
-                for name, path in outputs.items()
+                for name, path in paths.items()
+                if isinstance(path, str)
             }
         return result
 
@@ -397,9 +385,13 @@ class Nix:
         if not done.stdout.strip():
             return {}
         try:
-            raw: object = _jq(_PATH_INFO).input_text(done.stdout).first()
+            raw = json.loads(done.stdout)
         except ValueError:
-            return {}  # not JSON of either shape: the hashes stay unknown
+            return {}  # not JSON: the hashes stay unknown
+        if isinstance(raw, list):
+            # Up to 2.18 a list of objects with `path`; from 2.19 an object keyed by path, with
+            # null for a path that is not valid.
+            raw = {i.get("path"): i for i in raw if isinstance(i, dict)}
         if not isinstance(raw, dict):
             return {}
         # Only what has the types Nix writes: a NAR hash is a string, a size a number.
