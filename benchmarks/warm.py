@@ -147,6 +147,7 @@ def describe(report: Path) -> str:
 def measure(cli: str, nix: str, scratch: Path, shape: str, rounds: int) -> None:
     target = f".#{shape}"
     record, cache_dir = prepare(cli, nix, scratch, target)
+    logged = (nix, "build", target, "--no-link", "--log-format", "internal-json")
     with http_cache.serve(cache_dir) as cache:
         runs = {
             "a": lambda: run_action(cli, nix, scratch, record, cache, target),
@@ -156,31 +157,9 @@ def measure(cli: str, nix: str, scratch: Path, shape: str, rounds: int) -> None:
             "e": lambda: run_action(
                 cli, nix, scratch, None, cache, target, "--reproducibility", "off"
             ),
-            "f": lambda: run_plain(
-                nix,
-                scratch,
-                cache,
-                nix,
-                "build",
-                target,
-                "--no-link",
-                "--log-format",
-                "internal-json",
-            ),
+            "f": lambda: run_plain(nix, scratch, cache, *logged),
             "g": lambda: run_plain(
-                nix,
-                scratch,
-                cache,
-                sys.executable,
-                "-S",
-                "-c",
-                LOG_READER,
-                nix,
-                "build",
-                target,
-                "--no-link",
-                "--log-format",
-                "internal-json",
+                nix, scratch, cache, sys.executable, "-S", "-c", LOG_READER, *logged
             ),
         }
         seconds: dict[str, list[float]] = {name: [] for name in runs}

@@ -29,7 +29,14 @@ from nix_cache_action.nix.commands import (
     PathInfo,
     substituters_in,
 )
-from nix_cache_action.nix.events import BuildStarted, Event, Message, SubstituteStarted
+from nix_cache_action.nix.events import (
+    ActivityStarted,
+    ActivityType,
+    BuildStarted,
+    Event,
+    Message,
+    SubstituteStarted,
+)
 from nix_cache_action.nix.process import Interrupted, Streamed, Tee, sigterm_interrupts
 from nix_cache_action.records import field, record, replace
 from nix_cache_action.report import (
@@ -452,6 +459,11 @@ class BuildJob:
         self.progress = progress
         self._rebuild_here = False
         self._progress_at = float("-inf")
+        # Nix's errors from before it realises anything, in a build of one installable not
+        # evaluated on its own: said after the build unless the installable's own error, which
+        # says the same with its name and fix, is said instead (`_build`).
+        self._holding = False
+        self._held: list[str] = []
 
     @property
     def options(self) -> BuildOptions:
@@ -583,6 +595,16 @@ class BuildJob:
         self._rebuild_here = str(config.get("max-jobs")) == "0"
 
     def _build(self, names: list[str]) -> Ledger:
+        self._holding = len(names) == 1 and self.session.installables[names[0]].drv is None
+        try:
+            return self._build_and_record(names)
+        finally:
+            held, self._held, self._holding = self._held, [], False
+            if self.session.installables[names[0]].status != "error":
+                for line in held:
+                    self.say(line)
+
+    def _build_and_record(self, names: list[str]) -> Ledger:
         try:
             ledger, built = self._build_once(names, "build")
         except BaseException:
@@ -897,8 +919,14 @@ class BuildJob:
                 self.say(f"  {verb} {store_name(drv)}")
             case SubstituteStarted(path=path, substituter=url):
                 self.say(f"  fetching {store_name(path)} from {substituter_name(url)}")
+            case ActivityStarted(type=ActivityType.REALISE):
+                self._holding = False  # what Nix says from here on is not about evaluating
             case Message(text=text) if event.is_error and text.startswith("error:"):
-                self.say("  " + text.splitlines()[0])
+                line = "  " + text.splitlines()[0]
+                if self._holding:
+                    self._held.append(line)
+                else:
+                    self.say(line)
             case Message(text=text) if text.startswith("warning:"):
                 # A retried download is Nix waiting on a cache: said as it happens.
                 waiting = "unable to download" in text
@@ -983,7 +1011,11 @@ def _first_line(error: str) -> str:
 
 def _with_fix(message: str) -> str:
     fix = next((fix for text, fix in EVAL_FIXES if text in message), None)
-    return message if fix is None else f"{message.rstrip('.')}. {fix}"
+    if fix is None:
+        return message
+    # Nix's own suggestion ("Did you mean fails?") keeps its question mark.
+    ended = message.rstrip()
+    return f"{ended if ended.endswith(('.', '?', '!')) else ended + '.'} {fix}"
 
 
 def _add(a: float | None, b: float | None) -> float | None:

@@ -67,6 +67,8 @@ def test_directory_without_a_flake_is_named_with_the_fix(nix_env: NixEnv) -> Non
         "installable (path/to/flake#package)."
     )
     assert report["errors"] == [item["error"]]  # said once, with the fix
+    # In the terminal too: Nix's own line is not said beside the restatement.
+    assert run.stderr.count("could not find a flake.nix file") == 1, run.stderr
     # A single installable is evaluated by the build itself, which stops there.
     assert [(r["label"], r["exit_status"]) for r in report["runs"]] == [("build", 1)]
     assert report["builds"] == []

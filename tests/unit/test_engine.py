@@ -651,8 +651,22 @@ def test_an_evaluation_error_names_the_installable_adds_the_fix_and_the_rest_is_
     assert [c.installable for c in report.checks] == [".#default"]
 
 
-def test_a_single_installable_that_does_not_evaluate_is_evaluated_alone_to_name_the_error() -> None:
-    error = "flake 'path:/tmp/nca-record/flake' does not provide attribute 'nope'"
+MISSING_NOPE = "flake 'path:/tmp/nca-record/flake' does not provide attribute 'nope'"
+
+
+@pytest.mark.parametrize(
+    ("error", "restated"),
+    [
+        (MISSING_NOPE, f"{MISSING_NOPE}."),
+        (
+            f"{MISSING_NOPE} Did you mean none?",
+            f"{MISSING_NOPE} Did you mean none?",  # no full stop after Nix's question
+        ),
+    ],
+)
+def test_a_single_installable_that_does_not_evaluate_is_evaluated_alone_to_name_the_error(
+    error: str, restated: str
+) -> None:
     # What the failed build prints: one error record, in the recorded logs' form.
     line = json.dumps({"action": "msg", "level": 0, "msg": f"\x1b[31;1merror:\x1b[0m {error}"})
     fake = FakeNix(
@@ -667,12 +681,36 @@ def test_a_single_installable_that_does_not_evaluate_is_evaluated_alone_to_name_
             # Nothing was built: no path-info, no rebuild.
         ]
     )
-    report, status, _ = run(fake, ".#nope")
+    report, status, said = run(fake, ".#nope")
     assert (status, report.verdict()) == (1, "failed")
     assert report.installables[0].status == "error"
-    # Said once, though both the build's log and the evaluation said it.
+    # Said once, though both the build's log and the evaluation said it: with the
+    # installable's name and the fix, in the live account as in the report.
     fix = dict(EVAL_FIXES)["does not provide attribute"]
-    assert report.errors == (f".#nope: {error}. {fix}",)
+    assert report.errors == (f".#nope: {restated} {fix}",)
+    assert [line for line in said if "does not provide" in line] == [
+        f"error: .#nope: {restated} {fix}"
+    ]
+
+
+def test_an_error_before_realising_is_still_said_when_the_installable_evaluates() -> None:
+    # Nix's error comes before it realises anything, yet the installable evaluates: not an
+    # evaluation error of its own, so said as Nix said it.
+    error = "error: cannot open connection to remote store 'daemon'"
+    line = json.dumps({"action": "msg", "level": 0, "msg": error})
+    drv = "/nix/store/" + "a" * 32 + "-x.drv"
+    fake = FakeNix(
+        [
+            *start_calls("2.34"),
+            StreamCall([*BUILD, ".#x"], lines=[f"@nix {line}\n".encode()], returncode=1),
+            RunCall([*NIX, "path-info", "--derivation", ".#x"], stdout=f"{drv}\n"),
+            RunCall([*NIX, "path-info", ".#x"], returncode=1),
+        ]
+    )
+    report, status, said = run(fake, ".#x")
+    assert (status, report.verdict()) == (1, "failed")
+    assert report.installables[0].status == "failed"
+    assert f"  {error}" in said
 
 
 def test_when_nothing_evaluates_nothing_is_built() -> None:
