@@ -460,8 +460,9 @@ class BuildJob:
         self._rebuild_here = False
         self._progress_at = float("-inf")
         # Nix's errors from before it realises anything, in a build of one installable not
-        # evaluated on its own: said after the build unless the installable's own error, which
-        # says the same with its name and fix, is said instead (`_build`).
+        # evaluated on its own: said once Nix goes on to realise (a cache's error while Nix
+        # asks it), or after the build, unless the installable's own error is said instead
+        # (it says the same, with the installable's name and the fix; `_build`).
         self._holding = False
         self._held: list[str] = []
 
@@ -599,10 +600,14 @@ class BuildJob:
         try:
             return self._build_and_record(names)
         finally:
-            held, self._held, self._holding = self._held, [], False
-            if self.session.installables[names[0]].status != "error":
-                for line in held:
-                    self.say(line)
+            if self.session.installables[names[0]].status == "error":
+                self._held = []
+            self._release_held()
+
+    def _release_held(self) -> None:
+        held, self._held, self._holding = self._held, [], False
+        for line in held:
+            self.say(line)
 
     def _build_and_record(self, names: list[str]) -> Ledger:
         try:
@@ -920,7 +925,8 @@ class BuildJob:
             case SubstituteStarted(path=path, substituter=url):
                 self.say(f"  fetching {store_name(path)} from {substituter_name(url)}")
             case ActivityStarted(type=ActivityType.REALISE):
-                self._holding = False  # what Nix says from here on is not about evaluating
+                # Nix evaluated: what it said so far was not an evaluation error.
+                self._release_held()
             case Message(text=text) if event.is_error and text.startswith("error:"):
                 line = "  " + text.splitlines()[0]
                 if self._holding:

@@ -693,16 +693,34 @@ def test_a_single_installable_that_does_not_evaluate_is_evaluated_alone_to_name_
     ]
 
 
-def test_an_error_before_realising_is_still_said_when_the_installable_evaluates() -> None:
-    # Nix's error comes before it realises anything, yet the installable evaluates: not an
-    # evaluation error of its own, so said as Nix said it.
-    error = "error: cannot open connection to remote store 'daemon'"
-    line = json.dumps({"action": "msg", "level": 0, "msg": error})
+@pytest.mark.parametrize("realised", [False, True])
+def test_an_error_before_realising_is_still_said_when_the_installable_evaluates(
+    *, realised: bool
+) -> None:
+    # Nix's error comes before it realises anything (a cache's, while Nix asks it), yet the
+    # installable evaluates: not an evaluation error, so said as Nix said it; as soon as Nix
+    # goes on to realise, if it does, else after the build.
+    error = "error: unable to download 'http://127.0.0.1:1/x.narinfo': HTTP error 418"
     drv = "/nix/store/" + "a" * 32 + "-x.drv"
+    records: list[dict[str, object]] = [{"action": "msg", "level": 0, "msg": error}]
+    if realised:
+        records += [
+            {"action": "start", "id": 1, "level": 0, "parent": 0, "text": "", "type": 102},
+            {
+                "action": "start",
+                "fields": [drv, "", 1, 1],
+                "id": 2,
+                "level": 3,
+                "parent": 1,
+                "text": f"building '{drv}'",
+                "type": 105,
+            },
+        ]
+    lines = [f"@nix {json.dumps(r)}\n".encode() for r in records]
     fake = FakeNix(
         [
             *start_calls("2.34"),
-            StreamCall([*BUILD, ".#x"], lines=[f"@nix {line}\n".encode()], returncode=1),
+            StreamCall([*BUILD, ".#x"], lines=lines, returncode=1),
             RunCall([*NIX, "path-info", "--derivation", ".#x"], stdout=f"{drv}\n"),
             RunCall([*NIX, "path-info", ".#x"], returncode=1),
         ]
@@ -710,7 +728,9 @@ def test_an_error_before_realising_is_still_said_when_the_installable_evaluates(
     report, status, said = run(fake, ".#x")
     assert (status, report.verdict()) == (1, "failed")
     assert report.installables[0].status == "failed"
-    assert f"  {error}" in said
+    assert said.count(f"  {error}") == 1
+    if realised:
+        assert said.index(f"  {error}") < said.index("  building x")
 
 
 def test_when_nothing_evaluates_nothing_is_built() -> None:
