@@ -524,6 +524,8 @@ def _build(args: argparse.Namespace) -> int:
     # this very directory: the answer comes while the engine is imported.
     probe = args.probe
     if probe is None or not probe.asks(args.nix, directory):
+        if probe is not None:
+            probe.close()  # its early build, if any, is of the wrong Nix or directory
         probe = Probe(args.nix, Subprocesses(cwd=directory))
     from nix_cache_action.engine import BuildOptions, run_job  # noqa: PLC0415
     from nix_cache_action.render.live import LiveLine  # noqa: PLC0415

@@ -312,6 +312,9 @@ def run_job(  # noqa: PLR0913 - the job, its Nix, and where its words go
         try:
             nix = open_nix()
             clock, started = nix.clock, nix.clock()
+            # A build started early (start.py) is part of the run from its start.
+            early = nix.runner.early_start()
+            started = started if early is None else min(started, early)
             with _open_log(log_path, session) as raw_log:
                 BuildJob(nix, session, raw_log=raw_log, say=say, env=env, progress=progress).run()
         except Interrupted as signal:

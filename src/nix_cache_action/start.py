@@ -1,15 +1,18 @@
 """The command line's entry point (`nix-cache-action`, `python -m nix_cache_action`).
 
-A `build` first asks Nix which it is (nix/probe.py), then imports the rest of the CLI while
-Nix answers: the two take about as long, and done one after the other they were a fifth of a
-warm run (benchmarks/startup.py). Only the executable and the directory are read
-here, from the command line as given; cli.main reads it all, and asks again if this reading was
-wrong about either (an abbreviated option, say).
+A `build` first asks Nix which it is (nix/probe.py) and, where its command line leaves no
+doubt about the first `nix build`, starts that too; then it imports the rest of the CLI while
+Nix answers and evaluates. Done one after the other, the imports and the version were a fifth
+of a warm run (benchmarks/startup.py). Only what decides those two commands is read here, from
+the command line as given; cli.main reads it all, asks again if this reading was wrong about
+the executable or the directory (an abbreviated option, say), and the engine takes the early
+build only if it runs the very same one (`Subprocesses.stream`), else it is stopped.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import TYPE_CHECKING
 
@@ -18,17 +21,55 @@ if TYPE_CHECKING:
 
     from nix_cache_action.nix.probe import Probe
 
+# What start.py reads of a `build` command line. Options with a value, and flags, that leave the
+# first `nix build` as it is or set it as said; anything else (an abbreviation, --plan, --leg,
+# --skip-cached, --baseline, a budget, `--`) and the build starts where it always does, once
+# the whole command line has been read.
+_VALUED = frozenset(
+    {
+        "--nix",
+        "-C",
+        "--directory",
+        "--report",
+        "--summary",
+        "--log",
+        "--verified",
+        "--reproducibility",
+    }
+)
+_FLAGS = frozenset({"--deep", "--recheck", "--debug", "--json"})
+_TOGGLES = {
+    "--keep-going": ("keep_going", True),
+    "--no-keep-going": ("keep_going", False),
+    "--fallback": ("fallback", True),
+    "--no-fallback": ("fallback", False),
+}
+# Files the CLI writes or reads, refused if a directory; the log has a default.
+_FILES = ("--report", "--summary", "--log", "--verified")
+DEFAULT_LOG = "nix-cache-action.log"
+DEFAULT_INSTALLABLE = ".#default"
+MODES = ("fail", "warn", "off")  # --reproducibility's (report.MODES; a test keeps them equal)
+
 
 def main() -> int:
     argv = sys.argv[1:]
     probe = early_probe(argv)
-    from nix_cache_action.cli import main as run  # noqa: PLC0415 - after the probe started
+    if probe is not None and probe.builds_early:
+        # Until the CLI's own handlers are in place: a cancelled job stops the early build too
+        # (it runs in its own session), through the `finally` below.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        from nix_cache_action.cli import main as run  # noqa: PLC0415 - after the probe started
 
-    return run(argv, probe=probe)
+        return run(argv, probe=probe)
+    finally:
+        if probe is not None:
+            probe.close()
 
 
 def early_probe(argv: Sequence[str]) -> Probe | None:
-    """The probe of the Nix a `build` command line names, started; None for anything else."""
+    """The probe of the Nix a `build` command line names, started, with the build started
+    beside it where `early_build` can say which; None for anything else."""
     if not argv or argv[0] != "build" or "-h" in argv or "--help" in argv:
         return None
     executable = os.environ.get("NIX_CACHE_ACTION_NIX", "nix")
@@ -46,7 +87,70 @@ def early_probe(argv: Sequence[str]) -> Probe | None:
             directory = word[2:]
     if directory is not None and not os.path.isdir(directory):  # noqa: PTH112 - no pathlib yet
         return None  # refused by cli.main, with its message
-    from nix_cache_action.nix.probe import Probe  # noqa: PLC0415 - only a build asks
+    from nix_cache_action.nix.probe import Probe, build_argv  # noqa: PLC0415 - only a build asks
     from nix_cache_action.nix.process import Subprocesses  # noqa: PLC0415
 
-    return Probe(executable, Subprocesses(cwd=directory))
+    runner = Subprocesses(cwd=directory)
+    build = early_build(argv)
+    if build is not None:
+        installable, keep_going, fallback = build
+        # Started first: it is the longest, and the version is asked while it evaluates.
+        argv_of_build = build_argv(
+            executable, [installable], keep_going=keep_going, fallback=fallback
+        )
+        runner.start_early(argv_of_build)
+    return Probe(executable, runner)
+
+
+def early_build(argv: Sequence[str]) -> tuple[str, bool, bool] | None:
+    """The installable, --keep-going and --fallback of a `build` whose first Nix command is
+    certainly `nix build` of that installable, read as argparse reads them; None when the
+    command line holds anything else, or anything the CLI could refuse before building."""
+    if not argv or argv[0] != "build":
+        return None
+    read = _words(argv[1:])
+    if read is None:
+        return None
+    installables, values, toggles = read
+    # More than one installable: each is evaluated on its own before anything is built.
+    if len(installables) > 1 or values.get("--reproducibility", "fail") not in MODES:
+        return None
+    values.setdefault("--log", DEFAULT_LOG)
+    if not all(_writable(values[option]) for option in _FILES if option in values):
+        return None
+    installable = installables[0] if installables else DEFAULT_INSTALLABLE
+    return installable, toggles["keep_going"], toggles["fallback"]
+
+
+def _words(
+    words: Sequence[str],
+) -> tuple[list[str], dict[str, str], dict[str, bool]] | None:
+    """The installables, the options' values and the toggles; None at any other word."""
+    installables: list[str] = []
+    values: dict[str, str] = {}
+    toggles = {"keep_going": True, "fallback": True}
+    rest = iter(words)
+    for word in rest:
+        if not word.startswith("-"):
+            installables.append(word)
+            continue
+        name, equals, explicit = word.partition("=")
+        if word.startswith("-C") and len(word) > 2 and word[2] != "=":
+            name, equals, explicit = "-C", "=", word[2:]  # -Cdir, as argparse reads it
+        if name in _VALUED:
+            value = explicit if equals else next(rest, None)
+            if value is None or (not equals and value.startswith("-")):
+                return None  # argparse's to refuse
+            values[name] = value
+        elif word in _TOGGLES:
+            key, on = _TOGGLES[word]
+            toggles[key] = on
+        elif word not in _FLAGS:
+            return None
+    return installables, values, toggles
+
+
+def _writable(path: str) -> bool:
+    """Certainly taken by cli.main: not a directory, in a directory that exists."""
+    parent = os.path.dirname(os.path.abspath(path))  # noqa: PTH100, PTH120 - no pathlib yet
+    return not os.path.isdir(path) and os.path.isdir(parent)  # noqa: PTH112

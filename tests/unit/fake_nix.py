@@ -85,6 +85,12 @@ class FakeNix:
             raise call.error
         return _Answered(self, call)
 
+    def early_start(self) -> float | None:
+        return None  # a fake starts nothing early
+
+    def discard_early(self) -> None:
+        return None
+
     def stream(self, argv: Sequence[str], tee: Tee) -> Streamed:
         call = self._next(argv, StreamCall)
         args = tuple(argv)

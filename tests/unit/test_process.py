@@ -1,13 +1,22 @@
-"""How a streamed run's stderr becomes lines: Subprocesses.stream on a real child process, and
-the reader under it (`_pump`) on scripted reads, whose chunk boundaries fall anywhere."""
+"""How a streamed run's stderr becomes lines: Subprocesses.stream on a real child process, one
+started early and taken by its stream, and the reader under it (`_chunks` and `_lines`) on
+scripted reads, whose chunk boundaries fall anywhere."""
 
 from __future__ import annotations
 
 import io
 import sys
+import time
 from collections.abc import Iterator
 
-from nix_cache_action.nix.process import CHUNK, Subprocesses, Tee, _LogCopy, _pump
+from nix_cache_action.nix.process import (
+    CHUNK,
+    Subprocesses,
+    Tee,
+    _chunks,
+    _lines,
+    _LogCopy,
+)
 
 
 class Reads(io.RawIOBase):
@@ -35,7 +44,7 @@ def pumped(chunks: list[bytes], log: io.BytesIO | None = None) -> tuple[list[byt
         raw_log=log,
         on_log_error=lambda error: errors.append(str(error)),
     )
-    _pump(Reads(chunks), tee.on_lines, _LogCopy(tee), lambda: 0.0)  # type: ignore[arg-type]
+    _lines(_chunks(Reads(chunks), lambda: 0.0), tee.on_lines, _LogCopy(tee))  # type: ignore[arg-type]
     return lines, errors
 
 
@@ -74,7 +83,8 @@ def test_the_raw_log_gets_every_byte_and_a_full_disk_stops_only_the_copy() -> No
 
 def test_a_read_asks_for_a_pipe_full_and_more() -> None:
     pipe = Reads([b"a\n"])
-    _pump(pipe, lambda _lines, _now: None, _LogCopy(Tee(on_lines=print)), lambda: 0.0)  # type: ignore[arg-type]
+    for _ in _chunks(pipe, lambda: 0.0):  # type: ignore[arg-type]
+        pass
     assert pipe.sizes[0] == CHUNK >= 64 * 1024
 
 
@@ -97,3 +107,82 @@ def test_a_real_childs_stderr_arrives_whole_and_in_order() -> None:
     assert lines == [*expected, b"tail"]
     assert log.getvalue() == b"".join([*expected, b"tail"])
     assert (streamed.returncode, streamed.stdout) == (0, "out\n")
+
+
+def test_a_command_started_early_is_taken_by_its_stream_with_its_lines_timed_as_read() -> None:
+    script = (
+        "import sys, time\n"
+        "sys.stderr.write('first\\n'); sys.stderr.flush()\n"
+        "time.sleep(0.4)\n"
+        "sys.stderr.write('second\\n')\n"
+        "print('out')\n"
+    )
+    argv = [sys.executable, "-c", script]
+    runner = Subprocesses()
+    started = runner.clock()
+    runner.start_early(argv)
+    time.sleep(0.2)  # the CLI importing itself
+    taken = runner.clock()
+    reads: list[tuple[list[bytes], float]] = []
+    heard: list[tuple[str, ...]] = []
+    tee = Tee(on_lines=lambda read, now: reads.append((read, now)), on_start=heard.append)
+
+    streamed = runner.stream(argv, tee)
+
+    assert [line for read, _ in reads for line in read] == [b"first\n", b"second\n"]
+    # The first line was read when it came, before the stream was asked for, and timed so.
+    assert started <= reads[0][1] < taken
+    assert heard == [tuple(argv)]
+    assert (streamed.returncode, streamed.stdout) == (0, "out\n")
+    assert streamed.seconds >= runner.clock() - taken + 0.15  # timed from the early start
+
+
+def test_a_command_started_early_with_other_words_is_stopped_and_the_one_asked_runs() -> None:
+    runner = Subprocesses()
+    runner.start_early([sys.executable, "-c", "import time; time.sleep(60)"])
+    early = runner._early
+    assert early is not None
+    lines: list[bytes] = []
+
+    streamed = runner.stream(
+        [sys.executable, "-c", "import sys; sys.stderr.write('asked\\n')"],
+        Tee(on_lines=lambda read, _now: lines.extend(read)),
+    )
+
+    assert early.proc.poll() is not None  # stopped, not left running
+    assert (streamed.returncode, lines) == (0, [b"asked\n"])
+
+
+def test_a_command_started_early_and_never_taken_is_stopped() -> None:
+    runner = Subprocesses()
+    runner.start_early([sys.executable, "-c", "import time; time.sleep(60)"])
+    early = runner._early
+    assert early is not None
+
+    runner.discard_early()
+
+    assert early.proc.poll() is not None
+
+
+def test_a_command_that_cannot_start_early_is_left_to_its_stream() -> None:
+    runner = Subprocesses()
+    runner.start_early(["/nonexistent/nix", "build"])
+    try:
+        runner.stream(["/nonexistent/nix", "build"], Tee(on_lines=print))
+    except FileNotFoundError:
+        pass
+    else:
+        raise AssertionError("the stream should fail as it does without an early start")
+
+
+def test_a_command_started_early_that_ended_before_it_was_taken_is_timed_to_its_end() -> None:
+    argv = [sys.executable, "-c", "import sys; sys.stderr.write('done\\n')"]
+    runner = Subprocesses()
+    runner.start_early(argv)
+    time.sleep(1.0)  # the command ends long before the run takes it
+    lines: list[bytes] = []
+
+    streamed = runner.stream(argv, Tee(on_lines=lambda read, _now: lines.extend(read)))
+
+    assert (streamed.returncode, lines) == (0, [b"done\n"])
+    assert streamed.seconds < 0.9

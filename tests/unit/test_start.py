@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 from tests.support.cli import run_cli
 
+from nix_cache_action.cli import _parser
+from nix_cache_action.nix.probe import build_argv
 from nix_cache_action.nix.process import Subprocesses
-from nix_cache_action.start import early_probe
+from nix_cache_action.report import MODES as REPORT_MODES
+from nix_cache_action.start import DEFAULT_LOG, MODES, early_build, early_probe
 
 
 @pytest.mark.parametrize(
@@ -53,3 +56,120 @@ def test_an_abbreviated_nix_option_is_asked_again_by_the_cli(tmp_path: Path) -> 
     done = run_cli(tmp_path, "build", "--ni", str(missing))
     assert done.returncode == 1
     assert f"`{missing}` does not exist or cannot be run" in done.stderr
+
+
+# --- the build started early --------------------------------------------------------------------
+
+DEFAULTS = (".#default", True, True)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["build"], DEFAULTS),
+        (["build", ".#hello"], (".#hello", True, True)),
+        (["build", "--no-keep-going", ".#hello", "--keep-going"], (".#hello", True, True)),
+        (["build", "--no-keep-going", "--no-fallback"], (".#default", False, False)),
+        (["build", "--reproducibility", "off", "--deep", "--recheck"], (".#default", True, True)),
+        (["build", "--reproducibility=warn", "--json", "--debug"], (".#default", True, True)),
+        (
+            ["build", "--nix", "/opt/nix", "-C", "{tmp}", "--report", "{tmp}/r.json", ".#x"],
+            (".#x", True, True),
+        ),
+        # -Cdir, as argparse reads it.
+        (["build", "-C{tmp}", "--log={tmp}/n.log", "--verified", "{tmp}/v.json"], DEFAULTS),
+        (
+            ["build", "--summary", "{tmp}/s.md", "--verified={tmp}/v.json"],
+            (".#default", True, True),
+        ),
+    ],
+)
+def test_a_build_whose_first_nix_command_is_certain_starts_it(
+    tmp_path: Path, argv: list[str], expected: tuple[str, bool, bool]
+) -> None:
+    words = [w.replace("{tmp}", str(tmp_path)) for w in argv]
+    assert early_build(words) == expected
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["analyze", "x.log"],
+        ["build", ".#a", ".#b"],  # each evaluated on its own first
+        ["build", "--skip-cached", "--verified", "v.json"],  # asks the caches first
+        ["build", "--plan", "plan.json", "--leg", "x86_64-linux-1"],
+        ["build", "--baseline", "base.json"],  # read, and perhaps refused, first
+        ["build", "--max-seconds", "5"],
+        ["build", "--keep"],  # an abbreviation: argparse's to read
+        ["build", "--reproducibility", "sometimes"],
+        ["build", "--deep=yes"],
+        ["build", "--report"],
+        ["build", "--report", "--json"],
+        ["build", "--", ".#a"],
+        ["build", "--report", "{tmp}"],  # a directory: refused
+        ["build", "--log", "{tmp}/no/such/folder/n.log"],  # the CLI would make the folder first
+        ["build", "--verified", "{tmp}"],
+    ],
+)
+def test_a_build_with_anything_else_starts_no_build_early(tmp_path: Path, argv: list[str]) -> None:
+    assert early_build([w.replace("{tmp}", str(tmp_path)) for w in argv]) is None
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["build"],
+        ["build", ".#hello", "--no-keep-going"],
+        ["build", "--no-fallback", "--keep-going", "--no-keep-going", "path/to/flake#x"],
+        ["build", "--reproducibility", "off", "--fallback", "--json", "nixpkgs#jq"],
+    ],
+)
+def test_the_build_started_early_is_the_one_the_cli_runs(argv: list[str]) -> None:
+    # The engine takes an early build only if the argv is the same, so this is what makes the
+    # early start pay: argparse and Nix.build give the very same `nix build`.
+    early = early_build(argv)
+    assert early is not None
+    installable, keep_going, fallback = early
+    args = _parser().parse_args(argv)
+    assert build_argv(
+        args.nix, args.installables, keep_going=args.keep_going, fallback=args.fallback
+    ) == build_argv(args.nix, [installable], keep_going=keep_going, fallback=fallback)
+    # What start.py takes for the CLI's defaults and choices is the CLI's.
+    assert MODES == REPORT_MODES
+    assert _parser().parse_args(["build"]).log == Path(DEFAULT_LOG)
+
+
+FAKE_NIX = """#!/bin/sh
+# A Nix that says, slowly, that it is too old, and whose build only waits, marking that it ran.
+case "$*" in
+  *--version*) sleep 1; echo "nix (Nix) 2.3.16" ;;
+  *build*) echo $$ > "$MARKER"; exec sleep 60 ;;
+esac
+"""
+
+
+def test_a_build_started_early_is_stopped_when_the_run_refuses_its_nix(tmp_path: Path) -> None:
+    nix = tmp_path / "nix"
+    nix.write_text(FAKE_NIX)
+    nix.chmod(0o755)
+    marker = tmp_path / "build.pid"
+    done = run_cli(tmp_path, "build", "--nix", str(nix), env={"MARKER": str(marker)})
+    assert done.returncode == 1
+    assert "2.3.16 is too old" in done.stderr
+    # It had started, early (the version took a second to answer), and it is stopped, not
+    # left running after the CLI.
+    pid = int(marker.read_text())
+    assert not Path(f"/proc/{pid}").exists()
+
+
+def test_a_refused_command_line_starts_no_build(tmp_path: Path) -> None:
+    nix = tmp_path / "nix"
+    nix.write_text(FAKE_NIX)
+    nix.chmod(0o755)
+    marker = tmp_path / "build.pid"
+    done = run_cli(
+        tmp_path, "build", "--nix", str(nix), "--report", str(tmp_path), env={"MARKER": str(marker)}
+    )
+    assert done.returncode == 2
+    assert "is a directory" in done.stderr
+    assert not marker.exists()

@@ -24,7 +24,7 @@ from nix_cache_action.nix.attributes import (
 )
 from nix_cache_action.nix.derivations import Derivation, read_derivations, read_input_graph
 from nix_cache_action.nix.events import strip_ansi
-from nix_cache_action.nix.probe import FEATURES, Probe
+from nix_cache_action.nix.probe import FEATURES, LOG_FLAGS, Probe, build_argv
 from nix_cache_action.nix.process import Completed, Runner, Started, Streamed, Tee
 from nix_cache_action.nix.version import NixVersion
 from nix_cache_action.records import record
@@ -53,10 +53,6 @@ QUERY_TIMED_OUT = (
     " is not locked by another process and that the caches answer, then run again."
 )
 
-# No -v: the JSON logger sends every activity and result whatever the verbosity, and -v only
-# adds talkative messages ("evaluating file ...", thousands of lines on nixpkgs) that nothing
-# here reads but that Nix must format and this process must parse.
-LOG_FLAGS = ("--log-format", "internal-json")
 
 _ERROR_LINE = re.compile(r"^error:\s*", re.MULTILINE)
 # Longer than any store path Nix makes (its names are at most 211 characters).
@@ -145,12 +141,13 @@ class Nix:
         `fallback` builds what a cache fails to deliver; `substituters` replaces the configured
         list for this run (a retry without a cache Nix gave up on).
         """
-        flags = ["--keep-going"] if keep_going else []
-        if fallback:
-            flags.append("--fallback")
-        if substituters is not None:
-            flags += ["--option", "substituters", " ".join(substituters)]
-        argv = self._argv("build", *LOG_FLAGS, "--no-link", "--json", *flags, *installables)
+        argv = build_argv(
+            self.executable,
+            installables,
+            keep_going=keep_going,
+            fallback=fallback,
+            substituters=substituters,
+        )
         streamed = self.runner.stream(argv, tee)
         if streamed.returncode != 0:
             return Built(streamed, {})

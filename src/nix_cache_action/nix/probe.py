@@ -11,6 +11,7 @@ import subprocess
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     from nix_cache_action.nix.commands import Nix
@@ -19,6 +20,29 @@ if TYPE_CHECKING:
 # Flakes and the new CLI are experimental in upstream Nix; the extra- form adds to the user's own
 # setting instead of replacing it. Determinate Nix and Lix accept it too.
 FEATURES = ("--extra-experimental-features", "nix-command flakes")
+# No -v: the JSON logger sends every activity and result whatever the verbosity, and -v only
+# adds talkative messages ("evaluating file ...", thousands of lines on nixpkgs) that nothing
+# here reads but that Nix must format and this process must parse.
+LOG_FLAGS = ("--log-format", "internal-json")
+
+
+def build_argv(
+    executable: str,
+    installables: Sequence[str],
+    *,
+    keep_going: bool,
+    fallback: bool,
+    substituters: Sequence[str] | None = None,
+) -> list[str]:
+    """The `nix build` of a run: here, as start.py starts it early with the same words as
+    `Nix.build`."""
+    flags = ["--keep-going"] if keep_going else []
+    if fallback:
+        flags.append("--fallback")
+    if substituters is not None:
+        flags += ["--option", "substituters", " ".join(substituters)]
+    build = ["build", *LOG_FLAGS, "--no-link", "--json", *flags, *installables]
+    return [executable, *FEATURES, *build]
 
 
 class Probe:
@@ -38,6 +62,15 @@ class Probe:
             self._version = runner.start([executable, "--version"])
         except (OSError, subprocess.SubprocessError) as exc:
             self._error = exc  # raised, as a NixError, where the run asks for its Nix
+
+    @property
+    def builds_early(self) -> bool:
+        """Whether the run's build was started beside the probe (start.py)."""
+        return self.runner.early_start() is not None
+
+    def close(self) -> None:
+        """Stop the build started beside the probe, if the run never took it."""
+        self.runner.discard_early()
 
     def asks(self, executable: str, directory: Path | None) -> bool:
         """Whether this probe asks `executable`, run in `directory` (None: here)."""

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Protocol
 
 from nix_cache_action import debug
@@ -87,6 +87,15 @@ class Runner(Protocol):
 
     def stream(self, argv: Sequence[str], tee: Tee) -> Streamed: ...
 
+    def early_start(self) -> float | None:
+        """When the command started early (`Subprocesses.start_early`) started, if one is
+        waiting for its stream."""
+        ...
+
+    def discard_early(self) -> None:
+        """Stop the command started early, if no stream took it."""
+        ...
+
     def start(self, argv: Sequence[str]) -> Started:
         """Start a command now and take its answer later: commands that do not depend on each
         other run at once. Raises what `run` raises for a command that cannot start."""
@@ -134,6 +143,7 @@ class Subprocesses:
         self.cwd = cwd
         self.env = dict(env) if env is not None else None
         self._clock = clock
+        self._early: _Early | None = None  # start_early's, until a stream takes it
 
     def clock(self) -> float:
         return self._clock()
@@ -170,19 +180,27 @@ class Subprocesses:
         )
         return _Running(args, proc)
 
-    def stream(self, argv: Sequence[str], tee: Tee) -> Streamed:
-        """Run with stderr turned into lines as they come; the raw bytes are teed.
+    def start_early(self, argv: Sequence[str]) -> None:
+        """Start the command a later `stream` of the same argv will run, now: start.py starts
+        a run's build while the CLI imports itself. Its log is read from the start, each read
+        with its time, so that the run sees it as if streamed from the start. A command that
+        cannot start is left to `stream` to fail on."""
+        self.discard_early()
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            self._early = _Early(tuple(argv), self._popen_streamed(tuple(argv)), self.clock)
 
-        Nothing of the log is kept here: each line goes to `tee.raw_log` and `tee.on_lines`, then
-        is dropped. On Interrupted (SIGTERM) the process and its children are stopped before
-        re-raising.
-        """
-        args = tuple(argv)
-        debug.debug(f"$ {shlex.join(args)}")
-        tee.on_start(args)
-        started = self.clock()
-        proc = subprocess.Popen(
+    def early_start(self) -> float | None:
+        return None if self._early is None else self._early.started
+
+    def discard_early(self) -> None:
+        early, self._early = self._early, None
+        if early is not None:
+            early.stop()
+
+    def _popen_streamed(self, args: tuple[str, ...]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             args,
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=self.env,
@@ -190,15 +208,42 @@ class Subprocesses:
             # Its own process group, so builders are stopped with it.
             start_new_session=True,
         )
+
+    def stream(self, argv: Sequence[str], tee: Tee) -> Streamed:
+        """Run with stderr turned into lines as they come; the raw bytes are teed.
+
+        Nothing of the log is kept here: each line goes to `tee.raw_log` and `tee.on_lines`, then
+        is dropped. On Interrupted (SIGTERM) the process and its children are stopped before
+        re-raising. The command started early with this very argv is taken, not started again;
+        one started early with another is stopped first.
+        """
+        args = tuple(argv)
+        early, self._early = self._early, None
+        if early is not None and early.argv != args:
+            debug.debug(f"stopped the early {shlex.join(early.argv)}: the run asks another")
+            early.stop()
+            early = None
+        debug.debug(f"$ {shlex.join(args)}" + (" (started early)" if early else ""))
+        tee.on_start(args)
         stdout_chunks: list[bytes] = []
-        reader = threading.Thread(target=_drain, args=(proc.stdout, stdout_chunks), daemon=True)
+        reader: threading.Thread | None = None
+        if early is None:
+            started = self.clock()
+            proc = self._popen_streamed(args)
+            reader = threading.Thread(target=_drain, args=(proc.stdout, stdout_chunks), daemon=True)
+        else:
+            started, proc, stdout_chunks = early.started, early.proc, early.stdout
         interrupted = False
         copy = _LogCopy(tee)
         try:
             # Inside the try: a signal from here on still stops the process.
-            reader.start()
-            assert proc.stderr is not None  # noqa: S101 - Popen was asked for the pipe
-            _pump(proc.stderr, tee.on_lines, copy, self.clock)
+            if early is None:
+                assert reader is not None  # noqa: S101 - made above
+                reader.start()
+                assert proc.stderr is not None  # noqa: S101 - Popen was asked for the pipe
+                _lines(_chunks(proc.stderr, self.clock), tee.on_lines, copy)
+            else:
+                _lines(early.chunks(), tee.on_lines, copy)
             returncode: int | None = proc.wait()
         except Interrupted:
             interrupted = True
@@ -207,18 +252,80 @@ class Subprocesses:
         finally:
             if proc.poll() is None:
                 stop(proc)
-            if reader.is_alive():
+            if early is not None:
+                early.join()
+            elif reader is not None and reader.is_alive():
                 reader.join(timeout=5)
             copy.flush()
             if interrupted:
                 debug.warning(f"stopped {shlex.join(args)}")
+        # A build started early may have ended before the run took it: timed to its end.
+        ended = early.ended if early is not None and early.ended is not None else self.clock()
         return Streamed(
             argv=args,
             returncode=returncode,
             stdout=b"".join(stdout_chunks).decode("utf-8", "replace"),
-            seconds=self.clock() - started,
+            seconds=ended - started,
             interrupted=interrupted,
         )
+
+
+class _Early:
+    """A streamed command started before its run asked for it: threads read its stderr (each
+    read with its time) and its stdout from the start, for `Subprocesses.stream` to take."""
+
+    # How long the taker waits for a read at a time: a signal's handler runs in between.
+    POLL_SECONDS = 0.2
+
+    def __init__(
+        self, argv: tuple[str, ...], proc: subprocess.Popen[bytes], clock: Callable[[], float]
+    ) -> None:
+        import queue  # noqa: PLC0415 - only an early start needs it
+
+        self.argv = argv
+        self.proc = proc
+        self.started = clock()
+        self.ended: float | None = None  # when its log ended, read by the thread
+        self.stdout: list[bytes] = []
+        self._reads: queue.SimpleQueue[tuple[bytes, float] | None] = queue.SimpleQueue()
+        self._empty = queue.Empty
+        self._threads = [
+            threading.Thread(target=self._read, args=(clock,), daemon=True),
+            threading.Thread(target=_drain, args=(proc.stdout, self.stdout), daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _read(self, clock: Callable[[], float]) -> None:
+        try:
+            if self.proc.stderr is not None:
+                for read in _chunks(self.proc.stderr, clock):
+                    self._reads.put(read)
+        except (OSError, ValueError):
+            pass  # the pipe closed under the reader: the log ends here, as at its end
+        finally:
+            self.ended = clock()
+            self._reads.put(None)
+
+    def chunks(self) -> Iterator[tuple[bytes, float]]:
+        """The reads so far and to come, each with the time it was read, until the log ends."""
+        while True:
+            try:
+                read = self._reads.get(timeout=self.POLL_SECONDS)
+            except self._empty:
+                continue
+            if read is None:
+                return
+            yield read
+
+    def join(self) -> None:
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            stop(self.proc)
+        self.join()
 
 
 class _LogCopy:
@@ -256,22 +363,13 @@ def _ready(stream: IO[bytes]) -> bool:
         return True  # closed or not a pipe: the read says which
 
 
-def _pump(
-    stderr: IO[bytes],
-    on_lines: Callable[[list[bytes], float], None],
-    copy: _LogCopy,
-    clock: Callable[[], float],
-) -> None:
-    """Nix's stderr into `copy` and `on_lines`, until it closes.
+def _chunks(stderr: IO[bytes], clock: Callable[[], float]) -> Iterator[tuple[bytes, float]]:
+    """Nix's stderr as it comes, whatever the pipe holds at once, each read with its time.
 
-    Whatever the pipe holds at once, not a line at a time: a 201-path substitution is about
-    19,000 lines, and a write, a flush and a clock reading for each of them made the reader
-    slower than Nix, which then waited on its full stderr pipe; so are the lines, all of one
-    read in one call, so that the reader's loop over them makes no call per line. Lines split
-    as a file's iteration splits them, at b"\n" only, each with its newline.
+    Not a line at a time: a 201-path substitution is about 19,000 lines, and a write, a flush
+    and a clock reading for each of them made the reader slower than Nix, which then waited on
+    its full stderr pipe.
     """
-    # The start of a line not yet ended, in pieces: a builder's 50 MB line is joined once.
-    pending: list[bytes] = []
     read = stderr.read1  # type: ignore[attr-defined]
     while chunk := read(CHUNK):
         if len(chunk) < SMALL_READ:
@@ -279,11 +377,26 @@ def _pump(
             # lines do. A moment's wait lets a few hundred gather (the pipe holds 64 KiB).
             time.sleep(GATHER_SECONDS)
             chunk += read(CHUNK) if _ready(stderr) else b""
+        yield chunk, clock()
+
+
+def _lines(
+    chunks: Iterable[tuple[bytes, float]],
+    on_lines: Callable[[list[bytes], float], None],
+    copy: _LogCopy,
+) -> None:
+    """The reads into `copy` and, as lines, into `on_lines`: all the lines of one read in one
+    call, so that the reader's loop over them makes no call per line. Lines split as a file's
+    iteration splits them, at b"\n" only, each with its newline.
+    """
+    # The start of a line not yet ended, in pieces: a builder's 50 MB line is joined once.
+    pending: list[bytes] = []
+    now = 0.0
+    for chunk, now in chunks:
         copy.write(chunk)
         if b"\n" not in chunk:
             pending.append(chunk)
             continue
-        now = clock()
         lines = chunk.split(b"\n")
         if pending:
             lines[0] = b"".join([*pending, lines[0]])
@@ -293,7 +406,7 @@ def _pump(
         if lines:
             on_lines([line + b"\n" for line in lines], now)
     if pending:
-        on_lines([b"".join(pending)], clock())  # a last line without its newline
+        on_lines([b"".join(pending)], now)  # a last line without its newline
 
 
 def _drain(pipe: IO[bytes] | None, into: list[bytes]) -> None:
