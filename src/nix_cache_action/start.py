@@ -53,18 +53,41 @@ MODES = ("fail", "warn", "off")  # --reproducibility's (report.MODES; a test kee
 
 def main() -> int:
     argv = sys.argv[1:]
-    probe = early_probe(argv)
-    if probe is not None and probe.builds_early:
-        # Until the CLI's own handlers are in place: a cancelled job stops the early build too
-        # (it runs in its own session), through the `finally` below.
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # While the probe and the build start, a signal waits: raised inside Popen it would leave
+    # the process started and nobody to stop it.
+    received: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: received.append(signum))
+    try:
+        probe = early_probe(argv)
+    finally:
+        # Until a run's own handlers are in place, SIGTERM (a cancelled job) is SIGINT's
+        # KeyboardInterrupt: it stops the build started early too (it runs in its own session),
+        # through the `finally` below, where by default this process would die at once.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.default_int_handler)
+    if received:
+        if probe is not None:
+            probe.close()
+        return _interrupted()
     try:
         from nix_cache_action.cli import main as run  # noqa: PLC0415 - after the probe started
 
         return run(argv, probe=probe)
+    except KeyboardInterrupt:
+        return _interrupted()
     finally:
         if probe is not None:
             probe.close()
+
+
+def _interrupted() -> int:
+    """A signal before a run's own handlers were in place, or after them: said in a line, not a
+    traceback."""
+    from nix_cache_action.errors import EXIT_INTERRUPTED  # noqa: PLC0415 - only when it happens
+
+    print("nix-cache-action: interrupted", file=sys.stderr)  # noqa: T201
+    return EXIT_INTERRUPTED
 
 
 def early_probe(argv: Sequence[str]) -> Probe | None:
@@ -92,14 +115,18 @@ def early_probe(argv: Sequence[str]) -> Probe | None:
 
     runner = Subprocesses(cwd=directory)
     build = early_build(argv)
-    if build is not None:
-        installable, keep_going, fallback = build
-        # Started first: it is the longest, and the version is asked while it evaluates.
-        argv_of_build = build_argv(
-            executable, [installable], keep_going=keep_going, fallback=fallback
-        )
-        runner.start_early(argv_of_build)
-    return Probe(executable, runner)
+    try:
+        if build is not None:
+            installable, keep_going, fallback = build
+            # Started first: it is the longest, and the version is asked while it evaluates.
+            argv_of_build = build_argv(
+                executable, [installable], keep_going=keep_going, fallback=fallback
+            )
+            runner.start_early(argv_of_build)
+        return Probe(executable, runner)
+    except BaseException:
+        runner.discard_early()  # a signal meanwhile: the build is not left running, unowned
+        raise
 
 
 def early_build(argv: Sequence[str]) -> tuple[str, bool, bool] | None:

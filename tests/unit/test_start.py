@@ -4,10 +4,15 @@ was not the whole story."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from tests.support.cli import run_cli
+from tests.support.cli import SRC, run_cli
 
 from nix_cache_action.cli import _parser
 from nix_cache_action.nix.probe import build_argv
@@ -173,3 +178,25 @@ def test_a_refused_command_line_starts_no_build(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "is a directory" in done.stderr
     assert not marker.exists()
+
+
+def test_a_run_cancelled_as_its_early_build_starts_stops_it(tmp_path: Path) -> None:
+    nix = tmp_path / "nix"
+    nix.write_text(FAKE_NIX.replace("2.3.16", "2.34.0"))
+    nix.chmod(0o755)
+    marker = tmp_path / "build.pid"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("NIX_")}
+    environ.update(MARKER=str(marker), PYTHONPATH=str(SRC))
+    argv = [sys.executable, "-m", "nix_cache_action", "build", "--nix", str(nix)]
+    cli = subprocess.Popen(
+        argv, cwd=tmp_path, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 10
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    # As soon as the build runs: the CLI may still be importing itself, or be in its run.
+    cli.send_signal(signal.SIGTERM)
+    _, stderr = cli.communicate(timeout=30)
+    assert cli.returncode == 130, stderr
+    assert b"Traceback" not in stderr
+    assert not Path(f"/proc/{int(marker.read_text())}").exists()

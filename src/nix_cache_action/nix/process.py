@@ -186,8 +186,17 @@ class Subprocesses:
         with its time, so that the run sees it as if streamed from the start. A command that
         cannot start is left to `stream` to fail on."""
         self.discard_early()
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            self._early = _Early(tuple(argv), self._popen_streamed(tuple(argv)), self.clock)
+        proc = None
+        try:
+            proc = self._popen_streamed(tuple(argv))
+            self._early = _Early(tuple(argv), proc, self.clock)
+        except (OSError, subprocess.SubprocessError):
+            return
+        except BaseException:
+            # A signal while it was being set up: not left running, unowned.
+            if proc is not None:
+                stop(proc)
+            raise
 
     def early_start(self) -> float | None:
         return None if self._early is None else self._early.started
