@@ -479,9 +479,15 @@ def _shown(text: str) -> str:
 _SAID: set[str] = set()
 
 
+def _said(text: str) -> None:
+    # The engine says what one read of Nix's log brought in one text, a line each.
+    _SAID.add(text)
+    _SAID.update(text.split("\n"))
+
+
 def _say(text: str) -> None:
     # The live account goes to stderr; it quotes Nix, so never as a workflow command.
-    _SAID.add(text)
+    _said(text)
     print(_shown(text), file=sys.stderr, flush=True)  # noqa: T201
 
 
@@ -489,7 +495,7 @@ def _live_say(live: LiveLine) -> Callable[[str], None]:
     """`_say` above a live status line."""
 
     def say(text: str) -> None:
-        _SAID.add(text)
+        _said(text)
         live.say(_shown(text))
 
     return say

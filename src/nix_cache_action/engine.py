@@ -873,8 +873,10 @@ class BuildJob:
             index.append(len(session.runs) - 1)
 
         def on_lines(lines: list[bytes], now: float) -> None:
-            for event in ledger.feed_lines(lines, now):
-                self._tell(event)
+            told = [line for event in ledger.feed_lines(lines, now) for line in self._told(event)]
+            if told:
+                # One write for what one read brought: 201 downloads were 201 writes.
+                self.say("\n".join(told))
             self._report_progress(ledger, now)
 
         def on_log_error(error: OSError) -> None:
@@ -919,29 +921,31 @@ class BuildJob:
             self._progress_at = now
             self.progress(ledger.progress(), now)
 
-    def _tell(self, event: Event) -> None:
+    def _told(self, event: Event) -> list[str]:
         """The live account in the terminal: one line per build, download and error."""
+        line: str | None = None
         match event:
             case BuildStarted(drv=drv):
                 verb = "checking" if event.is_check else "building"
-                self.say(f"  {verb} {store_name(drv)}")
+                line = f"  {verb} {store_name(drv)}"
             case SubstituteStarted(path=path, substituter=url):
-                self.say(f"  fetching {store_name(path)} from {substituter_name(url)}")
+                line = f"  fetching {store_name(path)} from {substituter_name(url)}"
             case ActivityStarted(type=ActivityType.REALISE):
                 # Nix evaluated: what it said so far was not an evaluation error.
-                self._release_held()
+                held, self._held, self._holding = self._held, [], False
+                return held
             case Message(text=text) if event.is_error and text.startswith("error:"):
                 line = "  " + text.splitlines()[0]
                 if self._holding:
                     self._held.append(line)
-                else:
-                    self.say(line)
+                    line = None
             case Message(text=text) if text.startswith("warning:"):
                 # A retried download is Nix waiting on a cache: said as it happens.
                 waiting = "unable to download" in text
-                self.say(("  waiting on a cache: " if waiting else "  ") + text.splitlines()[0])
+                line = ("  waiting on a cache: " if waiting else "  ") + text.splitlines()[0]
             case _:
                 pass
+        return [] if line is None else [line]
 
 
 # Signals that end a process against its will. A shell between us and Nix (a wrapper script)

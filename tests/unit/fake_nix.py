@@ -37,7 +37,8 @@ class StreamCall:
 
     With `raise_at`, `error` (default: Interrupted by SIGTERM) is raised before line
     `lines[raise_at]` is fed, after the ones before it were (`len(lines)`: after the last line,
-    as Nix exits): what a signal in the middle of Nix's log looks like to the caller.
+    as Nix exits): what a signal in the middle of Nix's log looks like to the caller. Lines are
+    fed one at a time, or `read` at a time (as a read of the pipe brings several).
     """
 
     argv: Sequence[str]
@@ -46,6 +47,7 @@ class StreamCall:
     stdout: str = ""
     raise_at: int | None = None
     error: BaseException | None = None
+    read: int = 1
 
 
 C = TypeVar("C", RunCall, StreamCall)
@@ -97,13 +99,20 @@ class FakeNix:
         # As the real runner: the argv is on record before the first line arrives.
         tee.on_start(args)
         started = self.clock()
-        for index, line in enumerate(call.lines):
-            if index == call.raise_at:
+        for index in range(0, len(call.lines), call.read):
+            read = list(call.lines[index : index + call.read])
+            if call.raise_at is not None and index <= call.raise_at < index + call.read:
+                read = read[: call.raise_at - index]
+                if read:
+                    if tee.raw_log is not None:
+                        tee.raw_log.write(b"".join(read))
+                        tee.raw_log.flush()
+                    tee.on_lines(read, self.clock())
                 raise call.error or Interrupted("SIGTERM")
             if tee.raw_log is not None:
-                tee.raw_log.write(line)
+                tee.raw_log.write(b"".join(read))
                 tee.raw_log.flush()
-            tee.on_lines([line], self.clock())
+            tee.on_lines(read, self.clock())
         if call.raise_at is not None and call.raise_at >= len(call.lines):
             raise call.error or Interrupted("SIGTERM")
         return Streamed(

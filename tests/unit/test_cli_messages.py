@@ -8,6 +8,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from tests.support.cli import run_cli
 
 
@@ -84,3 +85,20 @@ def test_analyze_help_says_what_it_does_and_runs_no_nix(tmp_path: Path) -> None:
     assert "--reproducibility {fail,warn,off} fail (default):" in text
     assert "--debug print a traceback on an unexpected error" in text
     assert "Nix command" not in text
+
+
+def test_each_line_of_what_is_said_at_once_counts_as_said(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The engine says what one read of the log brought in one text: an error among its lines
+    # is not said again in the last lines.
+    from nix_cache_action import cli as module  # noqa: PLC0415 - its own state is tested
+    from nix_cache_action.render.terminal import render_terminal  # noqa: PLC0415
+    from nix_cache_action.report import Report  # noqa: PLC0415
+
+    module._SAID.clear()
+    module._say("  fetching a from cache\nerror: b failed\n  fetching c from cache")
+    assert "error: b failed" in capsys.readouterr().err
+    last_lines = render_terminal(Report(errors=("b failed",)), said=module._SAID)
+    assert "b failed" not in last_lines
+    assert "b failed" in render_terminal(Report(errors=("b failed",)))  # what it would say

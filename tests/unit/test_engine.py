@@ -40,7 +40,14 @@ from nix_cache_action.nix.commands import NIX_NOT_FOUND, Nix
 from nix_cache_action.nix.process import Interrupted, Tee
 from nix_cache_action.records import replace
 from nix_cache_action.render.summary import render_summary
-from nix_cache_action.report import Check, FileDifference, Installable, Report, Run
+from nix_cache_action.report import (
+    Check,
+    FileDifference,
+    Installable,
+    Report,
+    Run,
+    substituter_name,
+)
 from nix_cache_action.reproducibility import (
     BUILD_FAILED,
     CHECK_NOT_KEPT,
@@ -1051,3 +1058,28 @@ def test_a_rebuild_nix_refused_says_nixs_reason() -> None:
     )
     # The same words from a run that exited 0 are no refusal.
     assert _unfinished(Streamed(("nix",), 0, "", 0.1, interrupted=False), ledger) is None
+
+
+def test_what_one_read_of_the_log_brings_is_said_in_one_write(store: Store) -> None:
+    s = store
+    fake = FakeNix(
+        [
+            *start_calls("2.34"),
+            StreamCall(
+                [*BUILD, ".#default"],
+                lines=s.log("substitute", "2.34"),
+                stdout=build_json({s.top_drv: s.top}),
+                read=100_000,  # the whole log in one read
+            ),
+            path_info_call("2.34", {s.top: HASHES["top"]}),
+            StreamCall([*REBUILD, f"{s.top_drv}^out"], lines=s.rebuild_of_top("2.34")),
+        ]
+    )
+    report, status, said = run(fake, ".#default")
+    assert (status, report.verdict()) == (0, "ok")
+    fetching = [text for text in said if "fetching" in text]
+    assert len(fetching) == 1  # one write
+    assert fetching[0].split("\n") == [
+        f"  fetching {store_name(sub.path)} from {substituter_name(sub.substituter)}"
+        for sub in report.substitutions
+    ]
