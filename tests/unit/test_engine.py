@@ -203,6 +203,21 @@ def evaluate_call(installable: str, drv: str) -> RunCall:
     return RunCall([*NIX, "path-info", "--derivation", installable], stdout=drv + "\n")
 
 
+def substituted_and_checked(s: Store, *, read: int = 1) -> list[RunCall | StreamCall]:
+    """`.#default` built with `top` fetched from a cache (Nix 2.34), then its rebuild: the
+    log fed `read` lines at a time."""
+    return [
+        StreamCall(
+            [*BUILD, ".#default"],
+            lines=s.log("substitute", "2.34"),
+            stdout=build_json({s.top_drv: s.top}),
+            read=read,
+        ),
+        path_info_call("2.34", {s.top: HASHES["top"]}),
+        StreamCall([*REBUILD, f"{s.top_drv}^out"], lines=s.rebuild_of_top("2.34")),
+    ]
+
+
 def build_json(outputs: dict[str, str]) -> str:
     """`nix build --json` stdout for {drv: out}."""
     return json.dumps([{"drvPath": drv, "outputs": {"out": out}} for drv, out in outputs.items()])
@@ -558,13 +573,7 @@ def test_deep_check_with_nothing_else_built_here_is_a_note(store: Store) -> None
     fake = FakeNix(
         [
             *start_calls("2.34"),
-            StreamCall(
-                [*BUILD, ".#default"],
-                lines=s.log("substitute", "2.34"),
-                stdout=build_json({s.top_drv: s.top}),
-            ),
-            path_info_call("2.34", {s.top: HASHES["top"]}),
-            StreamCall([*REBUILD, f"{s.top_drv}^out"], lines=s.rebuild_of_top("2.34")),
+            *substituted_and_checked(s),
             # No deep rebuild: everything else came from the cache.
         ]
     )
@@ -634,13 +643,7 @@ def test_an_evaluation_error_names_the_installable_adds_the_fix_and_the_rest_is_
             evaluate_call(".#default", s.top_drv),
             RunCall([*NIX, "path-info", "--derivation", ".#nope"], returncode=1, stderr=stderr),
             # Only what evaluated is built.
-            StreamCall(
-                [*BUILD, ".#default"],
-                lines=s.log("substitute", "2.34"),
-                stdout=build_json({s.top_drv: s.top}),
-            ),
-            path_info_call("2.34", {s.top: HASHES["top"]}),
-            StreamCall([*REBUILD, f"{s.top_drv}^out"], lines=s.rebuild_of_top("2.34")),
+            *substituted_and_checked(s),
         ]
     )
     report, status, said = run(fake, ".#default", ".#nope")
@@ -900,13 +903,7 @@ def test_a_raw_log_that_cannot_be_opened_is_a_note_and_the_run_goes_on(
     fake = FakeNix(
         [
             *start_calls("2.34"),
-            StreamCall(
-                [*BUILD, ".#default"],
-                lines=s.log("substitute", "2.34"),
-                stdout=build_json({s.top_drv: s.top}),
-            ),
-            path_info_call("2.34", {s.top: HASHES["top"]}),
-            StreamCall([*REBUILD, f"{s.top_drv}^out"], lines=s.rebuild_of_top("2.34")),
+            *substituted_and_checked(s),
         ]
     )
     report, status, _ = run(fake, ".#default", log_path=log_path)
@@ -1065,14 +1062,7 @@ def test_what_one_read_of_the_log_brings_is_said_in_one_write(store: Store) -> N
     fake = FakeNix(
         [
             *start_calls("2.34"),
-            StreamCall(
-                [*BUILD, ".#default"],
-                lines=s.log("substitute", "2.34"),
-                stdout=build_json({s.top_drv: s.top}),
-                read=100_000,  # the whole log in one read
-            ),
-            path_info_call("2.34", {s.top: HASHES["top"]}),
-            StreamCall([*REBUILD, f"{s.top_drv}^out"], lines=s.rebuild_of_top("2.34")),
+            *substituted_and_checked(s, read=100_000),  # the whole log in one read
         ]
     )
     report, status, said = run(fake, ".#default")
