@@ -209,7 +209,6 @@ class Subprocesses:
     def _popen_streamed(self, args: tuple[str, ...]) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             args,
-            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=self.env,
