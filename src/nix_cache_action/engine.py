@@ -603,14 +603,15 @@ class BuildJob:
         try:
             return self._build_and_record(names)
         finally:
-            if self.session.installables[names[0]].status == "error":
-                self._held = []
-            self._release_held()
+            held = self._take_held()
+            if self.session.installables[names[0]].status != "error":
+                for line in held:
+                    self.say(line)
 
-    def _release_held(self) -> None:
+    def _take_held(self) -> list[str]:
+        """The errors held back so far; none is held from here on."""
         held, self._held, self._holding = self._held, [], False
-        for line in held:
-            self.say(line)
+        return held
 
     def _build_and_record(self, names: list[str]) -> Ledger:
         try:
@@ -932,8 +933,7 @@ class BuildJob:
                 line = f"  fetching {store_name(path)} from {substituter_name(url)}"
             case ActivityStarted(type=ActivityType.REALISE):
                 # Nix evaluated: what it said so far was not an evaluation error.
-                held, self._held, self._holding = self._held, [], False
-                return held
+                return self._take_held()
             case Message(text=text) if event.is_error and text.startswith("error:"):
                 line = "  " + text.splitlines()[0]
                 if self._holding:

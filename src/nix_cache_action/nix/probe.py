@@ -63,11 +63,6 @@ class Probe:
         except (OSError, subprocess.SubprocessError) as exc:
             self._error = exc  # raised, as a NixError, where the run asks for its Nix
 
-    @property
-    def builds_early(self) -> bool:
-        """Whether the run's build was started beside the probe (start.py)."""
-        return self.runner.early_start() is not None
-
     def close(self) -> None:
         """Stop the build started beside the probe, if the run never took it."""
         self.runner.discard_early()
