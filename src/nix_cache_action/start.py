@@ -95,35 +95,24 @@ def early_probe(argv: Sequence[str]) -> Probe | None:
     beside it where `early_build` can say which; None for anything else."""
     if not argv or argv[0] != "build" or "-h" in argv or "--help" in argv:
         return None
-    executable = os.environ.get("NIX_CACHE_ACTION_NIX", "nix")
-    directory: str | None = None
-    words = iter(argv[1:])
-    for word in words:
-        if word == "--":
-            break
-        name, equals, value = word.partition("=")
-        if name == "--nix":
-            executable = value if equals else next(words, executable)
-        elif name in ("-C", "--directory"):
-            directory = value if equals else next(words, None)
-        elif word.startswith("-C") and len(word) > 2:
-            directory = word[2:]
+    reading = _read(argv[1:])
+    directory = reading.directory
     if directory is not None and not os.path.isdir(directory):  # noqa: PTH112 - no pathlib yet
         return None  # refused by cli.main, with its message
     from nix_cache_action.nix.probe import Probe, build_argv  # noqa: PLC0415 - only a build asks
     from nix_cache_action.nix.process import Subprocesses  # noqa: PLC0415
 
     runner = Subprocesses(cwd=directory)
-    build = early_build(argv)
+    build = _certain_build(reading)
     try:
         if build is not None:
             installable, keep_going, fallback = build
             # Started first: it is the longest, and the version is asked while it evaluates.
             argv_of_build = build_argv(
-                executable, [installable], keep_going=keep_going, fallback=fallback
+                reading.executable, [installable], keep_going=keep_going, fallback=fallback
             )
             runner.start_early(argv_of_build)
-        return Probe(executable, runner)
+        return Probe(reading.executable, runner)
     except BaseException:
         runner.discard_early()  # a signal meanwhile: the build is not left running, unowned
         raise
@@ -135,46 +124,74 @@ def early_build(argv: Sequence[str]) -> tuple[str, bool, bool] | None:
     command line holds anything else, or anything the CLI could refuse before building."""
     if not argv or argv[0] != "build":
         return None
-    read = _words(argv[1:])
-    if read is None:
-        return None
-    installables, values, toggles = read
+    return _certain_build(_read(argv[1:]))
+
+
+class _Reading:
+    """What start.py reads of a `build` command line (the words after `build`)."""
+
+    def __init__(self) -> None:
+        self.executable = os.environ.get("NIX_CACHE_ACTION_NIX", "nix")
+        self.directory: str | None = None
+        self.installables: list[str] = []
+        self.values: dict[str, str] = {}
+        self.toggles = {"keep_going": True, "fallback": True}
+        # Every word read as argparse reads it, and none that start.py does not know.
+        self.certain = True
+
+    def take(self, name: str, value: str | None) -> None:
+        """An option's value (None: the command line ended before it)."""
+        if name == "--nix" and value is not None:
+            self.executable = value
+        elif name in ("-C", "--directory"):
+            self.directory = value
+        if value is not None:
+            self.values[name] = value
+
+
+def _read(words: Sequence[str]) -> _Reading:
+    """The executable and the directory, whatever else the command line holds (cli.main asks
+    again if this reading was wrong); the rest as far as start.py knows the words."""
+    reading = _Reading()
+    rest = iter(words)
+    for word in rest:
+        if word == "--":
+            reading.certain = False
+            break
+        if not word.startswith("-"):
+            reading.installables.append(word)
+            continue
+        name, equals, value = word.partition("=")
+        if word.startswith("-C") and len(word) > 2 and word[2] != "=":
+            name, equals, value = "-C", "=", word[2:]  # -Cdir, as argparse reads it
+        if name in _VALUED:
+            taken = value if equals else next(rest, None)
+            if taken is None or (not equals and taken.startswith("-")):
+                reading.certain = False  # argparse's to refuse
+            reading.take(name, taken)
+        elif word in _TOGGLES:
+            key, on = _TOGGLES[word]
+            reading.toggles[key] = on
+        elif word not in _FLAGS:
+            reading.certain = False
+    return reading
+
+
+def _certain_build(reading: _Reading) -> tuple[str, bool, bool] | None:
+    """`early_build` of what `_read` read."""
+    values = dict(reading.values)
     # More than one installable: each is evaluated on its own before anything is built.
-    if len(installables) > 1 or values.get("--reproducibility", "fail") not in MODES:
+    if (
+        not reading.certain
+        or len(reading.installables) > 1
+        or values.get("--reproducibility", "fail") not in MODES
+    ):
         return None
     values.setdefault("--log", DEFAULT_LOG)
     if not all(_writable(values[option]) for option in _FILES if option in values):
         return None
-    installable = installables[0] if installables else DEFAULT_INSTALLABLE
-    return installable, toggles["keep_going"], toggles["fallback"]
-
-
-def _words(
-    words: Sequence[str],
-) -> tuple[list[str], dict[str, str], dict[str, bool]] | None:
-    """The installables, the options' values and the toggles; None at any other word."""
-    installables: list[str] = []
-    values: dict[str, str] = {}
-    toggles = {"keep_going": True, "fallback": True}
-    rest = iter(words)
-    for word in rest:
-        if not word.startswith("-"):
-            installables.append(word)
-            continue
-        name, equals, explicit = word.partition("=")
-        if word.startswith("-C") and len(word) > 2 and word[2] != "=":
-            name, equals, explicit = "-C", "=", word[2:]  # -Cdir, as argparse reads it
-        if name in _VALUED:
-            value = explicit if equals else next(rest, None)
-            if value is None or (not equals and value.startswith("-")):
-                return None  # argparse's to refuse
-            values[name] = value
-        elif word in _TOGGLES:
-            key, on = _TOGGLES[word]
-            toggles[key] = on
-        elif word not in _FLAGS:
-            return None
-    return installables, values, toggles
+    installable = reading.installables[0] if reading.installables else DEFAULT_INSTALLABLE
+    return installable, reading.toggles["keep_going"], reading.toggles["fallback"]
 
 
 def _writable(path: str) -> bool:
