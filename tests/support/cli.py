@@ -13,18 +13,28 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 TIMEOUT_SECONDS = 60
 
 
+def cli_argv(*args: str) -> list[str]:
+    """`nix-cache-action ARGS` as this checkout's source runs it."""
+    return [sys.executable, "-m", "nix_cache_action", *args]
+
+
+def cli_environ(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment less its NIX_* settings, with `env` added."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("NIX_")}
+    environ.update(env or {}, PYTHONPATH=str(SRC))
+    return environ
+
+
 def run_cli(
     cwd: Path, *args: str, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`nix-cache-action ARGS` in `cwd`, with `env` added to the environment."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("NIX_")}
-    environ.update(env or {}, PYTHONPATH=str(SRC))
     return subprocess.run(
-        [sys.executable, "-m", "nix_cache_action", *args],
+        cli_argv(*args),
         capture_output=True,
         text=True,
         check=False,
         cwd=cwd,
-        env=environ,
+        env=cli_environ(env),
         timeout=TIMEOUT_SECONDS,
     )

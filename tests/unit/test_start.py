@@ -4,15 +4,13 @@ was not the whole story."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from tests.support.cli import SRC, run_cli
+from tests.support.cli import cli_argv, cli_environ, run_cli
 
 from nix_cache_action.cli import _parser
 from nix_cache_action.nix.probe import build_argv
@@ -153,10 +151,15 @@ esac
 """
 
 
-def test_a_build_started_early_is_stopped_when_the_run_refuses_its_nix(tmp_path: Path) -> None:
-    nix = tmp_path / "nix"
-    nix.write_text(FAKE_NIX)
+def fake_nix(folder: Path, version: str = "2.3.16") -> Path:
+    nix = folder / "nix"
+    nix.write_text(FAKE_NIX.replace("2.3.16", version))
     nix.chmod(0o755)
+    return nix
+
+
+def test_a_build_started_early_is_stopped_when_the_run_refuses_its_nix(tmp_path: Path) -> None:
+    nix = fake_nix(tmp_path)
     marker = tmp_path / "build.pid"
     done = run_cli(tmp_path, "build", "--nix", str(nix), env={"MARKER": str(marker)})
     assert done.returncode == 1
@@ -168,9 +171,7 @@ def test_a_build_started_early_is_stopped_when_the_run_refuses_its_nix(tmp_path:
 
 
 def test_a_refused_command_line_starts_no_build(tmp_path: Path) -> None:
-    nix = tmp_path / "nix"
-    nix.write_text(FAKE_NIX)
-    nix.chmod(0o755)
+    nix = fake_nix(tmp_path)
     marker = tmp_path / "build.pid"
     done = run_cli(
         tmp_path, "build", "--nix", str(nix), "--report", str(tmp_path), env={"MARKER": str(marker)}
@@ -181,15 +182,14 @@ def test_a_refused_command_line_starts_no_build(tmp_path: Path) -> None:
 
 
 def test_a_run_cancelled_as_its_early_build_starts_stops_it(tmp_path: Path) -> None:
-    nix = tmp_path / "nix"
-    nix.write_text(FAKE_NIX.replace("2.3.16", "2.34.0"))
-    nix.chmod(0o755)
+    nix = fake_nix(tmp_path, "2.34.0")
     marker = tmp_path / "build.pid"
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("NIX_")}
-    environ.update(MARKER=str(marker), PYTHONPATH=str(SRC))
-    argv = [sys.executable, "-m", "nix_cache_action", "build", "--nix", str(nix)]
     cli = subprocess.Popen(
-        argv, cwd=tmp_path, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        cli_argv("build", "--nix", str(nix)),
+        cwd=tmp_path,
+        env=cli_environ({"MARKER": str(marker)}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 10
     while not marker.exists() and time.monotonic() < deadline:
