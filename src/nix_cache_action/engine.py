@@ -468,12 +468,20 @@ class BuildJob:
         # (it says the same, with the installable's name and the fix; `_build`).
         self._holding = False
         self._held: list[str] = []
+        # The build's log has not yet shown the store open (`_start_ahead`).
+        self._ahead = False
 
     @property
     def options(self) -> BuildOptions:
         return self.session.options
 
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self.nix.close()
+
+    def _run(self) -> None:
         session, nix = self.session, self.nix
         session.nix = nix.version.info()
         self.say(f"nix-cache-action: {nix.version.text}")
@@ -873,8 +881,12 @@ class BuildJob:
             session.runs.append(Run(label=label, argv=argv, log_path=log_path))
             index.append(len(session.runs) - 1)
 
+        self._ahead = label in ("build", "retry")
+
         def on_lines(lines: list[bytes], now: float) -> None:
-            told = [line for event in ledger.feed_lines(lines, now) for line in self._told(event)]
+            events = ledger.feed_lines(lines, now)
+            self._start_ahead(events)
+            told = [line for event in events for line in self._told(event)]
             if told:
                 # One write for what one read brought: 201 downloads were 201 writes.
                 self.say("\n".join(told))
@@ -916,6 +928,15 @@ class BuildJob:
                 plain_lines=ledger.plain_lines,
             )
         return result
+
+    def _start_ahead(self, events: list[Event]) -> None:
+        """The outputs' NAR hashes are asked after the build of a Nix started during it
+        (Nix.start_path_info), once the build has shown it opened the store: at its first
+        activity. Two Nix processes that open a new local store at once can fail each other
+        ("SQLite database is busy")."""
+        if self._ahead and any(isinstance(event, ActivityStarted) for event in events):
+            self._ahead = False
+            self.nix.start_path_info()
 
     def _report_progress(self, ledger: Ledger, now: float) -> None:
         if self.progress is not None and now - self._progress_at >= PROGRESS_SECONDS:

@@ -29,6 +29,9 @@ class RunCall:
     stdout: str = ""
     stderr: str = ""
     error: Exception | None = None
+    # For a command started to be told its question later (`start(..., input_later=True)`):
+    # the standard input it must be given.
+    stdin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ class FakeNix:
     now: float = 0.0
     mismatch: ScriptMismatchError | None = None
     timeouts: list[float | None] = field(default_factory=list)  # of each `run`, in order
+    started_ahead: list[tuple[str, ...]] = field(default_factory=list)  # input_later starts
+    stopped: list[tuple[str, ...]] = field(default_factory=list)  # of those, stopped unasked
 
     def clock(self) -> float:
         # Each reading is one second after the last: durations count readings, never real time.
@@ -79,9 +84,14 @@ class FakeNix:
             raise call.error
         return Completed(tuple(argv), call.returncode, call.stdout, call.stderr)
 
-    def start(self, argv: Sequence[str]) -> Started:
+    def start(self, argv: Sequence[str], *, input_later: bool = False) -> Started:
         # A command started now and read later plays its RunCall now, in script order: an
-        # error (a missing executable) is raised at the start, as Popen raises it.
+        # error (a missing executable) is raised at the start, as Popen raises it. One that
+        # waits for its question plays it when asked, with the question checked: the script
+        # lists a query where its answer is read, whenever it was started.
+        if input_later:
+            self.started_ahead.append(tuple(argv))
+            return _AskedLater(self, tuple(argv))
         call = self._next(argv, RunCall)
         if isinstance(call.error, OSError):
             raise call.error
@@ -162,12 +172,42 @@ class _Answered:
     fake: FakeNix
     call: RunCall
 
-    def result(self, *, timeout: float | None = None) -> Completed:
+    def result(self, *, stdin: str | None = None, timeout: float | None = None) -> Completed:
         self.fake.timeouts.append(timeout)
+        # Its standard input was /dev/null: a question for it would be lost.
+        assert stdin is None, f"{_show(self.call.argv)} was not started to be told {stdin!r}"
         if self.call.error is not None:
             raise self.call.error
         call = self.call
         return Completed(tuple(call.argv), call.returncode, call.stdout, call.stderr)
+
+    def stop(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class _AskedLater:
+    """A command started to wait for its question: its RunCall is played when it is asked."""
+
+    fake: FakeNix
+    argv: tuple[str, ...]
+
+    def result(self, *, stdin: str | None = None, timeout: float | None = None) -> Completed:
+        self.fake.timeouts.append(timeout)
+        call = self.fake._next(self.argv, RunCall)
+        if call.stdin != stdin:
+            error = ScriptMismatchError(
+                f"{_show(self.argv)} was told {stdin!r}, the script says {call.stdin!r}"
+            )
+            if self.fake.mismatch is None:
+                self.fake.mismatch = error
+            raise error
+        if call.error is not None:
+            raise call.error
+        return Completed(self.argv, call.returncode, call.stdout, call.stderr)
+
+    def stop(self) -> None:
+        self.fake.stopped.append(self.argv)
 
 
 def _show(argv: Sequence[str]) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -223,16 +223,29 @@ def build_json(outputs: dict[str, str]) -> str:
     return json.dumps([{"drvPath": drv, "outputs": {"out": out}} for drv, out in outputs.items()])
 
 
-def path_info_call(version: str, paths: dict[str, str]) -> RunCall:
-    """`nix path-info --json` of {path: hash}, in the shape and with the flags of `version`."""
+def path_info_call(version: str, paths: dict[str, str], *, ahead: bool = True) -> RunCall:
+    """`nix path-info --json` of {path: hash}, in the shape and with the flags of `version`:
+    from 2.15 the first of a run is the one started with it and told the paths later (`ahead`,
+    Nix.start_path_info)."""
     infos = {p: {"narHash": h, "narSize": 120, "references": []} for p, h in paths.items()}
     if version == "2.8":
         argv = [*NIX, "path-info", "--json", *paths]
         stdout = json.dumps([{"path": p, **info} for p, info in infos.items()])
-    else:
-        argv = [*NIX, "path-info", "--json", "--json-format", "1", *paths]
-        stdout = json.dumps(infos)
-    return RunCall(argv, stdout=stdout)
+        return RunCall(argv, stdout=stdout)
+    flags = [*NIX, "path-info", "--json", "--json-format", "1"]
+    stdout = json.dumps(infos)
+    if ahead:
+        return RunCall([*flags, "--stdin"], stdout=stdout, stdin=told(paths))
+    return RunCall([*flags, *paths], stdout=stdout)
+
+
+# The `path-info` a run of Nix 2.15 or later starts with it, to be told its paths later.
+PATH_INFO_AHEAD = (*NIX, "path-info", "--json", "--json-format", "1", "--stdin")
+
+
+def told(paths: Iterable[str]) -> str:
+    """What a query started ahead is told: one path a line."""
+    return "".join(f"{p}\n" for p in paths)
 
 
 def sizes_call(cache: str, sizes: dict[str, tuple[int, int]]) -> RunCall:
@@ -305,6 +318,9 @@ def test_one_installable_builds_hashes_and_rebuilds_without_a_separate_evaluatio
     )
     report, status, said = run(fake, ".#default")
     assert (status, report.verdict(), report.stopped) == (0, "ok", None)
+    # From 2.15 the NAR hashes came from the path-info started with the run, told the output.
+    assert fake.started_ahead == ([] if version == "2.8" else [PATH_INFO_AHEAD])
+    assert fake.stopped == []
     sizes = sorted((sub.nar_bytes, sub.download_bytes) for sub in report.substitutions)
     assert sizes == [(120, 128), (176, 184)]  # from the log on 2.34, from the cache on 2.8
     assert report.installables == (
@@ -455,15 +471,16 @@ def test_an_unknown_hash_of_a_differing_output_is_asked_for_again(store: Store) 
             ),
             # An answer that is not JSON: the hashes stay unknown, the run goes on.
             RunCall(
-                [*NIX, "path-info", "--json", "--json-format", "1", s.top, s.nondet],
+                [*NIX, "path-info", "--json", "--json-format", "1", "--stdin"],
                 stdout="warning: you don't have Internet access\n",
+                stdin=told([s.top, s.nondet]),
             ),
             StreamCall(
                 [*REBUILD, f"{s.top_drv}^out", f"{s.nondet_drv}^out"],
                 lines=s.log("rebuild", "2.34"),
                 returncode=1,
             ),
-            path_info_call("2.34", {s.nondet: HASHES["nondet"]}),
+            path_info_call("2.34", {s.nondet: HASHES["nondet"]}, ahead=False),
         ]
     )
     report, _, _ = run(fake, ".#default", ".#nondet")
@@ -544,7 +561,7 @@ def test_deep_check_rebuilds_every_other_local_build_with_all_its_outputs(store:
                     }
                 ),
             ),
-            path_info_call("2.34", {s.leaf: HASHES["leaf"], s.mid: HASHES["mid"]}),
+            path_info_call("2.34", {s.leaf: HASHES["leaf"], s.mid: HASHES["mid"]}, ahead=False),
         ]
     )
     options = BuildOptions((".#default", ".#nondet"), reproducibility="warn", deep=True)
@@ -693,6 +710,8 @@ def test_a_single_installable_that_does_not_evaluate_is_evaluated_alone_to_name_
     )
     report, status, said = run(fake, ".#nope")
     assert (status, report.verdict()) == (1, "failed")
+    # No path-info was started during the build: its log never showed the store open.
+    assert fake.started_ahead == []
     assert report.installables[0].status == "error"
     # Said once, though both the build's log and the evaluation said it: with the
     # installable's name and the fix, in the live account as in the report.
@@ -741,6 +760,10 @@ def test_an_error_before_realising_is_still_said_when_the_installable_evaluates(
     assert said.count(f"  {error}") == 1
     if realised:
         assert said.index(f"  {error}") < said.index("  building x")
+    # The path-info started at the build's first activity (none before it realised) was never
+    # asked, nothing having been built: stopped at the run's end.
+    started = [PATH_INFO_AHEAD] if realised else []
+    assert (fake.started_ahead, fake.stopped) == (started, started)
 
 
 def test_when_nothing_evaluates_nothing_is_built() -> None:
@@ -753,6 +776,7 @@ def test_when_nothing_evaluates_nothing_is_built() -> None:
     )
     report, status, _ = run(fake, ".#a", ".#b")
     assert (status, report.verdict(), report.runs) == (1, "failed", ())
+    assert fake.started_ahead == []
     assert [i.error for i in report.installables] == [".#a: a", ".#b: b"]
 
 

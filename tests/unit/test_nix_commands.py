@@ -605,6 +605,117 @@ def test_path_info_of_nothing_asks_nothing() -> None:
     fake.assert_done()
 
 
+@pytest.mark.parametrize(
+    ("version", "flags"),
+    [
+        (NIX_2_26, ["--json"]),
+        (NIX_2_34, ["--json", "--json-format", "1"]),
+        (DETERMINATE, ["--json", "--json-format", "1"]),
+        (LIX, ["--json"]),
+    ],
+)
+def test_path_info_started_ahead_is_told_the_paths_on_its_standard_input(
+    version: str, flags: list[str]
+) -> None:
+    ahead = [*NIX, "path-info", *flags, "--stdin"]
+    answer = path_info_json(version)
+    nix, fake = probed(version, RunCall(ahead, stdout=answer, stdin=f"{HELLO}\n{ZLIB}\n"))
+    nix.start_path_info()
+    assert fake.started_ahead == [tuple(ahead)]
+    assert nix.path_info([HELLO, ZLIB]) == {
+        HELLO: PathInfo(nar_hash=HELLO_HASH, nar_size=226560),
+        ZLIB: PathInfo(nar_hash=ZLIB_HASH, nar_size=125792),
+    }
+    nix.close()
+    assert fake.stopped == []  # it answered: nothing left to stop
+    fake.assert_done()
+
+
+def test_path_info_started_ahead_answers_once_then_asks_the_usual_way() -> None:
+    flags = ["--json", "--json-format", "1"]
+    nix, fake = probed(
+        NIX_2_34,
+        RunCall([*NIX, "path-info", *flags, "--stdin"], stdout="{}", stdin=f"{HELLO}\n"),
+        RunCall([*NIX, "path-info", *flags, ZLIB], stdout=path_info_json(NIX_2_34)),
+    )
+    nix.start_path_info()
+    assert nix.path_info([HELLO]) == {}
+    assert ZLIB in nix.path_info([ZLIB])
+    fake.assert_done()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(RunCall([], returncode=1, stderr="error: unrecognised flag"), id="failed"),
+        pytest.param(RunCall([], error=OSError(32, "Broken pipe")), id="broken-pipe"),
+    ],
+)
+def test_a_path_info_started_ahead_that_fails_is_asked_again_the_usual_way(
+    answer: RunCall,
+) -> None:
+    # What it fails on is then said by the usual query (the same answer, or the same failure).
+    flags = ["--json", "--json-format", "1"]
+    ahead = RunCall(
+        [*NIX, "path-info", *flags, "--stdin"],
+        returncode=answer.returncode,
+        stderr=answer.stderr,
+        error=answer.error,
+        stdin=f"{HELLO}\n",
+    )
+    again = RunCall([*NIX, "path-info", *flags, HELLO], stdout=path_info_json(NIX_2_34))
+    nix, fake = probed(NIX_2_34, ahead, again)
+    nix.start_path_info()
+    assert nix.path_info([HELLO])[HELLO] == PathInfo(nar_hash=HELLO_HASH, nar_size=226560)
+    fake.assert_done()
+
+
+def test_a_path_info_started_ahead_that_does_not_answer_is_a_nix_error() -> None:
+    flags = ["--json", "--json-format", "1"]
+    late = subprocess.TimeoutExpired("nix", 60)
+    ahead = RunCall([*NIX, "path-info", *flags, "--stdin"], error=late, stdin=f"{HELLO}\n")
+    nix, fake = probed(NIX_2_34, ahead)
+    nix.start_path_info()
+    with pytest.raises(NixError, match="path-info --stdin"):
+        nix.path_info([HELLO])
+    fake.assert_done()
+
+
+def test_a_path_with_a_space_is_not_told_on_standard_input_but_passed_as_an_argument() -> None:
+    # Nix reads its standard input as words.
+    spaced = HELLO.replace("hello", "hel lo")
+    flags = ["--json", "--json-format", "1"]
+    nix, fake = probed(NIX_2_34, RunCall([*NIX, "path-info", *flags, spaced], stdout="{}"))
+    nix.start_path_info()
+    assert nix.path_info([spaced]) == {}
+    assert fake.stopped == [(*NIX, "path-info", *flags, "--stdin")]
+    fake.assert_done()
+
+
+def test_a_path_info_of_another_store_is_not_the_one_started_ahead() -> None:
+    flags = ["--json", "--json-format", "1"]
+    cache = "http://127.0.0.1:8080"
+    nix, fake = probed(
+        NIX_2_34, RunCall([*NIX, "path-info", "--store", cache, *flags, HELLO], stdout="{}")
+    )
+    nix.start_path_info()
+    assert nix.path_info([HELLO], store=cache) == {}
+    nix.close()  # the one started ahead was never asked: stopped
+    assert fake.stopped == [(*NIX, "path-info", *flags, "--stdin")]
+    fake.assert_done()
+
+
+def test_nix_before_2_15_starts_nothing_ahead_and_is_asked_the_usual_way() -> None:
+    nix, fake = probed(
+        "nix (Nix) 2.14.1",
+        RunCall([*NIX, "path-info", "--json", HELLO], stdout=path_info_json(NIX_2_8)),
+    )
+    nix.start_path_info()
+    assert fake.started_ahead == []
+    assert HELLO in nix.path_info([HELLO])
+    fake.assert_done()
+
+
 # --- the boundaries -----------------------------------------------------------------------------
 
 

@@ -186,3 +186,37 @@ def test_a_command_started_early_that_ended_before_it_was_taken_is_timed_to_its_
 
     assert (streamed.returncode, lines) == (0, [b"done\n"])
     assert streamed.seconds < 0.9
+
+
+# --- a command started to be told its question later --------------------------------------------
+
+# Reads words from its standard input as Nix's `--stdin` does, and answers with them.
+WORDS = "import sys; words = sys.stdin.read().split(); print(' '.join(reversed(words)))"
+
+
+def test_a_command_started_ahead_reads_what_it_is_told_later_and_answers() -> None:
+    runner = Subprocesses()
+    started = runner.start([sys.executable, "-c", WORDS], input_later=True)
+    time.sleep(0.2)  # it has started, and waits
+
+    done = started.result(stdin="first\nsecond\n", timeout=10)
+
+    assert (done.returncode, done.stdout) == (0, "second first\n")
+
+
+def test_a_command_started_ahead_and_never_asked_is_stopped_and_reaped() -> None:
+    runner = Subprocesses()
+    started = runner.start([sys.executable, "-c", WORDS], input_later=True)
+    proc = started.proc  # type: ignore[attr-defined]
+
+    started.stop()
+
+    assert proc.returncode is not None  # ended and waited for, not a zombie
+    assert proc.stdin.closed
+
+
+def test_a_command_started_without_input_later_reads_nothing() -> None:
+    # Its standard input is /dev/null, as before: it never waits for a question.
+    runner = Subprocesses()
+    done = runner.start([sys.executable, "-c", WORDS]).result(timeout=10)
+    assert (done.returncode, done.stdout) == (0, "\n")

@@ -96,16 +96,25 @@ class Runner(Protocol):
         """Stop the command started early, if no stream took it."""
         ...
 
-    def start(self, argv: Sequence[str]) -> Started:
+    def start(self, argv: Sequence[str], *, input_later: bool = False) -> Started:
         """Start a command now and take its answer later: commands that do not depend on each
-        other run at once. Raises what `run` raises for a command that cannot start."""
+        other run at once. With `input_later` it waits for its standard input, given to
+        `result`: a query started before the run knows what to ask. Raises what `run` raises
+        for a command that cannot start."""
         ...
 
 
 class Started(Protocol):
     """A command started by `Runner.start`."""
 
-    def result(self, *, timeout: float | None = None) -> Completed: ...
+    def result(self, *, stdin: str | None = None, timeout: float | None = None) -> Completed:
+        """Its answer, once it has read `stdin` (for a command started with `input_later`)
+        and ended."""
+        ...
+
+    def stop(self) -> None:
+        """Stop it unanswered, if it still runs."""
+        ...
 
 
 class _Running:
@@ -115,9 +124,13 @@ class _Running:
         self.argv = argv
         self.proc = proc
 
-    def result(self, *, timeout: float | None = None) -> Completed:
+    def result(self, *, stdin: str | None = None, timeout: float | None = None) -> Completed:
+        if stdin is not None:
+            debug.debug(f"  ... {stdin.count(chr(10))} lines on its standard input")
         try:
-            stdout, stderr = self.proc.communicate(timeout=timeout)
+            stdout, stderr = self.proc.communicate(
+                None if stdin is None else stdin.encode(), timeout=timeout
+            )
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.communicate()
@@ -128,6 +141,12 @@ class _Running:
             stdout.decode("utf-8", "replace"),
             stderr.decode("utf-8", "replace"),
         )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        # Reaped, and its pipes closed.
+        self.proc.communicate()
 
 
 class Subprocesses:
@@ -167,12 +186,12 @@ class Subprocesses:
             done.stderr.decode("utf-8", "replace"),
         )
 
-    def start(self, argv: Sequence[str]) -> Started:
+    def start(self, argv: Sequence[str], *, input_later: bool = False) -> Started:
         args = tuple(argv)
         debug.debug(f"$ {shlex.join(args)} &")
         proc = subprocess.Popen(
             args,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if input_later else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=self.env,

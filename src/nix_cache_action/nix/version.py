@@ -58,6 +58,11 @@ class NixVersion:
         return ["--json"]
 
     @property
+    def reads_installables_from_stdin(self) -> bool:
+        # `--stdin` on commands that take installables arrived in 2.15 (Lix forked later).
+        return self.flavour == "lix" or self.at_least(2, 15)
+
+    @property
     def has_output_selectors(self) -> bool:
         # `drv^out,dev` and `drv^*` arrived in 2.13 (Lix forked later, so it has them).
         return self.flavour == "lix" or self.at_least(2, 13)
