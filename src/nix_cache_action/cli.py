@@ -16,7 +16,13 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn, TextIO
 # Only what every command needs is imported here; each command imports the rest itself, so
 # that `build` never pays for the planner or the aggregate (benchmarks/startup.py).
 from nix_cache_action import __version__, debug, records
-from nix_cache_action.errors import EXIT_FAILED, InputError, LogError, NixCacheActionError
+from nix_cache_action.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    InputError,
+    LogError,
+    NixCacheActionError,
+)
 from nix_cache_action.files import check_target, refuse_directory, tolerant_streams, write_text
 from nix_cache_action.github.workflow_commands import neutral, neutral_json
 from nix_cache_action.limits import DEFAULT_MAX_PER_LEG
@@ -507,6 +513,24 @@ def _plan(args: argparse.Namespace) -> int:
     return plan_command(args, say=_say, redactor=_redactor())
 
 
+def cancelled(argv: Sequence[str], signal_name: str) -> int:
+    """A `build` cancelled before its run's own handlers were in place, or after them (the
+    build start.py started was stopped by then): the report and summary say so."""
+    from nix_cache_action.engine import INTERRUPTED  # noqa: PLC0415 - see the imports above
+
+    message = INTERRUPTED.format(signal=signal_name)
+    print(_shown(f"nix-cache-action: {message}"), file=sys.stderr)  # noqa: T201
+    try:
+        args = _parser().parse_args(argv)
+    except UsageError:
+        asked = _asked_report(argv)
+        if asked is not None:
+            _write(lambda: write_report(_stopped(message), asked), "report", asked)
+    else:
+        _emit(_stopped(message), args, quiet=True)
+    return EXIT_INTERRUPTED
+
+
 def _build(args: argparse.Namespace) -> int:
     from nix_cache_action.nix.probe import Probe  # noqa: PLC0415 - see the imports above
     from nix_cache_action.nix.process import Subprocesses  # noqa: PLC0415
@@ -565,8 +589,12 @@ def _build(args: argparse.Namespace) -> int:
     if directory is not None:
         report = records.replace(report, working_directory=str(directory))
     report = records.replace(report, leg=leg)
-    # Whatever happened, the report and summary are written with what is known.
-    _emit(report, args)
+    # Whatever happened, the report and summary are written with what is known; a signal now
+    # comes too late to change them.
+    from nix_cache_action.start import signals_held  # noqa: PLC0415 - see the imports above
+
+    with signals_held():
+        _emit(report, args)
     return status
 
 

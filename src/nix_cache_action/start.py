@@ -11,13 +11,14 @@ build only if it runs the very same one (`Subprocesses.stream`), else it is stop
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from nix_cache_action.nix.probe import Probe
 
@@ -53,6 +54,7 @@ MODES = ("fail", "warn", "off")  # --reproducibility's (report.MODES; a test kee
 
 def main() -> int:
     argv = sys.argv[1:]
+    INTERRUPTED_BY.clear()
     # While the probe and the build start, a signal waits: raised inside Popen it would leave
     # the process started and nobody to stop it.
     received: list[int] = []
@@ -62,23 +64,65 @@ def main() -> int:
         probe = early_probe(argv)
     finally:
         # Until a run's own handlers are in place, SIGTERM (a cancelled job) is SIGINT's
-        # KeyboardInterrupt: it stops the build started early too (it runs in its own session),
+        # KeyboardInterrupt, its name noted: a `build` then writes its report as stopped
+        # (cli._build), and the build started early is stopped (it runs in its own session)
         # through the `finally` below, where by default this process would die at once.
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.default_int_handler)
+            signal.signal(sig, _interrupt)
     if received:
-        if probe is not None:
-            probe.close()
+        INTERRUPTED_BY.extend(signal.Signals(signum).name for signum in received)
+        if argv[:1] == ["build"]:
+            return _cancelled(argv, probe)
         return _interrupted()
     try:
         from nix_cache_action.cli import main as run  # noqa: PLC0415 - after the probe started
 
         return run(argv, probe=probe)
     except KeyboardInterrupt:
+        if argv[:1] == ["build"]:
+            return _cancelled(argv, probe)
         return _interrupted()
     finally:
         if probe is not None:
             probe.close()
+
+
+# The signals that interrupted this process before a run's own handlers were in place.
+INTERRUPTED_BY: list[str] = []
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    INTERRUPTED_BY.append(signal.Signals(signum).name)
+    raise KeyboardInterrupt
+
+
+def _cancelled(argv: Sequence[str], probe: Probe | None) -> int:
+    """A `build` interrupted outside its run's own handlers (its imports, its last steps):
+    the build started early is stopped, and the report says the run was cancelled."""
+    with signals_held():
+        if probe is not None:
+            probe.close()
+        from nix_cache_action.cli import cancelled  # noqa: PLC0415 - imported again if cut
+
+        return cancelled(argv, INTERRUPTED_BY[0] if INTERRUPTED_BY else "SIGINT")
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM dropped while the report is written: it is not cut short (GitHub
+    follows its SIGINT with a SIGTERM), and the process ends right after."""
+    # A handler, not a signal mask: a mask is the calling thread's, and the signal goes to
+    # any thread that does not block it. Not SIG_IGN either, which a child would inherit.
+    previous = {sig: signal.signal(sig, _drop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _drop(_signum: int, _frame: object) -> None:
+    return None
 
 
 def _interrupted() -> int:

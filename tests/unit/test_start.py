@@ -4,6 +4,8 @@ was not the whole story."""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import time
@@ -16,7 +18,7 @@ from nix_cache_action.cli import _parser
 from nix_cache_action.nix.probe import build_argv
 from nix_cache_action.nix.process import Subprocesses
 from nix_cache_action.report import MODES as REPORT_MODES
-from nix_cache_action.start import DEFAULT_LOG, MODES, early_build, early_probe
+from nix_cache_action.start import DEFAULT_LOG, MODES, early_build, early_probe, signals_held
 
 
 @pytest.mark.parametrize(
@@ -181,11 +183,12 @@ def test_a_refused_command_line_starts_no_build(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-def test_a_run_cancelled_as_its_early_build_starts_stops_it(tmp_path: Path) -> None:
+def test_a_run_cancelled_as_its_early_build_starts_stops_it_and_says_so(tmp_path: Path) -> None:
     nix = fake_nix(tmp_path, "2.34.0")
     marker = tmp_path / "build.pid"
+    report, summary = tmp_path / "report.json", tmp_path / "summary.md"
     cli = subprocess.Popen(
-        cli_argv("build", "--nix", str(nix)),
+        cli_argv("build", "--nix", str(nix), "--report", str(report), "--summary", str(summary)),
         cwd=tmp_path,
         env=cli_environ({"MARKER": str(marker)}),
         stdout=subprocess.PIPE,
@@ -200,3 +203,27 @@ def test_a_run_cancelled_as_its_early_build_starts_stops_it(tmp_path: Path) -> N
     assert cli.returncode == 130, stderr
     assert b"Traceback" not in stderr
     assert not Path(f"/proc/{int(marker.read_text())}").exists()
+    # Wherever the signal found it (importing itself, in its run, writing the report), the
+    # report and summary say the run was cancelled by it.
+    data = json.loads(report.read_text())
+    assert "SIGTERM" in data["stopped"], data
+    assert "SIGTERM" in summary.read_text()
+    assert b"cancelled (SIGTERM)" in stderr
+
+
+def test_a_signal_while_the_report_is_written_is_dropped() -> None:
+    # The report being written is not cut short; the process ends right after it anyway.
+    heard: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: heard.append(signum))
+    try:
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            assert heard == []  # nothing interrupted the writing
+        time.sleep(0.05)
+        assert heard == []  # nor is it raised after
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        assert heard == [signal.SIGTERM]  # and signals are heard again
+    finally:
+        signal.signal(signal.SIGTERM, previous)
