@@ -1,5 +1,3 @@
-import sys
+from nix_cache_action.start import entry
 
-from nix_cache_action.start import main
-
-sys.exit(main())
+entry()

@@ -15,7 +15,7 @@ import contextlib
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -50,6 +50,19 @@ _FILES = ("--report", "--summary", "--log", "--verified")
 DEFAULT_LOG = "nix-cache-action.log"
 DEFAULT_INSTALLABLE = ".#default"
 MODES = ("fail", "warn", "off")  # --reproducibility's (report.MODES; a test keeps them equal)
+
+
+def entry() -> NoReturn:
+    """The console script and `python -m nix_cache_action`: `main`, then an exit that skips
+    the interpreter's teardown. Freeing every module and object took 8 to 17 ms after the
+    report was written, a tenth of a warm run's budget; by then every file is closed, every
+    thread is a daemon and every child is reaped or stopped. An exception, or the SystemExit
+    of `--help`, leaves the usual way."""
+    status = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(status)
 
 
 def main() -> int:
