@@ -11,14 +11,17 @@ build only if it runs the very same one (`Subprocesses.stream`), else it is stop
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING, NoReturn
 
+# Not `typing.TYPE_CHECKING`: importing typing (and contextlib) took 3 to 5 ms before the
+# build could start; the rest of the CLI imports them later, while Nix evaluates.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Sequence
+    from types import TracebackType
+    from typing import NoReturn
 
     from nix_cache_action.nix.probe import Probe
 
@@ -59,8 +62,10 @@ def entry() -> NoReturn:
     thread is a daemon and every child is reaped or stopped. An exception, or the SystemExit
     of `--help`, leaves the usual way."""
     status = main()
+    import contextlib  # noqa: PLC0415 - imported by the CLI by now
+
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing left to say
             stream.flush()
     os._exit(status)
 
@@ -120,17 +125,22 @@ def _cancelled(argv: Sequence[str], probe: Probe | None) -> int:
         return cancelled(argv, INTERRUPTED_BY[0] if INTERRUPTED_BY else "SIGINT")
 
 
-@contextlib.contextmanager
-def signals_held() -> Iterator[None]:
+class signals_held:  # noqa: N801 - used as a function is: `with signals_held():`
     """SIGINT and SIGTERM dropped while the report is written: it is not cut short (GitHub
     follows its SIGINT with a SIGTERM), and the process ends right after."""
-    # A handler, not a signal mask: a mask is the calling thread's, and the signal goes to
-    # any thread that does not block it. Not SIG_IGN either, which a child would inherit.
-    previous = {sig: signal.signal(sig, _drop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
+
+    def __enter__(self) -> None:
+        # A handler, not a signal mask: a mask is the calling thread's, and the signal goes to
+        # any thread that does not block it. Not SIG_IGN either, which a child would inherit.
+        self._previous = {sig: signal.signal(sig, _drop) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def __exit__(
+        self,
+        _kind: type[BaseException] | None,
+        _error: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
 
@@ -156,22 +166,43 @@ def early_probe(argv: Sequence[str]) -> Probe | None:
     directory = reading.directory
     if directory is not None and not os.path.isdir(directory):  # noqa: PTH112 - no pathlib yet
         return None  # refused by cli.main, with its message
-    from nix_cache_action.nix.probe import Probe, build_argv  # noqa: PLC0415 - only a build asks
-    from nix_cache_action.nix.process import Subprocesses  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415 - only a build asks
+    import time  # noqa: PLC0415
 
-    runner = Subprocesses(cwd=directory)
+    from nix_cache_action.nix.probe import Probe, build_argv  # noqa: PLC0415
+    from nix_cache_action.nix.spawn import popen_streamed  # noqa: PLC0415
+
     build = _certain_build(reading)
+    early = None
+    if build is not None:
+        installable, keep_going, fallback = build
+        # Started first, before the rest of the Nix modules are imported: it is the longest,
+        # and the version is asked while it evaluates.
+        argv_of_build = build_argv(
+            reading.executable, [installable], keep_going=keep_going, fallback=fallback
+        )
+        started = time.monotonic()  # Subprocesses' clock
+        try:
+            early = popen_streamed(argv_of_build, cwd=directory, env=None)
+        except (OSError, ValueError, subprocess.SubprocessError):
+            early = None  # left to the run's own build to fail on, with its message
+    runner = None
     try:
-        if build is not None:
-            installable, keep_going, fallback = build
-            # Started first: it is the longest, and the version is asked while it evaluates.
-            argv_of_build = build_argv(
-                reading.executable, [installable], keep_going=keep_going, fallback=fallback
-            )
-            runner.start_early(argv_of_build)
+        from nix_cache_action.nix.process import Subprocesses  # noqa: PLC0415
+
+        runner = Subprocesses(cwd=directory)
+        if early is not None:
+            runner.take_early(argv_of_build, early, started)
+            early = None  # the runner's now
         return Probe(reading.executable, runner)
     except BaseException:
-        runner.discard_early()  # a signal meanwhile: the build is not left running, unowned
+        # An error meanwhile: the build is not left running, unowned.
+        if early is not None:
+            from nix_cache_action.nix.process import stop  # noqa: PLC0415 - when it happens
+
+            stop(early)
+        elif runner is not None:
+            runner.discard_early()
         raise
 
 

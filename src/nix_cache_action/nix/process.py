@@ -1,4 +1,5 @@
-"""The one place a child process is started: argv lists only, logged, bounded, stoppable.
+"""The one place a child process is started (with nix/spawn.py, for a build start.py starts
+before this module is imported): argv lists only, logged, bounded, stoppable.
 
 `Runner` is what the Nix commands need of it; `Subprocesses` is the real one and tests pass a
 fake that asserts each argv and answers as a given Nix version would.
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Protocol
 
 from nix_cache_action import debug
+from nix_cache_action.nix.spawn import popen_streamed
 from nix_cache_action.records import field, record
 
 if TYPE_CHECKING:
@@ -126,7 +128,10 @@ class _Running:
 
     def result(self, *, stdin: str | None = None, timeout: float | None = None) -> Completed:
         if stdin is not None:
-            debug.debug(f"  ... {stdin.count(chr(10))} lines on its standard input")
+            lines = stdin.count("\n")
+            name = os.path.basename(self.argv[0])  # noqa: PTH119 - a word, not a path
+            plural = "" if lines == 1 else "s"
+            debug.debug(f"  {name} (started with &): told {lines} line{plural} on its stdin")
         try:
             stdout, stderr = self.proc.communicate(
                 None if stdin is None else stdin.encode(), timeout=timeout
@@ -200,21 +205,28 @@ class Subprocesses:
         return _Running(args, proc)
 
     def start_early(self, argv: Sequence[str]) -> None:
-        """Start the command a later `stream` of the same argv will run, now: start.py starts
-        a run's build while the CLI imports itself. Its log is read from the start, each read
-        with its time, so that the run sees it as if streamed from the start. A command that
-        cannot start is left to `stream` to fail on."""
-        self.discard_early()
-        proc = None
+        """Start the command a later `stream` of the same argv will run, now (see take_early).
+        A command that cannot start is left to `stream` to fail on."""
+        started = self.clock()
         try:
             proc = self._popen_streamed(tuple(argv))
-            self._early = _Early(tuple(argv), proc, self.clock)
         except (OSError, subprocess.SubprocessError):
             return
+        self.take_early(argv, proc, started)
+
+    def take_early(
+        self, argv: Sequence[str], proc: subprocess.Popen[bytes], started: float
+    ) -> None:
+        """Own `proc`, started at `started` (by this runner's clock) as `spawn.popen_streamed`
+        starts it, for a later `stream` of the same argv: start.py starts a run's build while
+        the CLI imports itself. Its log is read from now on, each read with its time, so that
+        the run sees it as if streamed from the start."""
+        self.discard_early()
+        try:
+            self._early = _Early(tuple(argv), proc, self.clock, started)
         except BaseException:
             # A signal while it was being set up: not left running, unowned.
-            if proc is not None:
-                stop(proc)
+            stop(proc)
             raise
 
     def early_start(self) -> float | None:
@@ -226,15 +238,7 @@ class Subprocesses:
             early.stop()
 
     def _popen_streamed(self, args: tuple[str, ...]) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            args,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=self.env,
-            cwd=self.cwd,
-            # Its own process group, so builders are stopped with it.
-            start_new_session=True,
-        )
+        return popen_streamed(args, cwd=self.cwd, env=self.env)
 
     def stream(self, argv: Sequence[str], tee: Tee) -> Streamed:
         """Run with stderr turned into lines as they come; the raw bytes are teed.
@@ -305,13 +309,17 @@ class _Early:
     POLL_SECONDS = 0.2
 
     def __init__(
-        self, argv: tuple[str, ...], proc: subprocess.Popen[bytes], clock: Callable[[], float]
+        self,
+        argv: tuple[str, ...],
+        proc: subprocess.Popen[bytes],
+        clock: Callable[[], float],
+        started: float,
     ) -> None:
         import queue  # noqa: PLC0415 - only an early start needs it
 
         self.argv = argv
         self.proc = proc
-        self.started = clock()
+        self.started = started
         self.ended: float | None = None  # when its log ended, read by the thread
         self.stdout: list[bytes] = []
         self._reads: queue.SimpleQueue[tuple[bytes, float] | None] = queue.SimpleQueue()
