@@ -557,6 +557,7 @@ def _build(args: argparse.Namespace) -> int:
         if probe is not None:
             probe.close()  # its early build, if any, is of the wrong Nix or directory
         probe = Probe(args.nix, Subprocesses(cwd=directory))
+    from nix_cache_action import start  # noqa: PLC0415
     from nix_cache_action.engine import BuildOptions, run_job  # noqa: PLC0415
     from nix_cache_action.render.live import LiveLine  # noqa: PLC0415
 
@@ -582,6 +583,7 @@ def _build(args: argparse.Namespace) -> int:
             log_path=args.log,
             say=_say if live is None else _live_say(live),
             progress=live.update if live is not None else None,
+            on_signals=start.run_handles_signals,
         )
     finally:
         if live is not None:
@@ -591,9 +593,7 @@ def _build(args: argparse.Namespace) -> int:
     report = records.replace(report, leg=leg)
     # Whatever happened, the report and summary are written with what is known; a signal now
     # comes too late to change them.
-    from nix_cache_action.start import signals_held  # noqa: PLC0415 - see the imports above
-
-    with signals_held():
+    with start.signals_held():
         _emit(report, args)
     return status
 

@@ -291,12 +291,13 @@ def run_job(  # noqa: PLR0913 - the job, its Nix, and where its words go
     say: Say,
     env: Mapping[str, str] | None = None,
     progress: Callable[[RunProgress, float], None] | None = None,
+    on_signals: Callable[[], None] = lambda: None,
 ) -> tuple[Report, int]:
     """Run the whole job; the exit status follows the report unless the run was cut short.
 
     `open_nix` probes Nix (so a missing Nix is a stopped run like any other); `env` is what
     diffoscope runs with; `progress` hears where each Nix run stands, a few times a second (a
-    live status line).
+    live status line); `on_signals` is called once SIGTERM and SIGINT are the run's own.
     """
     session = Session(options)
     status: int | None = None
@@ -310,6 +311,7 @@ def run_job(  # noqa: PLR0913 - the job, its Nix, and where its words go
             say(f"nix-cache-action: warning: {warning}")
     with sigterm_interrupts():
         try:
+            on_signals()
             nix = open_nix()
             clock, started = nix.clock, nix.clock()
             # A build started early (start.py) is part of the run from its start.

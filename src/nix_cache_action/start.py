@@ -59,8 +59,9 @@ def entry() -> NoReturn:
     """The console script and `python -m nix_cache_action`: `main`, then an exit that skips
     the interpreter's teardown. Freeing every module and object took 8 to 17 ms after the
     report was written, a tenth of a warm run's budget; by then every file is closed, every
-    thread is a daemon and every child is reaped or stopped. An exception, or the SystemExit
-    of `--help`, leaves the usual way."""
+    thread is a daemon, and every Nix command the run waited for has ended (one it did not
+    wait for, such as a query of a run that stopped early, ends by itself). An exception, or
+    the SystemExit of `--help`, leaves the usual way."""
     status = main()
     import contextlib  # noqa: PLC0415 - imported by the CLI by now
 
@@ -73,6 +74,7 @@ def entry() -> NoReturn:
 def main() -> int:
     argv = sys.argv[1:]
     INTERRUPTED_BY.clear()
+    _RUN_HANDLED.clear()
     # While the probe and the build start, a signal waits: raised inside Popen it would leave
     # the process started and nobody to stop it.
     received: list[int] = []
@@ -83,7 +85,7 @@ def main() -> int:
     finally:
         # Until a run's own handlers are in place, SIGTERM (a cancelled job) is SIGINT's
         # KeyboardInterrupt, its name noted: a `build` then writes its report as stopped
-        # (cli._build), and the build started early is stopped (it runs in its own session)
+        # (`_cancelled`), and the build started early is stopped (it runs in its own session)
         # through the `finally` below, where by default this process would die at once.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, _interrupt)
@@ -107,9 +109,20 @@ def main() -> int:
 
 # The signals that interrupted this process before a run's own handlers were in place.
 INTERRUPTED_BY: list[str] = []
+# Set once a run's own handlers were in place (`run_handles_signals`).
+_RUN_HANDLED: list[bool] = []
+
+
+def run_handles_signals() -> None:
+    """Called by a run as its own handlers take over: from then on a signal outside them
+    comes as the run ends, when what is left is writing its report; it is dropped, so that a
+    report with the verdict is never replaced by one that says only "cancelled"."""
+    _RUN_HANDLED.append(True)
 
 
 def _interrupt(signum: int, _frame: object) -> None:
+    if _RUN_HANDLED:
+        return
     INTERRUPTED_BY.append(signal.Signals(signum).name)
     raise KeyboardInterrupt
 
@@ -192,8 +205,8 @@ def early_probe(argv: Sequence[str]) -> Probe | None:
 
         runner = Subprocesses(cwd=directory)
         if early is not None:
-            runner.take_early(argv_of_build, early, started)
-            early = None  # the runner's now
+            proc, early = early, None  # the runner's now: it stops it if it must
+            runner.take_early(argv_of_build, proc, started)
         return Probe(reading.executable, runner)
     except BaseException:
         # An error meanwhile: the build is not left running, unowned.

@@ -705,9 +705,12 @@ def test_a_path_info_of_another_store_is_not_the_one_started_ahead() -> None:
     fake.assert_done()
 
 
-def test_nix_before_2_15_starts_nothing_ahead_and_is_asked_the_usual_way() -> None:
+@pytest.mark.parametrize("version", ["nix (Nix) 2.14.1", "nix (Nix) 2.16.2"])
+def test_nix_before_2_17_starts_nothing_ahead_and_is_asked_the_usual_way(version: str) -> None:
+    # Before 2.15 there is no --stdin; before 2.17 a standard input that ends with no word
+    # means `.`: a query never told its paths would evaluate the flake in the directory.
     nix, fake = probed(
-        "nix (Nix) 2.14.1",
+        version,
         RunCall([*NIX, "path-info", "--json", HELLO], stdout=path_info_json(NIX_2_8)),
     )
     nix.start_path_info()

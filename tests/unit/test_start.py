@@ -10,11 +10,14 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from tests.support.cli import cli_argv, cli_environ, run_cli
 
+from nix_cache_action import start
 from nix_cache_action.cli import _parser
+from nix_cache_action.engine import BuildOptions, run_job
 from nix_cache_action.nix.probe import build_argv
 from nix_cache_action.nix.process import Subprocesses
 from nix_cache_action.report import MODES as REPORT_MODES
@@ -203,8 +206,8 @@ def test_a_run_cancelled_as_its_early_build_starts_stops_it_and_says_so(tmp_path
     assert cli.returncode == 130, stderr
     assert b"Traceback" not in stderr
     assert not Path(f"/proc/{int(marker.read_text())}").exists()
-    # Wherever the signal found it (importing itself, in its run, writing the report), the
-    # report and summary say the run was cancelled by it.
+    # Wherever the signal found it (importing itself, or in its run), the report and summary
+    # say the run was cancelled by it.
     data = json.loads(report.read_text())
     assert "SIGTERM" in data["stopped"], data
     assert "SIGTERM" in summary.read_text()
@@ -227,3 +230,54 @@ def test_a_signal_while_the_report_is_written_is_dropped() -> None:
         assert heard == [signal.SIGTERM]  # and signals are heard again
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_signal_before_the_run_handles_them_interrupts_and_one_after_is_dropped() -> None:
+    # Before: the CLI is still importing itself, and the report says the run was cancelled.
+    # After the run's own handlers had it: the run is ending and writing its report, which a
+    # "cancelled" report must not replace.
+    start.INTERRUPTED_BY.clear()
+    start._RUN_HANDLED.clear()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            start._interrupt(signal.SIGTERM, None)
+        assert start.INTERRUPTED_BY == ["SIGTERM"]
+        start.run_handles_signals()
+        start._interrupt(signal.SIGINT, None)  # dropped: nothing raised
+        assert start.INTERRUPTED_BY == ["SIGTERM"]
+    finally:
+        start.INTERRUPTED_BY.clear()
+        start._RUN_HANDLED.clear()
+
+
+def test_the_run_says_when_its_own_signal_handlers_are_in_place() -> None:
+    # run_job calls on_signals once SIGTERM is its own (it raises Interrupted and the report
+    # says the run was cancelled), and before it asks for Nix.
+    def outer(_signum: int, _frame: object) -> None:
+        raise AssertionError("the run's own handler should have had it")
+
+    seen: list[object] = []
+
+    def on_signals() -> None:
+        seen.append(signal.getsignal(signal.SIGTERM))
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)  # the handler raises Interrupted meanwhile
+
+    def no_nix() -> NoReturn:
+        raise AssertionError("asked for Nix after the run was interrupted")
+
+    previous = signal.signal(signal.SIGTERM, outer)
+    try:
+        report, status = run_job(
+            BuildOptions((".#default",)),
+            no_nix,
+            log_path=None,
+            say=lambda _text: None,
+            on_signals=on_signals,
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert status == 130
+    assert report.stopped is not None
+    assert "SIGTERM" in report.stopped
+    assert seen != [outer]

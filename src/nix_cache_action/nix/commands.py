@@ -191,8 +191,8 @@ class Nix:
     def start_path_info(self) -> None:
         """Start the next `path-info` of this store now, to be told its paths when they are
         known (`--stdin`): the NAR hashes are asked right after the build, and a Nix process
-        takes about 20 ms to start, most of that query's time. Nix before 2.15 cannot be
-        told later."""
+        takes about 20 ms to start, most of that query's time. Nix before 2.17 is not asked
+        this way (see NixVersion.reads_installables_from_stdin)."""
         if self._path_info_query is None and self.version.reads_installables_from_stdin:
             argv = self._argv("path-info", *self.version.path_info_json_flags(), "--stdin")
             with contextlib.suppress(OSError, subprocess.SubprocessError):

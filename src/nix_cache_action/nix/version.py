@@ -59,8 +59,10 @@ class NixVersion:
 
     @property
     def reads_installables_from_stdin(self) -> bool:
-        # `--stdin` on commands that take installables arrived in 2.15 (Lix forked later).
-        return self.flavour == "lix" or self.at_least(2, 15)
+        # `--stdin` on commands that take installables arrived in 2.15, but until 2.17 a
+        # standard input that ends with no word meant `.`: a query started ahead and never
+        # told its paths (the CLI killed) would evaluate the flake here. Lix forked later.
+        return self.flavour == "lix" or self.at_least(2, 17)
 
     @property
     def has_output_selectors(self) -> bool:
