@@ -514,8 +514,8 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def cancelled(argv: Sequence[str], signal_name: str) -> int:
-    """A `build` cancelled before its run's own handlers were in place, or after them (the
-    build start.py started was stopped by then): the report and summary say so."""
+    """A `build` cancelled before its run's own handlers were in place (the build start.py
+    started is stopped by then): the report and summary say so."""
     from nix_cache_action.engine import INTERRUPTED  # noqa: PLC0415 - see the imports above
 
     message = INTERRUPTED.format(signal=signal_name)
@@ -583,7 +583,7 @@ def _build(args: argparse.Namespace) -> int:
             log_path=args.log,
             say=_say if live is None else _live_say(live),
             progress=live.update if live is not None else None,
-            on_signals=start.run_handles_signals,
+            on_signals=start.drop_signals,
         )
     finally:
         if live is not None:
@@ -592,9 +592,8 @@ def _build(args: argparse.Namespace) -> int:
         report = records.replace(report, working_directory=str(directory))
     report = records.replace(report, leg=leg)
     # Whatever happened, the report and summary are written with what is known; a signal now
-    # comes too late to change them.
-    with start.signals_held():
-        _emit(report, args)
+    # comes too late to change them (start.drop_signals, from the run's start).
+    _emit(report, args)
     return status
 
 

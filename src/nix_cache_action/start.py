@@ -20,7 +20,6 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from types import TracebackType
     from typing import NoReturn
 
     from nix_cache_action.nix.probe import Probe
@@ -74,7 +73,7 @@ def entry() -> NoReturn:
 def main() -> int:
     argv = sys.argv[1:]
     INTERRUPTED_BY.clear()
-    _RUN_HANDLED.clear()
+    _DROPPING.clear()
     # While the probe and the build start, a signal waits: raised inside Popen it would leave
     # the process started and nobody to stop it.
     received: list[int] = []
@@ -85,23 +84,19 @@ def main() -> int:
     finally:
         # Until a run's own handlers are in place, SIGTERM (a cancelled job) is SIGINT's
         # KeyboardInterrupt, its name noted: a `build` then writes its report as stopped
-        # (`_cancelled`), and the build started early is stopped (it runs in its own session)
+        # (`_interrupted`), and the build started early is stopped (it runs in its own session)
         # through the `finally` below, where by default this process would die at once.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, _interrupt)
     if received:
         INTERRUPTED_BY.extend(signal.Signals(signum).name for signum in received)
-        if argv[:1] == ["build"]:
-            return _cancelled(argv, probe)
-        return _interrupted()
+        return _interrupted(argv, probe)
     try:
         from nix_cache_action.cli import main as run  # noqa: PLC0415 - after the probe started
 
         return run(argv, probe=probe)
     except KeyboardInterrupt:
-        if argv[:1] == ["build"]:
-            return _cancelled(argv, probe)
-        return _interrupted()
+        return _interrupted(argv, probe)
     finally:
         if probe is not None:
             probe.close()
@@ -109,61 +104,37 @@ def main() -> int:
 
 # The signals that interrupted this process before a run's own handlers were in place.
 INTERRUPTED_BY: list[str] = []
-# Set once a run's own handlers were in place (`run_handles_signals`).
-_RUN_HANDLED: list[bool] = []
+# Set once signals outside a run's own handlers are dropped (`drop_signals`).
+_DROPPING: list[bool] = []
 
 
-def run_handles_signals() -> None:
-    """Called by a run as its own handlers take over: from then on a signal outside them
-    comes as the run ends, when what is left is writing its report; it is dropped, so that a
-    report with the verdict is never replaced by one that says only "cancelled"."""
-    _RUN_HANDLED.append(True)
+def drop_signals() -> None:
+    """From here on, SIGINT and SIGTERM outside a run's own handlers are dropped. Called by a
+    run as its handlers take over (a signal after them comes as the run ends, when what is
+    left is writing its report, which must not be replaced by one that says only
+    "cancelled"), and before a cancelled build writes its report (GitHub follows its SIGINT
+    with a SIGTERM): the process ends right after either."""
+    _DROPPING.append(True)
 
 
 def _interrupt(signum: int, _frame: object) -> None:
-    if _RUN_HANDLED:
+    if _DROPPING:
         return
     INTERRUPTED_BY.append(signal.Signals(signum).name)
     raise KeyboardInterrupt
 
 
-def _cancelled(argv: Sequence[str], probe: Probe | None) -> int:
-    """A `build` interrupted outside its run's own handlers (its imports, its last steps):
-    the build started early is stopped, and the report says the run was cancelled."""
-    with signals_held():
-        if probe is not None:
-            probe.close()
+def _interrupted(argv: Sequence[str], probe: Probe | None) -> int:
+    """A signal before a run's own handlers were in place: a `build` stops the build started
+    early and writes its report as cancelled; any other command says so in a line, not a
+    traceback."""
+    drop_signals()
+    if probe is not None:
+        probe.close()
+    if argv[:1] == ["build"]:
         from nix_cache_action.cli import cancelled  # noqa: PLC0415 - imported again if cut
 
         return cancelled(argv, INTERRUPTED_BY[0] if INTERRUPTED_BY else "SIGINT")
-
-
-class signals_held:  # noqa: N801 - used as a function is: `with signals_held():`
-    """SIGINT and SIGTERM dropped while the report is written: it is not cut short (GitHub
-    follows its SIGINT with a SIGTERM), and the process ends right after."""
-
-    def __enter__(self) -> None:
-        # A handler, not a signal mask: a mask is the calling thread's, and the signal goes to
-        # any thread that does not block it. Not SIG_IGN either, which a child would inherit.
-        self._previous = {sig: signal.signal(sig, _drop) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def __exit__(
-        self,
-        _kind: type[BaseException] | None,
-        _error: BaseException | None,
-        _traceback: TracebackType | None,
-    ) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
-def _drop(_signum: int, _frame: object) -> None:
-    return None
-
-
-def _interrupted() -> int:
-    """A signal before a run's own handlers were in place, or after them: said in a line, not a
-    traceback."""
     from nix_cache_action.errors import EXIT_INTERRUPTED  # noqa: PLC0415 - only when it happens
 
     print("nix-cache-action: interrupted", file=sys.stderr)  # noqa: T201

@@ -430,13 +430,12 @@ class Nix:
         """The answer of the `path-info` started ahead, told `paths`; None when there is none
         or it failed, and the question is asked the usual way (the same answer, or the same
         failure, at the cost of a process)."""
-        query, self._path_info_query = self._path_info_query, None
-        if query is None:
-            return None
         if any(character.isspace() for path in paths for character in path):
             # Nix reads its standard input as words: such a path is not one word.
-            with contextlib.suppress(OSError, subprocess.SubprocessError):
-                query.stop()
+            self.close()
+            return None
+        query, self._path_info_query = self._path_info_query, None
+        if query is None:
             return None
         try:
             done = query.result(

@@ -209,7 +209,7 @@ class Subprocesses:
         A command that cannot start is left to `stream` to fail on."""
         started = self.clock()
         try:
-            proc = self._popen_streamed(tuple(argv))
+            proc = popen_streamed(argv, cwd=self.cwd, env=self.env)
         except (OSError, subprocess.SubprocessError):
             return
         self.take_early(argv, proc, started)
@@ -237,9 +237,6 @@ class Subprocesses:
         if early is not None:
             early.stop()
 
-    def _popen_streamed(self, args: tuple[str, ...]) -> subprocess.Popen[bytes]:
-        return popen_streamed(args, cwd=self.cwd, env=self.env)
-
     def stream(self, argv: Sequence[str], tee: Tee) -> Streamed:
         """Run with stderr turned into lines as they come; the raw bytes are teed.
 
@@ -260,7 +257,7 @@ class Subprocesses:
         reader: threading.Thread | None = None
         if early is None:
             started = self.clock()
-            proc = self._popen_streamed(args)
+            proc = popen_streamed(args, cwd=self.cwd, env=self.env)
             reader = threading.Thread(target=_drain, args=(proc.stdout, stdout_chunks), daemon=True)
         else:
             started, proc, stdout_chunks = early.started, early.proc, early.stdout
