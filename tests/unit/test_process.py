@@ -5,6 +5,7 @@ scripted reads, whose chunk boundaries fall anywhere."""
 from __future__ import annotations
 
 import io
+import itertools
 import signal
 import sys
 import time
@@ -17,6 +18,7 @@ from nix_cache_action.nix.process import (
     _chunks,
     _lines,
     _LogCopy,
+    _Reader,
 )
 
 
@@ -108,6 +110,35 @@ def test_a_real_childs_stderr_arrives_whole_and_in_order() -> None:
     assert lines == [*expected, b"tail"]
     assert log.getvalue() == b"".join([*expected, b"tail"])
     assert (streamed.returncode, streamed.stdout) == (0, "out\n")
+
+
+def test_a_trickling_log_is_taken_in_few_wake_ups_each_read_timed_as_read() -> None:
+    # A build's log: a line now and then. Taken at each line, the run's thread woke as often as
+    # Nix wrote; each of its wake-ups now takes what came meanwhile (_Reader.BATCH_SECONDS).
+    lines, apart = 40, 0.01
+    script = (
+        "import sys, time\n"
+        f"for i in range({lines}):\n"
+        f"    sys.stderr.write(f'line {{i}}\\n'); sys.stderr.flush(); time.sleep({apart})\n"
+    )
+    calls: list[tuple[float, float]] = []  # (the read's time, when the run's thread took it)
+    tee = Tee(on_lines=lambda _read, now: calls.append((now, time.monotonic())))
+    runner = Subprocesses()
+    began = runner.clock()
+
+    streamed = runner.stream([sys.executable, "-c", script], tee)
+
+    took = runner.clock() - began
+    assert streamed.returncode == 0
+    read_at = [at for at, _ in calls]
+    # Each read keeps the time it was read at, not the time of its batch.
+    assert read_at == sorted(read_at)
+    assert read_at[-1] - read_at[0] >= 0.8 * (lines - 1) * apart
+    # Calls less than half the lines' spacing apart are one wake-up. Taken as they came, each
+    # line would be one; batched, the wake-ups are at least BATCH_SECONDS apart.
+    gaps = [b - a for (_, a), (_, b) in itertools.pairwise(calls)]
+    wake_ups = 1 + sum(gap > apart / 2 for gap in gaps)
+    assert wake_ups <= took / _Reader.BATCH_SECONDS + 2
 
 
 def test_a_command_started_early_is_taken_by_its_stream_with_its_lines_timed_as_read() -> None:
