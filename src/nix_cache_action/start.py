@@ -150,11 +150,10 @@ def early_probe(argv: Sequence[str]) -> Probe | None:
     directory = reading.directory
     if directory is not None and not os.path.isdir(directory):  # noqa: PTH112 - no pathlib yet
         return None  # refused by cli.main, with its message
-    import subprocess  # noqa: PLC0415 - only a build asks
-    import time  # noqa: PLC0415
+    import time  # noqa: PLC0415 - only a build asks
 
     from nix_cache_action.nix.probe import Probe, build_argv  # noqa: PLC0415
-    from nix_cache_action.nix.spawn import popen_streamed  # noqa: PLC0415
+    from nix_cache_action.nix.spawn import popen_streamed, spawn_streamed  # noqa: PLC0415
 
     build = _certain_build(reading)
     early = None
@@ -167,8 +166,12 @@ def early_probe(argv: Sequence[str]) -> Probe | None:
         )
         started = time.monotonic()  # Subprocesses' clock
         try:
-            early = popen_streamed(argv_of_build, cwd=directory, env=None)
-        except (OSError, ValueError, subprocess.SubprocessError):
+            early = (
+                spawn_streamed(argv_of_build, os.environ)
+                if directory is None
+                else popen_streamed(argv_of_build, cwd=directory, env=None)
+            )
+        except (OSError, ValueError):
             early = None  # left to the run's own build to fail on, with its message
     runner = None
     try:

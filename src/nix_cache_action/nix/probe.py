@@ -7,7 +7,6 @@ this module and nix/process.py: the CLI asks while it is still importing itself.
 from __future__ import annotations
 
 import os
-import subprocess
 
 TYPE_CHECKING = False  # typing costs 3 ms to import: start.py imports this before the build
 if TYPE_CHECKING:
@@ -58,6 +57,10 @@ class Probe:
         self.runner = runner
         self._version: Started | None = None
         self._error: Exception | None = None
+        # Imported here: start.py reads build_argv before the build starts, and subprocess
+        # by then would cost it 6 ms (nix/spawn.py); nix/process.py has imported it since.
+        import subprocess  # noqa: PLC0415
+
         try:
             self._version = runner.start([executable, "--version"])
         except (OSError, subprocess.SubprocessError) as exc:
@@ -80,6 +83,8 @@ class Probe:
     def nix(self) -> Nix:
         """The Nix that answered; a NixError says why it cannot be used."""
         # Imported here: the probe starts before the rest of the CLI is imported.
+        import subprocess  # noqa: PLC0415
+
         from nix_cache_action.errors import NixError  # noqa: PLC0415
         from nix_cache_action.nix.commands import (  # noqa: PLC0415
             NIX_NOT_FOUND,

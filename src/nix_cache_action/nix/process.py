@@ -25,6 +25,8 @@ from nix_cache_action.records import field, record
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from nix_cache_action.nix.spawn import StreamedProcess
+
 # GitHub cancels a job with SIGINT, then SIGTERM 7.5 s later, then SIGKILL 2.5 s after that:
 # a child gets a short grace so that the report is written well before the SIGKILL.
 STOP_GRACE_SECONDS = 3.0
@@ -214,9 +216,7 @@ class Subprocesses:
             return
         self.take_early(argv, proc, started)
 
-    def take_early(
-        self, argv: Sequence[str], proc: subprocess.Popen[bytes], started: float
-    ) -> None:
+    def take_early(self, argv: Sequence[str], proc: StreamedProcess, started: float) -> None:
         """Own `proc`, started at `started` (by this runner's clock) as `spawn.popen_streamed`
         starts it, for a later `stream` of the same argv: start.py starts a run's build while
         the CLI imports itself. Its log is read from now on, each read with its time, so that
@@ -309,7 +309,7 @@ class _Reader:
     def __init__(
         self,
         argv: tuple[str, ...],
-        proc: subprocess.Popen[bytes],
+        proc: StreamedProcess,
         clock: Callable[[], float],
         started: float,
     ) -> None:
@@ -462,7 +462,7 @@ def _drain(pipe: IO[bytes] | None, into: list[bytes]) -> None:
             into.append(chunk)
 
 
-def stop(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
+def stop(proc: StreamedProcess | subprocess.Popen[str]) -> None:
     """SIGTERM the whole process group, then SIGKILL what is left after a grace period."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
