@@ -903,7 +903,12 @@ class BuildJob:
             self.raw_log = None
 
         tee = Tee(
-            on_lines=on_lines, raw_log=self.raw_log, on_start=on_start, on_log_error=on_log_error
+            on_lines=on_lines,
+            raw_log=self.raw_log,
+            on_start=on_start,
+            on_log_error=on_log_error,
+            # Each read at once until the NAR hashes' query has started (`_start_ahead`).
+            prompt=lambda: self._ahead,
         )
         heartbeat = Heartbeat(ledger, self.say, self.nix.clock)
         try:

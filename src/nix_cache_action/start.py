@@ -79,19 +79,22 @@ def main() -> int:
     received: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: received.append(signum))
+    probe = None
     try:
-        probe = early_probe(argv)
-    finally:
-        # Until a run's own handlers are in place, SIGTERM (a cancelled job) is SIGINT's
-        # KeyboardInterrupt, its name noted: a `build` then writes its report as stopped
-        # (`_interrupted`), and the build started early is stopped (it runs in its own session)
-        # through the `finally` below, where by default this process would die at once.
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, _interrupt)
-    if received:
-        INTERRUPTED_BY.extend(signal.Signals(signum).name for signum in received)
-        return _interrupted(argv, probe)
-    try:
+        try:
+            probe = early_probe(argv)
+        finally:
+            # Until a run's own handlers are in place, SIGTERM (a cancelled job) is SIGINT's
+            # KeyboardInterrupt, its name noted: a `build` then writes its report as stopped
+            # (`_interrupted`), and the build started early is stopped (it runs in its own
+            # session) through the `finally` below, where by default this process would die
+            # at once. Swapped inside the outer `try`, so that a signal right after the swap
+            # is handled as one later.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, _interrupt)
+        if received:
+            INTERRUPTED_BY.extend(signal.Signals(signum).name for signum in received)
+            return _interrupted(argv, probe)
         from nix_cache_action.cli import main as run  # noqa: PLC0415 - after the probe started
 
         return run(argv, probe=probe)

@@ -6,19 +6,25 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
+import pytest
+
 from nix_cache_action.nix.process import (
     CHUNK,
+    Interrupted,
     Subprocesses,
     Tee,
     _chunks,
     _lines,
     _LogCopy,
     _Reader,
+    sigterm_interrupts,
 )
 
 
@@ -112,33 +118,113 @@ def test_a_real_childs_stderr_arrives_whole_and_in_order() -> None:
     assert (streamed.returncode, streamed.stdout) == (0, "out\n")
 
 
-def test_a_trickling_log_is_taken_in_few_wake_ups_each_read_timed_as_read() -> None:
-    # A build's log: a line now and then. Taken at each line, the run's thread woke as often as
-    # Nix wrote; each of its wake-ups now takes what came meanwhile (_Reader.BATCH_SECONDS).
-    lines, apart = 40, 0.01
-    script = (
-        "import sys, time\n"
-        f"for i in range({lines}):\n"
-        f"    sys.stderr.write(f'line {{i}}\\n'); sys.stderr.flush(); time.sleep({apart})\n"
+LINES, APART = 40, 0.01
+TRICKLE = (
+    "import sys, time\n"
+    f"for i in range({LINES}):\n"
+    f"    sys.stderr.write(f'line {{i}}\\n'); sys.stderr.flush(); time.sleep({APART})\n"
+)
+
+
+def trickled(*, prompt: bool) -> tuple[list[list[tuple[float, float]]], int, float]:
+    """A build's log, a line now and then, streamed: the reads as the run's thread took them,
+    grouped by wake-up (calls less than half the lines' spacing apart), each as (the time it
+    was read, when it was taken); how many reads; how long the stream took."""
+    calls: list[tuple[float, float]] = []
+    tee = Tee(
+        on_lines=lambda _read, now: calls.append((now, time.monotonic())),
+        prompt=lambda: prompt,
     )
-    calls: list[tuple[float, float]] = []  # (the read's time, when the run's thread took it)
-    tee = Tee(on_lines=lambda _read, now: calls.append((now, time.monotonic())))
     runner = Subprocesses()
     began = runner.clock()
-
-    streamed = runner.stream([sys.executable, "-c", script], tee)
-
+    streamed = runner.stream([sys.executable, "-c", TRICKLE], tee)
     took = runner.clock() - began
     assert streamed.returncode == 0
-    read_at = [at for at, _ in calls]
-    # Each read keeps the time it was read at, not the time of its batch.
+    wake_ups = [[calls[0]]]
+    for before, call in itertools.pairwise(calls):
+        if call[1] - before[1] > APART / 2:
+            wake_ups.append([])
+        wake_ups[-1].append(call)
+    return wake_ups, len(calls), took
+
+
+def test_a_trickling_log_is_taken_in_few_wake_ups_each_read_timed_as_read() -> None:
+    # Taken at each line, the run's thread woke as often as Nix wrote; each of its wake-ups
+    # now takes what came meanwhile (_Reader.BATCH_SECONDS).
+    wake_ups, reads, took = trickled(prompt=False)
+
+    read_at = [at for wake_up in wake_ups for at, _ in wake_up]
     assert read_at == sorted(read_at)
-    assert read_at[-1] - read_at[0] >= 0.8 * (lines - 1) * apart
-    # Calls less than half the lines' spacing apart are one wake-up. Taken as they came, each
-    # line would be one; batched, the wake-ups are at least BATCH_SECONDS apart.
-    gaps = [b - a for (_, a), (_, b) in itertools.pairwise(calls)]
-    wake_ups = 1 + sum(gap > apart / 2 for gap in gaps)
-    assert wake_ups <= took / _Reader.BATCH_SECONDS + 2
+    assert read_at[-1] - read_at[0] >= 0.8 * (LINES - 1) * APART
+    # Batched: at most one wake-up per BATCH_SECONDS (twice that, for a loaded machine's
+    # pauses within one), where each line would be one.
+    assert len(wake_ups) <= 2 * took / _Reader.BATCH_SECONDS + 2 < reads
+    # Each read keeps the time it was read at, not its batch's: the lines of one wake-up
+    # were read their spacing apart.
+    together = max(wake_ups, key=len)
+    assert len(together) >= 2
+    assert all(b[0] - a[0] >= APART / 2 for a, b in itertools.pairwise(together))
+
+
+def test_a_log_the_run_wants_at_once_is_taken_read_by_read() -> None:
+    # Until the NAR hashes' query has started, the engine wants each read as it comes.
+    wake_ups, reads, took = trickled(prompt=True)
+
+    assert len(wake_ups) > 2 * took / _Reader.BATCH_SECONDS
+    assert len(wake_ups) >= reads // 2
+
+
+def test_what_nix_wrote_before_a_signal_that_came_in_a_batch_wait_is_taken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A build Nix started just before the job was cancelled is in the report, stopped: its
+    # line, read but waiting for the next batch, is taken before the stream stops.
+    monkeypatch.setattr(_Reader, "BATCH_SECONDS", 30.0)
+    script = (
+        "import sys, time\n"
+        "sys.stderr.write('first\\n'); sys.stderr.flush()\n"
+        "time.sleep(0.01)\n"
+        "sys.stderr.write('second\\n'); sys.stderr.flush()\n"
+        "time.sleep(60)\n"
+    )
+    taken: list[bytes] = []
+    tee = Tee(on_lines=lambda read, _now: taken.extend(read))
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    began = time.monotonic()
+    try:
+        with sigterm_interrupts(), pytest.raises(Interrupted):
+            Subprocesses().stream([sys.executable, "-c", script], tee)
+    finally:
+        timer.cancel()
+
+    assert taken == [b"first\n", b"second\n"]
+    assert time.monotonic() - began < 10  # the signal cut the wait short
+
+
+def test_a_stream_stopped_by_a_signal_keeps_what_nix_wrote_in_the_raw_log() -> None:
+    script = (
+        "import sys, time\n"
+        "sys.stderr.write('first\\n'); sys.stderr.flush()\n"
+        "for i in range(50):\n"
+        "    sys.stderr.write(f'then {i}\\n'); sys.stderr.flush(); time.sleep(0.001)\n"
+        "time.sleep(60)\n"
+    )
+    log = io.BytesIO()
+
+    def cancelled(_read: list[bytes], _now: float) -> None:
+        time.sleep(0.5)  # Nix writes on meanwhile; then the job is cancelled
+        raise Interrupted
+
+    tee = Tee(on_lines=cancelled, raw_log=log)
+    try:
+        Subprocesses().stream([sys.executable, "-c", script], tee)
+    except Interrupted:
+        pass
+    else:
+        raise AssertionError("the stream should have been interrupted")
+
+    assert log.getvalue() == b"first\n" + b"".join(f"then {i}\n".encode() for i in range(50))
 
 
 def test_a_command_started_early_is_taken_by_its_stream_with_its_lines_timed_as_read() -> None:

@@ -139,3 +139,39 @@ def test_a_kill_is_reaped_as_popen_reports_it() -> None:
     assert proc.wait() == -signal.SIGKILL
     proc.kill()  # once ended, a second kill does nothing
     assert proc.poll() == -signal.SIGKILL
+
+
+def test_where_posix_spawn_cannot_start_a_session_popen_starts_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def unsupported(*_args: object, **_kwargs: object) -> int:
+        raise NotImplementedError  # what os.posix_spawnp raises for setsid on an older macOS
+
+    monkeypatch.setattr(os, "posix_spawnp", unsupported)
+    proc = spawn_streamed([sys.executable, "-c", "print('out')"], os.environ)
+    assert isinstance(proc, subprocess.Popen)
+    assert proc.stdout is not None
+    assert proc.stdout.read() == b"out\n"
+    assert proc.wait() == 0
+
+
+def test_a_child_reaped_elsewhere_ends_as_popen_says_it_did() -> None:
+    # With SIGCHLD ignored, the system reaps children itself and their status is lost.
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        proc = spawned("import sys; sys.exit(5)")
+        assert proc.wait() == 0
+        assert proc.poll() == 0
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+
+
+def test_nothing_start_py_imports_before_the_build_starts_imports_subprocess() -> None:
+    # Importing it took 6 ms before the build could start.
+    code = (
+        "import sys\n"
+        "import nix_cache_action.start, nix_cache_action.nix.probe, nix_cache_action.nix.spawn\n"
+        "print('subprocess' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout == "False\n"

@@ -66,13 +66,18 @@ def _ignore_error(_error: OSError) -> None:
     return None
 
 
+def _never() -> bool:
+    return False
+
+
 @record
 class Tee:
     """Where a streamed run's stderr goes: its lines to `on_lines`, as many at once as one read
     brought (each with its newline, but a last one that has none), the raw bytes to `raw_log`.
 
     `on_start` hears the argv before the process starts, so a run that is interrupted is still
-    on record with what it ran.
+    on record with what it ran. While `prompt` says so, each read is taken as soon as it comes;
+    else a log that trickles is taken in batches (`_Reader.chunks`).
     """
 
     on_lines: Callable[[list[bytes], float], None]
@@ -80,6 +85,7 @@ class Tee:
     on_start: Callable[[tuple[str, ...]], None] = field(default=_ignore_argv)
     # The raw log could not be written (a full disk): teeing stops, Nix goes on.
     on_log_error: Callable[[OSError], None] = field(default=_ignore_error)
+    prompt: Callable[[], bool] = field(default=_never)
 
 
 class Runner(Protocol):
@@ -240,9 +246,10 @@ class Subprocesses:
     def stream(self, argv: Sequence[str], tee: Tee) -> Streamed:
         """Run with stderr turned into lines as they come; the raw bytes are teed.
 
-        Nothing of the log is kept here: each line goes to `tee.raw_log` and `tee.on_lines`, then
-        is dropped. On Interrupted (SIGTERM) the process and its children are stopped before
-        re-raising. The command started early with this very argv is taken, not started again;
+        Nothing of the log is kept here but the reads not yet taken: each line goes to
+        `tee.raw_log` and `tee.on_lines`, then is dropped. On Interrupted (SIGTERM) the process
+        and its children are stopped before re-raising, and what Nix wrote meanwhile still goes
+        to the raw log. The command started early with this very argv is taken, not started again;
         one started early with another is stopped first.
         """
         args = tuple(argv)
@@ -264,7 +271,7 @@ class Subprocesses:
             # Inside the try: a signal from here on still stops the process.
             if reader is None:
                 reader = _Reader(args, proc, self.clock, started)
-            _lines(reader.chunks(), tee.on_lines, copy)
+            _lines(reader.chunks(tee.prompt), tee.on_lines, copy)
             returncode: int | None = proc.wait()
         except Interrupted:
             interrupted = True
@@ -275,6 +282,9 @@ class Subprocesses:
                 stop(proc)
             if reader is not None:
                 reader.join()
+                if interrupted:
+                    for chunk, _ in reader.left():
+                        copy.write(chunk)
             copy.flush()
             if interrupted:
                 debug.warning(f"stopped {shlex.join(args)}")
@@ -303,7 +313,8 @@ class _Reader:
     # thread cost it about 0.2 ms of CPU, what it runs being out of the CPU's caches by then. A
     # cold build of 201 derivations (benchmarks/overhead.py, Nix 2.8) is 320 reads: the run's
     # thread used 127 to 136 ms of CPU taking each at once, 106 to 112 ms at 20 ms, 90 to
-    # 97 ms at 50 ms. What it says in the terminal comes that much later, at most.
+    # 97 ms at 50 ms. What the run says in the terminal and its progress come that much later,
+    # at most; what must not wait (Tee.prompt) does not.
     BATCH_SECONDS = 0.05
 
     def __init__(
@@ -342,10 +353,19 @@ class _Reader:
             self._reads.put(None)
             self._log_ended.set()
 
-    def chunks(self) -> Iterator[tuple[bytes, float]]:
+    def chunks(self, prompt: Callable[[], bool] = _never) -> Iterator[tuple[bytes, float]]:
         """The reads so far and to come, each with the time it was read, until the log ends:
-        all that came meanwhile at each wake-up, and after a small batch a wait of up to
-        BATCH_SECONDS that the log's end cuts short."""
+        all that came meanwhile at each wake-up, and after a small batch, unless `prompt()`,
+        a wait of up to BATCH_SECONDS that the log's end cuts short. Interrupted while it
+        waits, it first gives what was read before the signal: a build Nix had started by
+        then is in the run's report, stopped."""
+        try:
+            yield from self._batches(prompt)
+        except Interrupted:
+            yield from self.left()
+            raise
+
+    def _batches(self, prompt: Callable[[], bool]) -> Iterator[tuple[bytes, float]]:
         get, empty = self._reads.get, self._empty
         while True:
             try:
@@ -362,8 +382,19 @@ class _Reader:
                     break
             if read is None:
                 return
-            if size < SMALL_READ:
+            if size < SMALL_READ and not prompt():
                 self._log_ended.wait(self.BATCH_SECONDS)
+
+    def left(self) -> Iterator[tuple[bytes, float]]:
+        """The reads not taken so far (a stream cut short)."""
+        while True:
+            try:
+                read = self._reads.get(block=False)
+            except self._empty:
+                return
+            if read is None:
+                return
+            yield read
 
     def join(self) -> None:
         for thread in self._threads:

@@ -75,15 +75,24 @@ def _spawned(args: list[str], environ: Mapping[str, str]) -> Spawned:
     """`args` started as `subprocess.Popen` starts it here: stdout and stderr piped, in a
     session of its own, SIGPIPE and SIGXFSZ as their defaults (Python ignores SIGPIPE), and
     none of this process's descriptors but the three standard ones."""
+    # Descriptors that cannot be listed, or a standard stream this process was started without
+    # (a pipe took its number): Popen handles both.
+    inherited = _inherited()
+    if inherited is None:
+        raise NotImplementedError
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
+    if min(out_write, err_write) <= 2:
+        for fd in (out_read, out_write, err_read, err_write):
+            os.close(fd)
+        raise NotImplementedError
     try:
         # The pipes are not inherited (os.pipe's are close-on-exec); dup2 makes their copies
         # on 1 and 2 inherited. Anything else inherited is closed, as Popen's close_fds does.
         actions = [
             (os.POSIX_SPAWN_DUP2, out_write, 1),
             (os.POSIX_SPAWN_DUP2, err_write, 2),
-            *((os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited()),
+            *((os.POSIX_SPAWN_CLOSE, fd) for fd in inherited),
         ]
         pid = os.posix_spawnp(
             args[0],
@@ -103,12 +112,13 @@ def _spawned(args: list[str], environ: Mapping[str, str]) -> Spawned:
     return Spawned(args, pid, os.fdopen(out_read, "rb"), os.fdopen(err_read, "rb"))
 
 
-def _inherited() -> list[int]:
-    """This process's descriptors above 2 that a child would inherit."""
+def _inherited() -> list[int] | None:
+    """This process's descriptors above 2 that a child would inherit; None when this system
+    cannot list them."""
     try:
         names = os.listdir("/dev/fd")  # noqa: PTH208 - pathlib is not imported yet
     except OSError:
-        return []
+        return None
     found = []
     for name in names:
         fd = int(name)
@@ -122,7 +132,8 @@ def _inherited() -> list[int]:
 
 class Spawned:
     """A command started by `os.posix_spawnp`, with the part of `subprocess.Popen` the runner
-    uses: its pipes, `poll`, `wait` (a timeout raises subprocess.TimeoutExpired) and `kill`."""
+    uses: its pipes, `poll`, `wait` (a timeout raises subprocess.TimeoutExpired) and `kill`.
+    Waited for by one thread only (the run's), unlike Popen, which locks."""
 
     def __init__(self, args: list[str], pid: int, stdout: IO[bytes], stderr: IO[bytes]) -> None:
         self.args = args
@@ -167,8 +178,10 @@ class Spawned:
         try:
             pid, status = os.waitpid(self.pid, options)
         except ChildProcessError:
-            # Reaped elsewhere: its status is lost, and it is no longer running.
-            self.returncode = -1 if self.returncode is None else self.returncode
+            # Reaped elsewhere (SIGCHLD ignored, say): its status is lost, and it no longer
+            # runs. 0, as Popen says then; the run reads the build's outcome from its output.
+            if self.returncode is None:
+                self.returncode = 0
             return
         if pid == self.pid:
             self.returncode = os.waitstatus_to_exitcode(status)
