@@ -3,8 +3,8 @@ which runs everything else, so that start.py can start a run's build before it i
 
 start.py starts it with `os.posix_spawnp` where it can (`spawn_streamed`): importing
 `subprocess` (threading, selectors, signal handling) took 6 ms before the build could start, a
-third of the time from the CLI's own start to its build's. Where a directory is given, or this
-system's `posix_spawn` cannot start a new session, `subprocess.Popen` starts it.
+third of the time from the CLI's own start to its build's. Where a directory is given, or
+`posix_spawn` cannot start it as Popen would (`_spawned`), `subprocess.Popen` starts it.
 """
 
 from __future__ import annotations
