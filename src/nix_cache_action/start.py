@@ -156,7 +156,7 @@ def early_probe(argv: Sequence[str]) -> Probe | None:
     import time  # noqa: PLC0415 - only a build asks
 
     from nix_cache_action.nix.probe import Probe, build_argv  # noqa: PLC0415
-    from nix_cache_action.nix.spawn import popen_streamed, spawn_streamed  # noqa: PLC0415
+    from nix_cache_action.nix.spawn import spawn_streamed  # noqa: PLC0415
 
     build = _certain_build(reading)
     early = None
@@ -169,11 +169,7 @@ def early_probe(argv: Sequence[str]) -> Probe | None:
         )
         started = time.monotonic()  # Subprocesses' clock
         try:
-            early = (
-                spawn_streamed(argv_of_build, os.environ)
-                if directory is None
-                else popen_streamed(argv_of_build, cwd=directory, env=None)
-            )
+            early = spawn_streamed(argv_of_build, os.environ, cwd=directory)
         except (OSError, ValueError):
             early = None  # left to the run's own build to fail on, with its message
     runner = None

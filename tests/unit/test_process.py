@@ -12,9 +12,11 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from nix_cache_action.nix.probe import build_argv
 from nix_cache_action.nix.process import (
     CHUNK,
     Interrupted,
@@ -26,6 +28,8 @@ from nix_cache_action.nix.process import (
     _Reader,
     sigterm_interrupts,
 )
+from nix_cache_action.nix.spawn import spawn_streamed
+from nix_cache_action.start import early_probe
 
 
 class Reads(io.RawIOBase):
@@ -227,6 +231,13 @@ def test_a_stream_stopped_by_a_signal_keeps_what_nix_wrote_in_the_raw_log() -> N
     assert log.getvalue() == b"first\n" + b"".join(f"then {i}\n".encode() for i in range(50))
 
 
+def start_early(runner: Subprocesses, argv: list[str]) -> None:
+    """`argv` started as start.py starts a run's build while the CLI imports itself, and
+    handed to the runner for its stream to take."""
+    started = runner.clock()
+    runner.take_early(argv, spawn_streamed(argv, os.environ, cwd=None), started)
+
+
 def test_a_command_started_early_is_taken_by_its_stream_with_its_lines_timed_as_read() -> None:
     script = (
         "import sys, time\n"
@@ -238,7 +249,7 @@ def test_a_command_started_early_is_taken_by_its_stream_with_its_lines_timed_as_
     argv = [sys.executable, "-c", script]
     runner = Subprocesses()
     started = runner.clock()
-    runner.start_early(argv)
+    start_early(runner, argv)
     time.sleep(0.2)  # the CLI importing itself
     taken = runner.clock()
     reads: list[tuple[list[bytes], float]] = []
@@ -257,7 +268,7 @@ def test_a_command_started_early_is_taken_by_its_stream_with_its_lines_timed_as_
 
 def test_a_command_started_early_with_other_words_is_stopped_and_the_one_asked_runs() -> None:
     runner = Subprocesses()
-    runner.start_early([sys.executable, "-c", "import time; time.sleep(60)"])
+    start_early(runner, [sys.executable, "-c", "import time; time.sleep(60)"])
     early = runner._early
     assert early is not None
     lines: list[bytes] = []
@@ -273,7 +284,7 @@ def test_a_command_started_early_with_other_words_is_stopped_and_the_one_asked_r
 
 def test_a_command_started_early_and_never_taken_is_stopped() -> None:
     runner = Subprocesses()
-    runner.start_early([sys.executable, "-c", "import time; time.sleep(60)"])
+    start_early(runner, [sys.executable, "-c", "import time; time.sleep(60)"])
     early = runner._early
     assert early is not None
 
@@ -282,21 +293,30 @@ def test_a_command_started_early_and_never_taken_is_stopped() -> None:
     assert early.proc.poll() is not None
 
 
-def test_a_command_that_cannot_start_early_is_left_to_its_stream() -> None:
-    runner = Subprocesses()
-    runner.start_early(["/nonexistent/nix", "build"])
+def test_a_command_that_cannot_start_early_is_left_to_its_stream(tmp_path: Path) -> None:
+    # As start.py leaves it: no build waits for the run, whose own fails with its message.
+    nix = str(tmp_path / "nonexistent" / "nix")
+    log = str(tmp_path / "nix.log")
+    probe = early_probe(["build", "--nix", nix, "--log", log])
+    assert probe is not None
     try:
-        runner.stream(["/nonexistent/nix", "build"], Tee(on_lines=print))
-    except FileNotFoundError:
-        pass
-    else:
-        raise AssertionError("the stream should fail as it does without an early start")
+        assert probe.runner.early_start() is None
+        try:
+            probe.runner.stream(
+                build_argv(nix, [".#default"], keep_going=True, fallback=True), Tee(on_lines=print)
+            )
+        except FileNotFoundError:
+            pass
+        else:
+            raise AssertionError("the stream should fail as it does without an early start")
+    finally:
+        probe.close()
 
 
 def test_a_command_started_early_that_ended_before_it_was_taken_is_timed_to_its_end() -> None:
     argv = [sys.executable, "-c", "import sys; sys.stderr.write('done\\n')"]
     runner = Subprocesses()
-    runner.start_early(argv)
+    start_early(runner, argv)
     time.sleep(1.0)  # the command ends long before the run takes it
     lines: list[bytes] = []
 

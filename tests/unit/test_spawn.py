@@ -18,7 +18,7 @@ from nix_cache_action.nix.spawn import Spawned, spawn_streamed
 
 
 def spawned(code: str) -> Spawned:
-    proc = spawn_streamed([sys.executable, "-c", code], os.environ)
+    proc = spawn_streamed([sys.executable, "-c", code], os.environ, cwd=None)
     assert isinstance(proc, Spawned)  # posix_spawn, not the Popen it falls back to
     return proc
 
@@ -54,7 +54,7 @@ def ignored_signals(proc: Spawned | subprocess.Popen[bytes]) -> int:
 def test_the_child_ignores_the_signals_popen_leaves_it_to_ignore_and_not_sigpipe() -> None:
     # Python ignores SIGPIPE; a Nix that ignored it would not die of a closed pipe.
     argv = ["cat", "/proc/self/status"]
-    spawned_mask = ignored_signals(spawn_streamed(argv, os.environ))  # type: ignore[arg-type]
+    spawned_mask = ignored_signals(spawn_streamed(argv, os.environ, cwd=None))  # type: ignore[arg-type]
     popen_mask = ignored_signals(subprocess.Popen(argv, stdout=subprocess.PIPE))
     assert not spawned_mask & (1 << (signal.SIGPIPE - 1))
     # The rest as Popen leaves them; below SIGRTMIN, where glibc keeps two signals of its own
@@ -88,7 +88,8 @@ def test_no_descriptor_of_this_process_but_the_standard_three_is_inherited() -> 
 def test_the_environment_and_the_executable_are_this_processs() -> None:
     os.environ["NCA_SPAWN_TEST"] = "handed on"
     try:
-        proc = spawn_streamed(["env"], os.environ)  # a bare name, looked up on PATH as Popen does
+        # A bare name, looked up on PATH as Popen does.
+        proc = spawn_streamed(["env"], os.environ, cwd=None)
         assert proc.stdout is not None
         assert b"NCA_SPAWN_TEST=handed on\n" in proc.stdout.read()
         assert proc.wait() == 0
@@ -98,7 +99,7 @@ def test_the_environment_and_the_executable_are_this_processs() -> None:
 
 def test_a_missing_executable_is_refused_as_popen_refuses_it() -> None:
     with pytest.raises(FileNotFoundError):
-        spawn_streamed(["/nonexistent/nix", "build"], os.environ)
+        spawn_streamed(["/nonexistent/nix", "build"], os.environ, cwd=None)
     with pytest.raises(FileNotFoundError):
         subprocess.Popen(["/nonexistent/nix", "build"])
 
@@ -148,7 +149,7 @@ def test_where_posix_spawn_cannot_start_a_session_popen_starts_it(
         raise NotImplementedError  # what os.posix_spawnp raises for setsid on an older macOS
 
     monkeypatch.setattr(os, "posix_spawnp", unsupported)
-    proc = spawn_streamed([sys.executable, "-c", "print('out')"], os.environ)
+    proc = spawn_streamed([sys.executable, "-c", "print('out')"], os.environ, cwd=None)
     assert isinstance(proc, subprocess.Popen)
     assert proc.stdout is not None
     assert proc.stdout.read() == b"out\n"
@@ -175,3 +176,14 @@ def test_nothing_start_py_imports_before_the_build_starts_imports_subprocess() -
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout == "False\n"
+
+
+def test_a_build_in_another_directory_is_started_there_by_popen(tmp_path: Path) -> None:
+    # posix_spawn cannot change directory: `-C DIR` builds are started as before.
+    proc = spawn_streamed(
+        [sys.executable, "-c", "import os; print(os.getcwd())"], os.environ, cwd=str(tmp_path)
+    )
+    assert isinstance(proc, subprocess.Popen)
+    assert proc.stdout is not None
+    assert proc.stdout.read().decode().strip() == str(tmp_path)
+    assert proc.wait() == 0

@@ -98,7 +98,7 @@ class Runner(Protocol):
     def stream(self, argv: Sequence[str], tee: Tee) -> Streamed: ...
 
     def early_start(self) -> float | None:
-        """When the command started early (`Subprocesses.start_early`) started, if one is
+        """When the command started early (`Subprocesses.take_early`) started, if one is
         waiting for its stream."""
         ...
 
@@ -175,7 +175,7 @@ class Subprocesses:
         self.cwd = cwd
         self.env = dict(env) if env is not None else None
         self._clock = clock
-        self._early: _Reader | None = None  # start_early's, until a stream takes it
+        self._early: _Reader | None = None  # take_early's, until a stream takes it
 
     def clock(self) -> float:
         return self._clock()
@@ -212,18 +212,8 @@ class Subprocesses:
         )
         return _Running(args, proc)
 
-    def start_early(self, argv: Sequence[str]) -> None:
-        """Start the command a later `stream` of the same argv will run, now (see take_early).
-        A command that cannot start is left to `stream` to fail on."""
-        started = self.clock()
-        try:
-            proc = popen_streamed(argv, cwd=self.cwd, env=self.env)
-        except (OSError, subprocess.SubprocessError):
-            return
-        self.take_early(argv, proc, started)
-
     def take_early(self, argv: Sequence[str], proc: StreamedProcess, started: float) -> None:
-        """Own `proc`, started at `started` (by this runner's clock) as `spawn.popen_streamed`
+        """Own `proc`, started at `started` (by this runner's clock) as `spawn.spawn_streamed`
         starts it, for a later `stream` of the same argv: start.py starts a run's build while
         the CLI imports itself. Its log is read from now on, each read with its time, so that
         the run sees it as if streamed from the start."""

@@ -58,11 +58,15 @@ def popen_streamed(
         raise OSError(f"could not start {args[0]}: {exc}") from exc
 
 
-def spawn_streamed(args: Sequence[str], environ: Mapping[str, str]) -> StreamedProcess:
-    """`popen_streamed` here, with this process's own environment `environ` (os.environ,
-    handed on by start.py), started by `os.posix_spawnp` where this system can start a
-    new session with it; `args[0]` is looked up on this process's PATH, as Popen looks it up
-    when given no environment."""
+def spawn_streamed(
+    args: Sequence[str], environ: Mapping[str, str], *, cwd: str | None
+) -> StreamedProcess:
+    """`popen_streamed` in `cwd` (None: here), with this process's own environment `environ`
+    (os.environ, handed on by start.py), started by `os.posix_spawnp` where it can start it
+    as Popen would: here, and where this system can start a new session with it. `args[0]`
+    is looked up on this process's PATH, as Popen looks it up when given no environment."""
+    if cwd is not None:
+        return popen_streamed(args, cwd=cwd, env=None)  # posix_spawn cannot change directory
     if hasattr(os, "posix_spawnp"):
         try:
             return _spawned(list(args), environ)
